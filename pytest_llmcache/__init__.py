@@ -1,0 +1,1 @@
+"""pytest-llmcache: record real OpenAI / Azure OpenAI exchanges once, replay them offline."""
