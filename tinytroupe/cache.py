@@ -1,0 +1,108 @@
+"""The API response cache: one SQLite file of JSON responses keyed by a hash of the request.
+
+SQLite gives what a pickled dict could not: each new entry is one small transaction (O(1) in
+the number of entries, no rewrite of the file), writes are atomic, several processes (pytest-xdist
+workers) can share one file, and nothing is ever unpickled. A file that is not a cache of ours
+is never discarded: opening it raises `CacheError` naming it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from tinytroupe.errors import CacheError
+
+FORMAT = "tinytroupe-api-cache"
+FORMAT_VERSION = "1"
+_PICKLE_MAGIC = (b"\x80", b"(dp", b"}q")
+
+
+def request_key(model: str | None, params: dict[str, Any]) -> str:
+    """A stable key for one request: SHA-256 of its canonical JSON (key order does not matter)."""
+    canonical = json.dumps({"model": model, "params": params}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class ApiCache:
+    """A persistent map from request keys to JSON-able responses."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._check_foreign_file()
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            # WAL: readers never block the writer; NORMAL sync stays atomic if the process is killed.
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._init_schema()
+        except sqlite3.DatabaseError as err:
+            raise CacheError(
+                f"{self.path}: not a usable API cache ({err}); move it away or delete it to start a new cache"
+            ) from err
+
+    def _check_foreign_file(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            with self.path.open("rb") as handle:
+                head = handle.read(16)
+        except OSError as err:
+            raise CacheError(f"{self.path}: cannot read the API cache: {err}") from err
+        if not head:
+            raise CacheError(f"{self.path}: the API cache file is empty (truncated?); delete it to start a new cache")
+        if head.startswith(_PICKLE_MAGIC):
+            raise CacheError(
+                f"{self.path}: this looks like a pickled cache from an older TinyTroupe; it is never unpickled "
+                "(unsafe). Delete it, or set CACHE_FILE_NAME to a new file"
+            )
+
+    def _init_schema(self) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?), ('version', ?)", (FORMAT, FORMAT_VERSION))
+                meta = dict(self._db.execute("SELECT name, value FROM meta"))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+            raise CacheError(
+                f"{self.path}: not an API cache of this version (format {meta.get('format')!r}, version "
+                f"{meta.get('version')!r}); delete it or choose another CACHE_FILE_NAME"
+            )
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except json.JSONDecodeError as err:
+            raise CacheError(f"{self.path}: entry {key} is not valid JSON ({err}); delete the file") from err
+
+    def put(self, key: str, value: Any) -> None:
+        data = json.dumps(value, separators=(",", ":"))
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, data))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM entries").fetchone()[0]
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM entries WHERE key = ?", (key,)).fetchone() is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
