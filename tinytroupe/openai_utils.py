@@ -199,8 +199,8 @@ class OpenAIClient:
 
     def _call(self, endpoint: str, params: dict[str, Any], timeout: float | None, policy: RetryPolicy) -> dict[str, Any] | None:
         cache = self._cache_in_use()
-        key = request_key(params.get("model"), {"api_type": self.api_type, "endpoint": endpoint, **params}) if cache else None
         if cache is not None:
+            key = request_key(params.get("model"), {"api_type": self.api_type, "endpoint": endpoint, **params})
             hit = cache.get(key)
             if hit is not None:
                 logger.debug("API cache hit for %s %s", endpoint, params.get("model"))
