@@ -67,8 +67,12 @@ def retry_after_seconds(error: BaseException) -> float | None:
     try:
         return max(float(seconds), 0.0)
     except ValueError:
-        moment = email.utils.parsedate_to_datetime(seconds) if seconds.strip() else None
-        return max(moment.timestamp() - time.time(), 0.0) if moment else None
+        pass
+    try:  # the HTTP-date form
+        moment = email.utils.parsedate_to_datetime(seconds)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
 
 
 def _causes(error: BaseException) -> list[BaseException]:
