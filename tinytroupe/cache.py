@@ -80,28 +80,30 @@ class ApiCache:
                 f"{meta.get('version')!r}); delete it or choose another CACHE_FILE_NAME"
             )
 
+    def _query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, parameters).fetchall()
+        except sqlite3.DatabaseError as err:
+            raise CacheError(f"{self.path}: the API cache is damaged ({err}); move it away or delete it") from err
+
     def get(self, key: str) -> Any | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
-        if row is None:
+        rows = self._query("SELECT value FROM entries WHERE key = ?", (key,))
+        if not rows:
             return None
         try:
-            return json.loads(row[0])
+            return json.loads(rows[0][0])
         except json.JSONDecodeError as err:
             raise CacheError(f"{self.path}: entry {key} is not valid JSON ({err}); delete the file") from err
 
     def put(self, key: str, value: Any) -> None:
-        data = json.dumps(value, separators=(",", ":"))
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, data))
+        self._query("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, json.dumps(value, separators=(",", ":"))))
 
     def __len__(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT count(*) FROM entries").fetchone()[0]
+        return self._query("SELECT count(*) FROM entries")[0][0]
 
     def __contains__(self, key: str) -> bool:
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM entries WHERE key = ?", (key,)).fetchone() is not None
+        return bool(self._query("SELECT 1 FROM entries WHERE key = ?", (key,)))
 
     def close(self) -> None:
         with self._lock:
