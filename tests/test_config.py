@@ -51,6 +51,12 @@ def test_wrong_types_name_file_section_key_and_value(tmp_path, line, key):
     assert str(path) in message and "[OpenAI]" in message and key in message and repr(value) in message
 
 
+def test_empty_sampling_values_mean_not_sent(tmp_path):
+    write_config(tmp_path, "TEMPERATURE=\nMAX_TOKENS=\n")
+    values = openai_defaults(read_config(tmp_path))
+    assert values["temperature"] is None and values["max_tokens"] is None
+
+
 def test_unparseable_file_is_named(tmp_path):
     (tmp_path / "config.ini").write_text("no section header\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="config.ini: cannot parse"):

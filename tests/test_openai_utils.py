@@ -57,7 +57,7 @@ def test_send_message_returns_first_choice_as_plain_dict(live_env):
 def test_parameters_left_none_are_not_sent_and_types_are_right(live_env):
     openai_utils.client().send_message(CHAT, top_p=1, max_attempts=1)
     body = live_env.requests[0].json()
-    assert "stop" not in body and "response_format" not in body and "timeout" not in body
+    assert not {"stop", "response_format", "timeout", "n"} & body.keys()
     assert isinstance(body["top_p"], float)
     assert isinstance(body["max_tokens"], int)
 
@@ -71,6 +71,13 @@ def test_defaults_resolve_at_call_time(live_env):
     first, second = (request.json() for request in chat_requests(live_env))
     assert first["model"] != "gpt-4.1-nano"
     assert second["model"] == "gpt-4.1-nano" and second["temperature"] == 0.9
+
+
+def test_a_default_set_to_none_is_not_sent(live_env):
+    for name in ("temperature", "top_p", "max_tokens", "frequency_penalty", "presence_penalty"):
+        openai_utils.force_default_value(name, None)
+    openai_utils.client().send_message(CHAT, model="gpt-4o")
+    assert live_env.requests[0].json() == {"model": "gpt-4o", "messages": CHAT}
 
 
 def test_force_default_value_rejects_unknown_keys():

@@ -51,6 +51,15 @@ def _optional_text(text: str) -> str | None:
     return text.strip() or None
 
 
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An empty value means None: the parameter is not sent and the service default applies."""
+
+    def parse_optional(text: str) -> Any:
+        return parse(text) if text.strip() else None
+
+    return parse_optional
+
+
 @dataclass(frozen=True)
 class _Key:
     name: str  # as in config.ini
@@ -63,11 +72,11 @@ _KEYS = (
     _Key("API_TYPE", "api_type", _parse_api_type, "openai or azure"),
     _Key("AZURE_API_VERSION", "azure_api_version", str.strip, "text"),
     _Key("MODEL", "model", str.strip, "text"),
-    _Key("MAX_TOKENS", "max_tokens", _at_least(1, int), "a whole number >= 1"),
-    _Key("TEMPERATURE", "temperature", float, "a number"),
-    _Key("TOP_P", "top_p", float, "a number"),
-    _Key("FREQ_PENALTY", "frequency_penalty", float, "a number"),
-    _Key("PRESENCE_PENALTY", "presence_penalty", float, "a number"),
+    _Key("MAX_TOKENS", "max_tokens", _optional(_at_least(1, int)), "a whole number >= 1 or nothing"),
+    _Key("TEMPERATURE", "temperature", _optional(float), "a number or nothing"),
+    _Key("TOP_P", "top_p", _optional(float), "a number or nothing"),
+    _Key("FREQ_PENALTY", "frequency_penalty", _optional(float), "a number or nothing"),
+    _Key("PRESENCE_PENALTY", "presence_penalty", _optional(float), "a number or nothing"),
     _Key("TIMEOUT", "timeout", _at_least(0, float), "a number of seconds >= 0"),
     _Key("MAX_ATTEMPTS", "max_attempts", _at_least(1, int), "a whole number >= 1"),
     _Key("WAITING_TIME", "waiting_time", _at_least(0, float), "a number of seconds >= 0"),

@@ -142,7 +142,7 @@ class OpenAIClient:
         max_attempts: int | None = None,
         waiting_time: float | None = None,
         exponential_backoff_factor: float | None = None,
-        n: int | None = 1,
+        n: int | None = None,
         response_format: dict[str, Any] | None = None,
         dedent_messages: bool = True,
         **extra_params: Any,
@@ -155,7 +155,7 @@ class OpenAIClient:
             "messages": messages,
             "temperature": default["temperature"] if temperature is None else temperature,
             "max_tokens": default["max_tokens"] if max_tokens is None else max_tokens,
-            "top_p": default["top_p"] if top_p is None else float(top_p),
+            "top_p": default["top_p"] if top_p is None else top_p,
             "frequency_penalty": default["frequency_penalty"] if frequency_penalty is None else frequency_penalty,
             "presence_penalty": default["presence_penalty"] if presence_penalty is None else presence_penalty,
             "stop": stop,
@@ -169,6 +169,8 @@ class OpenAIClient:
                 params.pop(name)
             params["max_completion_tokens"] = params.pop("max_tokens")
         params = {name: value for name, value in params.items() if value is not None}
+        if "top_p" in params:
+            params["top_p"] = float(params["top_p"])
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("Sending %d messages to %s (%d prompt tokens)", len(messages), model, self._count_tokens(messages, model))
 
