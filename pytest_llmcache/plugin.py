@@ -1,1 +1,164 @@
-"""pytest entry point (filled in by the plugin work)."""
+"""pytest entry point: fixtures and hooks. Every behaviour is a fixture a project can override.
+
+Data flow for one request in a test using `llm_cassette` (or `llm_client`, which uses it):
+SDK -> httpx2 transport (patched by vcrpy) -> `LLMCassette.can_play_response_for` ->
+`matching.request_key` -> dict lookup in the cassette loaded by `cassette.load` -> the recorded
+bytes; or, when recording, the real server -> `LLMCassette.append` (scrubbed) -> `cassette.save`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from pytest_llmcache import options
+from pytest_llmcache.errors import MissingRecording
+from pytest_llmcache.markers import MARKER_HELP, LLMMarker
+from pytest_llmcache.paths import cassette_path
+from pytest_llmcache.recorder import LLMCassette, sdk_sleep_patches
+from pytest_llmcache.report import Report
+from pytest_llmcache.scrubbing import AZURE_PLACEHOLDER_URL, Scrubber
+
+_REPORT = pytest.StashKey[Report]()
+_CASSETTE = pytest.StashKey[LLMCassette]()
+
+# What replay needs to build SDK clients when no real credentials are configured.
+PLACEHOLDER_ENV = {
+    "OPENAI_API_KEY": "sk-llmcache-placeholder",
+    "AZURE_OPENAI_KEY": "llmcache-placeholder",
+    "AZURE_OPENAI_API_KEY": "llmcache-placeholder",
+    "AZURE_OPENAI_ENDPOINT": AZURE_PLACEHOLDER_URL,
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    report = Report(config, options.cassette_dir(config), options.record_mode(config))
+    config.stash[_REPORT] = report
+    config.pluginmanager.register(report, "llmcache-report")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.llm(api_types=[...])`` runs the test once per API type."""
+    api_types = LLMMarker.of(metafunc.definition).api_types
+    if api_types and "llm_api_type" in metafunc.fixturenames:
+        metafunc.parametrize("llm_api_type", api_types, indirect=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail the test on a missing recording even when the code under test swallowed the error
+    (tinytroupe's client logs failures and returns None)."""
+    try:
+        result = yield
+    except BaseException as error:
+        _raise_swallowed_miss(item, error)
+        raise
+    _raise_swallowed_miss(item, None)
+    return result
+
+
+def _raise_swallowed_miss(item: pytest.Item, error: BaseException | None) -> None:
+    cassette = item.stash.get(_CASSETTE, None)
+    if cassette is None or not cassette.misses:
+        return
+    while error is not None:
+        if isinstance(error, MissingRecording):
+            return  # the test already fails with it
+        error = error.__cause__ or error.__context__
+    raise cassette.misses[0]
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def llm_cassette_dir(pytestconfig: pytest.Config) -> Path:
+    """Where cassettes live (--llm-cassette-dir / llm_cassette_dir)."""
+    return options.cassette_dir(pytestconfig)
+
+
+@pytest.fixture
+def llm_marker(request: pytest.FixtureRequest) -> LLMMarker:
+    """The test's merged ``llm`` marker arguments."""
+    return LLMMarker.of(request.node)
+
+
+@pytest.fixture
+def llm_record_mode(llm_marker: LLMMarker, pytestconfig: pytest.Config) -> str:
+    """The marker's record_mode, else --llm-record-mode / llm_record_mode (default: none)."""
+    return llm_marker.record_mode or options.record_mode(pytestconfig)
+
+
+@pytest.fixture
+def llm_cassette_path(request: pytest.FixtureRequest, llm_cassette_dir: Path, llm_marker: LLMMarker) -> Path:
+    """``<cassette dir>/<module path>/<Class.test_name[param-id]>.yaml``, or the marker's cassette=."""
+    node = request.node
+    test_name = ".".join(part for part in node.nodeid.split("::")[1:])
+    return cassette_path(llm_cassette_dir, request.config.rootpath, Path(node.path), test_name, llm_marker.cassette)
+
+
+@pytest.fixture
+def llm_scrubber() -> Scrubber:
+    """Scrubs recordings and vetoes writes holding live credentials; override to add rules."""
+    return Scrubber()
+
+
+@pytest.fixture
+def llm_placeholder_env() -> dict[str, str]:
+    """Environment variables set (when unset) while a cassette only replays, so clients build offline."""
+    return dict(PLACEHOLDER_ENV)
+
+
+@pytest.fixture
+def llm_cassette(
+    request: pytest.FixtureRequest,
+    llm_cassette_path: Path,
+    llm_record_mode: str,
+    llm_scrubber: Scrubber,
+    llm_placeholder_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[LLMCassette]:
+    """The test's cassette, active for every openai SDK call (sync, async, streaming) in the test.
+
+    It exposes `loaded`, `played`, `recorded`, `misses` and `waits` (the retry sleeps asked for,
+    skipped while replaying). It is saved after the test, secrets checked first.
+    """
+    context = LLMCassette.use(path=llm_cassette_path, record_mode=llm_record_mode, test_id=request.node.nodeid, scrubber=llm_scrubber)
+    with context as cassette:
+        if cassette.write_protected:
+            for name, value in llm_placeholder_env.items():
+                if not os.environ.get(name):
+                    monkeypatch.setenv(name, value)
+        for target, name, replacement in sdk_sleep_patches(cassette):
+            monkeypatch.setattr(target, name, replacement)
+        request.node.stash[_CASSETTE] = cassette
+        yield cassette
+    request.config.stash[_REPORT].add(cassette)
+    cassette.save()
+
+
+@pytest.fixture
+def llm_api_type(request: pytest.FixtureRequest, llm_marker: LLMMarker) -> str | None:
+    """The API type for this test: its api_types parameter, else the marker's api_type, else
+    None (the configured one)."""
+    return getattr(request, "param", None) or llm_marker.api_type
+
+
+@pytest.fixture
+def llm_client(llm_cassette: LLMCassette, llm_api_type: str | None, llm_marker: LLMMarker, tmp_path: Path) -> Iterator[Any]:
+    """``tinytroupe.openai_utils.client()`` for this test, under its cassette, with the marker's API
+    type and API cache applied (cache off unless cache=True) and restored afterwards."""
+    from tinytroupe import openai_utils
+
+    cache_file = str(tmp_path / "llm-api-cache.sqlite3") if llm_marker.cache else None
+    with openai_utils.overrides(
+        api_type=llm_api_type, api_cache=llm_marker.cache, cache_file_name=cache_file, sleep=llm_cassette.sleep
+    ):
+        yield openai_utils.client()

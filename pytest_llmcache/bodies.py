@@ -1,0 +1,133 @@
+"""HTTP bodies <-> their readable cassette form, byte for byte.
+
+A stored body is a mapping with exactly one of:
+
+- ``json``: the parsed document, plus ``layout`` naming how to re-serialise it (see `_LAYOUTS`);
+  used only when re-serialising reproduces the original bytes exactly;
+- ``sse``: a server-sent-events stream as text;
+- ``string``: any other UTF-8 text;
+- ``base64``: anything else.
+
+`decode_body(encode_body(raw, content_type)) == raw` for every `raw`.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import zlib
+from typing import Any
+
+__all__ = ["StoredBody", "decode_body", "decompress", "encode_body", "parse_json"]
+
+StoredBody = dict[str, Any]
+
+# Name -> json.dumps arguments; tried in order, the first one reproducing the bytes wins.
+_LAYOUTS: dict[str, dict[str, Any]] = {
+    "compact": {"separators": (",", ":")},
+    "spaced": {"separators": (", ", ": ")},
+    "indent=2": {"indent": 2},
+    "indent=4": {"indent": 4},
+}
+# Escaped lone surrogates parse into str values that can't be written as UTF-8 YAML.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON document in `raw`, or None when `raw` is not (a JSON object or array)."""
+    stripped = raw.lstrip()
+    if not stripped or stripped[:1] not in (b"{", b"["):
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _dumps(document: Any, layout: str) -> bytes:
+    name, *flags = str(layout).split() or [""]
+    if name not in _LAYOUTS:
+        raise ValueError(f"unknown JSON layout {layout!r}; known: {', '.join(_LAYOUTS)}")
+    text = json.dumps(document, ensure_ascii="ascii" in flags, **_LAYOUTS[name])
+    return (text + "\n" if "newline" in flags else text).encode("utf-8")
+
+
+def _layout_of(raw: bytes, document: Any) -> str | None:
+    """The layout that re-serialises `document` to exactly `raw`, if any."""
+    newline = raw.endswith(b"\n")
+    ascii_only = raw.isascii()
+    for name in _LAYOUTS:
+        for ensure_ascii in (False, True) if ascii_only else (False,):
+            layout = " ".join([name] + ["ascii"] * ensure_ascii + ["newline"] * newline)
+            if _dumps(document, layout) == raw:
+                return layout
+    return None
+
+
+def encode_body(raw: bytes, content_type: str = "") -> StoredBody:
+    """The readable stored form of `raw`."""
+    if not raw:
+        return {"string": ""}
+    if "json" in content_type.lower() or raw[:1] in (b"{", b"["):
+        document = parse_json(raw) if not _SURROGATE_ESCAPE.search(raw) else None
+        layout = _layout_of(raw, document) if document is not None else None
+        if layout is not None:
+            return {"json": document, "layout": layout}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(raw).decode("ascii")}
+    kind = "sse" if "text/event-stream" in content_type.lower() else "string"
+    return {kind: text}
+
+
+def decode_body(stored: Any) -> bytes:
+    """The original bytes of a stored body. Raises ValueError for something that isn't one."""
+    if stored is None:
+        return b""
+    if isinstance(stored, bytes):  # vcrpy's !!binary
+        return stored
+    if isinstance(stored, str):  # vcrpy request bodies are bare strings
+        return stored.encode("utf-8")
+    if not isinstance(stored, dict):
+        raise ValueError(f"a body must be a mapping, not {type(stored).__name__}")
+    if "json" in stored:
+        return _dumps(stored["json"], stored.get("layout", "compact"))
+    for kind in ("sse", "string"):
+        if kind in stored:
+            return decode_body(stored[kind])
+    if "base64" in stored:
+        try:
+            return base64.b64decode(stored["base64"], validate=True)
+        except (binascii.Error, TypeError) as err:
+            raise ValueError(f"invalid base64 body: {err}") from None
+    raise ValueError(f"a body needs one of json, sse, string, base64; found {', '.join(map(str, stored)) or 'nothing'}")
+
+
+def decompress(raw: bytes, headers: dict[str, list[str]]) -> tuple[bytes, dict[str, list[str]]]:
+    """`raw` and `headers` with a gzip/deflate content-encoding undone, so cassettes stay readable.
+
+    The content-encoding header goes and content-length follows, so replayed responses stay
+    consistent. Other encodings (e.g. br) are kept as they are.
+    """
+    encoding = next((values for name, values in headers.items() if name.lower() == "content-encoding"), None)
+    if not raw or not encoding or encoding[-1].strip().lower() not in ("gzip", "deflate", "x-gzip"):
+        return raw, headers
+    try:
+        # wbits 47 = auto-detect gzip or zlib header; plain deflate needs -15.
+        decoded = zlib.decompress(raw, 47) if encoding[-1].strip().lower() != "deflate" else _inflate(raw)
+    except zlib.error:
+        return raw, headers  # not what it claims to be: keep the bytes as they came
+    kept = {name: values for name, values in headers.items() if name.lower() != "content-encoding"}
+    for name in kept:
+        if name.lower() == "content-length":
+            kept[name] = [str(len(decoded))]
+    return decoded, kept
+
+
+def _inflate(raw: bytes) -> bytes:
+    try:
+        return zlib.decompress(raw)
+    except zlib.error:
+        return zlib.decompress(raw, -15)

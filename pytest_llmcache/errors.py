@@ -1,0 +1,53 @@
+"""Exceptions raised by pytest-llmcache. Every message says what went wrong and what to do."""
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["CassetteError", "LLMCacheError", "MissingRecording", "SecretLeakError"]
+
+
+class LLMCacheError(Exception):
+    """Base class of every pytest-llmcache error."""
+
+
+class CassetteError(LLMCacheError):
+    """A cassette file exists but can't be used (unreadable, corrupt, truncated, unknown version).
+
+    It is never treated as empty, so a broken recording is never silently re-recorded over.
+    """
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(
+            f"cassette {self.path} can't be used: {problem}. Fix or restore the file "
+            f"(a previous version may be at {self.path.name}.bak), or delete it and record again."
+        )
+
+
+class SecretLeakError(LLMCacheError):
+    """A live credential was about to be written into a cassette; nothing was written."""
+
+    def __init__(self, path: Path | str, where: list[str]) -> None:
+        self.path = Path(path)
+        self.where = where
+        super().__init__(
+            f"refusing to write cassette {self.path}: it would contain a live API key or credential "
+            f"({'; '.join(where)}). Nothing was written. Add a scrubbing rule for that field "
+            "(see the llm_scrubber fixture) and record again."
+        )
+
+
+class MissingRecording(LLMCacheError):
+    """A request has no recorded response and the record mode forbids recording it.
+
+    `retryable = False` tells retry loops (tinytroupe's backoff inspects the cause chain) that
+    retrying can't help.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, cassette_path: Path, request_summary: str) -> None:
+        self.cassette_path = cassette_path
+        self.request_summary = request_summary
+        super().__init__(message)

@@ -1,0 +1,220 @@
+"""The glue to vcrpy: a Cassette subclass that replays by canonical key.
+
+vcrpy patches the httpx2 transports the openai SDK sends through and asks this cassette, per
+request: `can_play_response_for` -> `play_response`, or (when recording) `append`. Here a request
+is keyed once (`matching.request_key`) and looked up in a dict of key -> queue of recorded
+responses, so replay cost doesn't grow with the cassette and identical requests get their
+responses in recorded order. Responses recorded in this run are never replayed in it: the server
+is the source of truth while recording (a recorded 429 must not answer its own retry).
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import time
+import weakref
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import anyio
+from vcr.cassette import Cassette
+from vcr.patch import PATCHER_NAMES
+from vcr.record_mode import RecordMode
+from vcr.request import Request
+
+from pytest_llmcache import cassette as cassette_file
+from pytest_llmcache.bodies import decode_body
+from pytest_llmcache.errors import MissingRecording
+from pytest_llmcache.matching import RequestView, body_diff, closest, request_key, stored_request_key
+from pytest_llmcache.scrubbing import Scrubber, is_azure
+
+__all__ = ["RECORD_MODES", "LLMCassette", "sdk_sleep_patches"]
+
+# pytest-recording's modes: vcrpy's, plus "rewrite" (record everything into a fresh cassette).
+RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
+_VCR_MODES = {"none": RecordMode.NONE, "once": RecordMode.ONCE, "new_episodes": RecordMode.NEW_EPISODES, "all": RecordMode.ALL, "rewrite": RecordMode.ALL}
+# The openai SDK sends through httpx2 (httpx when a legacy client is passed in); leave other libraries alone.
+_PATCHED = ("httpx", "httpx2")
+
+
+class LLMCassette(Cassette):
+    """One test's cassette: what was loaded, played, recorded and missed, and the waits asked for."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        record_mode: str = "none",
+        test_id: str = "",
+        scrubber: Scrubber | None = None,
+        **vcr_options: Any,
+    ) -> None:
+        if record_mode not in RECORD_MODES:
+            raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
+        skip = tuple(name for name in PATCHER_NAMES if name not in _PATCHED)
+        super().__init__(Path(path), record_mode=_VCR_MODES[record_mode], skip_patchers=skip, **vcr_options)
+        self.mode = record_mode
+        self.test_id = test_id
+        self.scrubber = scrubber if scrubber is not None else Scrubber()
+        self.loaded: list[cassette_file.Interaction] = []
+        self.existed = False  # whether a cassette file was there when the test started
+        self.played: list[int] = []  # indexes into `loaded`, in play order
+        self.recorded: list[cassette_file.Interaction] = []
+        self.misses: list[MissingRecording] = []
+        self.waits: list[float] = []  # what the SDK's or the library's backoff asked to sleep
+        self._queues: dict[str, deque[int]] = {}
+        self._keys: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
+
+    @property
+    def write_protected(self) -> bool:
+        """True when the cassette only replays: mode none, or mode once with a cassette on disk."""
+        return self.mode == "none" or (self.mode == "once" and self.existed)
+
+    def _load(self) -> None:
+        if self.mode == "rewrite":
+            return
+        try:
+            self.loaded = cassette_file.load(self._path)
+        except FileNotFoundError:
+            return
+        self.existed = True
+        for index, interaction in enumerate(self.loaded):
+            self._queues.setdefault(stored_request_key(interaction["request"]), deque()).append(index)
+
+    def _key(self, request: Request) -> str:
+        key = self._keys.get(request)
+        if key is None:
+            key = self._keys[request] = request_key(request.method, request.uri, request.body)
+        return key
+
+    # -- what vcrpy's transport stubs call ----------------------------------------------------
+
+    def can_play_response_for(self, request: Request) -> bool:
+        if self.mode in ("all", "rewrite"):
+            return False
+        key = self._key(request)
+        if self._queues.get(key):
+            return True
+        if self.write_protected:
+            # vcrpy would raise CannotOverwriteExistingCassetteException next, after scanning every
+            # interaction; ours says what to do. Kept in `misses` too, as clients may swallow it.
+            miss = self._miss(request, key)
+            self.misses.append(miss)
+            raise miss
+        return False
+
+    def play_response(self, request: Request) -> dict[str, Any]:
+        index = self._queues[self._key(request)].popleft()
+        self.played.append(index)
+        response = self.loaded[index]["response"]
+        return {"status": response["status"], "headers": response["headers"], "body": {"string": decode_body(response["body"])}}
+
+    def append(self, request: Request, response: dict[str, Any]) -> None:
+        self.recorded.append(
+            {
+                "request": self.scrubber.request(request.method, request.uri, request.headers, request.body or b""),
+                "response": self.scrubber.response(response["status"], response["headers"], response["body"]["string"]),
+            }
+        )
+        self.dirty = True
+
+    @property
+    def all_played(self) -> bool:
+        return len(self.played) == len(self.loaded)
+
+    def __len__(self) -> int:
+        return len(self.loaded) + len(self.recorded)
+
+    def _save(self, force: bool = False) -> None:
+        # vcrpy saves inside its context's __exit__, where an exception (e.g. a refused leak) would
+        # skip un-patching the transports. The plugin calls `save()` after the context instead.
+        pass
+
+    # -- after the test -----------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write the cassette if this run recorded something (atomically; secrets checked first)."""
+        if self.write_protected or not (self.recorded or (self.mode == "rewrite" and Path(self._path).exists())):
+            return
+        if self.mode == "new_episodes":
+            interactions = self.loaded + self.recorded
+        elif self.mode == "all":
+            # Re-recorded requests replace their old recordings; the others stay.
+            rerecorded = {stored_request_key(interaction["request"]) for interaction in self.recorded}
+            kept = [old for old in self.loaded if stored_request_key(old["request"]) not in rerecorded]
+            interactions = kept + self.recorded
+        else:
+            interactions = self.recorded
+        cassette_file.save(self._path, interactions, check=lambda text: self.scrubber.check(text, Path(self._path)))
+        self.dirty = False
+
+    def sleep(self, seconds: float) -> None:
+        """A backoff's sleep: noted in `waits`, and skipped when only replaying."""
+        self.waits.append(seconds)
+        if not self.write_protected:
+            time.sleep(seconds)
+
+    async def async_sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if not self.write_protected:
+            await anyio.sleep(seconds)
+
+    # -- the missing-recording message ---------------------------------------------------------
+
+    def _miss(self, request: Request, key: str) -> MissingRecording:
+        sent = RequestView(request.method, request.uri, request.body or b"")
+        path = _display(Path(self._path))
+        lines = [f"No recorded response for this request in cassette {path} (record mode {self.mode!r}):", f"    {sent.summary()}"]
+        if key in self._queues:
+            count = sum(1 for index in self.played if stored_request_key(self.loaded[index]["request"]) == key)
+            lines.append(f"It was recorded {count} time(s) and all of them were played: the test now sends it more often.")
+        elif self.loaded:
+            found = closest(sent, (RequestView.of_stored(interaction["request"]) for interaction in self.loaded))
+            assert found is not None
+            index, recorded = found
+            lines.append(f"The closest recorded request is interaction #{index}: {recorded.summary()}")
+            diff = body_diff(recorded, sent)
+            lines += ["Body diff, recorded -> sent:"] + [f"    {line}" for line in diff] if diff else [
+                f"Same body; the method or path differs ({recorded.method} {recorded.target})."
+            ]
+        else:
+            lines.append("The cassette file does not exist yet." if not self.existed else "The cassette has no interactions.")
+        credentials = "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_KEY" if is_azure(request.uri) else "OPENAI_API_KEY"
+        mode = "new_episodes" if self.existed else "once"
+        command = f"pytest {shlex.quote(self.test_id)} --llm-record-mode={mode}" if self.test_id else f"pytest --llm-record-mode={mode}"
+        lines += [f"To record it, set {credentials} to a real endpoint/key and run:", f"    {command}"]
+        return MissingRecording("\n".join(lines), cassette_path=Path(self._path), request_summary=sent.summary())
+
+
+def _display(path: Path) -> str:
+    """`path` relative to the working directory when it is below it: what a user would type."""
+    try:
+        return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+class _SDKClock:
+    """Stands in for `time` / `anyio` inside openai._base_client so its retry sleeps go through a
+    cassette (noted, and skipped when replaying); everything else is the real module."""
+
+    def __init__(self, module: Any, sleep: Any) -> None:
+        self._module = module
+        self.sleep = sleep
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+def sdk_sleep_patches(cassette: LLMCassette) -> list[tuple[Any, str, Any]]:
+    """(module, attribute, replacement) triples routing the openai SDK's retry sleeps to `cassette`."""
+    try:
+        from openai import _base_client
+    except ImportError:
+        return []
+    patches = []
+    for name, sleep in (("time", cassette.sleep), ("anyio", cassette.async_sleep)):
+        module = getattr(_base_client, name, None)
+        if module is not None and hasattr(module, "sleep"):
+            patches.append((_base_client, name, _SDKClock(module, sleep)))
+    return patches
