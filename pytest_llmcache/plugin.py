@@ -7,7 +7,9 @@ bytes; or, when recording, the real server -> `LLMCassette.append` (scrubbed) ->
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,6 +18,7 @@ import pytest
 from pytest_llmcache import options
 from pytest_llmcache.errors import MissingRecording
 from pytest_llmcache.markers import MARKER_HELP, LLMMarker
+from pytest_llmcache.network import network_blocked
 from pytest_llmcache.paths import cassette_path
 from pytest_llmcache.recorder import LLMCassette, sdk_sleep_patches
 from pytest_llmcache.report import Report
@@ -117,21 +120,32 @@ def llm_placeholder_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def llm_allowed_hosts() -> tuple[str, ...]:
+    """Hosts tests may still connect to in record mode none (e.g. a local database)."""
+    return ()
+
+
+@pytest.fixture
 def llm_cassette(
     request: pytest.FixtureRequest,
     llm_cassette_path: Path,
     llm_record_mode: str,
     llm_scrubber: Scrubber,
     llm_placeholder_env: dict[str, str],
+    llm_allowed_hosts: tuple[str, ...],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[LLMCassette]:
     """The test's cassette, active for every openai SDK call (sync, async, streaming) in the test.
 
     It exposes `loaded`, `played`, `recorded`, `misses` and `waits` (the retry sleeps asked for,
-    skipped while replaying). It is saved after the test, secrets checked first.
+    skipped while replaying). In record mode none every other connection is refused too. It is
+    saved after the test, secrets checked first.
     """
     context = LLMCassette.use(path=llm_cassette_path, record_mode=llm_record_mode, test_id=request.node.nodeid, scrubber=llm_scrubber)
-    with context as cassette:
+    with context as cassette, contextlib.ExitStack() as stack:
+        if cassette.mode == "none":
+            hint = f"Record with: pytest {shlex.quote(request.node.nodeid)} --llm-record-mode=once"
+            stack.enter_context(network_blocked(llm_allowed_hosts, hint))
         if cassette.write_protected:
             for name, value in llm_placeholder_env.items():
                 if not os.environ.get(name):

@@ -1,0 +1,95 @@
+"""Shared fixtures: the fake OpenAI server and inner pytest sessions that record, then replay."""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any, Iterator
+
+import hypothesis  # noqa: F401 - imported once here, not again by every inner session
+import openai  # noqa: F401 - same
+import pytest
+
+import tinytroupe.openai_utils  # noqa: F401 - same
+from fakeopenai import FakeOpenAIServer
+
+OPENAI_KEY = "sk-live-openai-key-0123456789abcdef"
+AZURE_KEY = "live-azure-key-0123456789abcdef"
+API_VERSION = "2024-10-21"
+CREDENTIAL_VARS = (
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_API_VERSION",
+)
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+class InnerSuite:
+    """A test directory run by inner pytest sessions: `live()` points both API types at the fake
+    server with live-looking keys, `offline()` stops it and removes every credential."""
+
+    def __init__(self, pytester: pytest.Pytester, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pytester = pytester
+        self.server = server
+        self.monkeypatch = monkeypatch
+        self.outputs = pytester.path / "outputs.jsonl"
+        monkeypatch.setenv("LLM_OUTPUTS", str(self.outputs))
+        self.offline(stop=False)
+
+    @property
+    def cassettes(self) -> Path:
+        return self.pytester.path / "cassettes"
+
+    def write(self, source: str, name: str = "test_x") -> None:
+        self.pytester.makepyfile(**{name: textwrap.dedent(source)})
+
+    def live(self) -> None:
+        self.monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+        self.monkeypatch.setenv("OPENAI_BASE_URL", self.server.base_url)
+        self.monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", self.server.azure_endpoint)
+        self.monkeypatch.setenv("AZURE_OPENAI_KEY", AZURE_KEY)
+        self.monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+        self.monkeypatch.setenv("OPENAI_API_VERSION", API_VERSION)
+
+    def offline(self, stop: bool = True) -> None:
+        if stop:
+            self.server.stop()
+        for name in CREDENTIAL_VARS:
+            self.monkeypatch.delenv(name, raising=False)
+
+    def run(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
+        self.outputs.unlink(missing_ok=True)
+        run = self.pytester.runpytest_subprocess if subprocess else self.pytester.runpytest
+        return run("-p", "no:cacheprovider", "-p", "no:randomly", *args)
+
+    def read_outputs(self) -> dict[str, Any]:
+        """What the inner tests wrote with `record()` (see OUTPUT_HELPER), by test name."""
+        if not self.outputs.exists():
+            return {}
+        lines = [json.loads(line) for line in self.outputs.read_text().splitlines()]
+        return {line["test"]: line["value"] for line in sorted(lines, key=lambda line: line["test"])}
+
+    def files_text(self) -> str:
+        """Every file under the test directory except the test sources, for secret scans."""
+        return "\n".join(
+            path.read_text(errors="replace") for path in self.pytester.path.rglob("*") if path.is_file() and path.suffix != ".py"
+        )
+
+
+# Inner tests call record(value) to leave what they observed for the outer test to compare.
+OUTPUT_HELPER = '''
+import json, os
+
+def record(request, value):
+    with open(os.environ["LLM_OUTPUTS"], "a") as handle:
+        handle.write(json.dumps({"test": request.node.nodeid, "value": value}) + "\\n")
+'''
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> InnerSuite:
+    pytester.makeconftest(OUTPUT_HELPER + "\nimport pytest\n\n@pytest.fixture\ndef out(request):\n    return lambda value: record(request, value)\n")
+    return InnerSuite(pytester, fake_openai, monkeypatch)
