@@ -30,8 +30,8 @@ _LAYOUTS: dict[str, dict[str, Any]] = {
     "indent=2": {"indent": 2},
     "indent=4": {"indent": 4},
 }
-# Escaped lone surrogates parse into str values that can't be written as UTF-8 YAML.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Escaped lone surrogates (not in a high+low pair) parse into str values that can't be written as UTF-8.
+_LONE_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<![0-9a-fA-F]{2})\\u[dD][c-fC-F]")
 
 
 def parse_json(raw: bytes) -> Any:
@@ -70,7 +70,7 @@ def encode_body(raw: bytes, content_type: str = "") -> StoredBody:
     if not raw:
         return {"string": ""}
     if "json" in content_type.lower() or raw[:1] in (b"{", b"["):
-        document = parse_json(raw) if not _SURROGATE_ESCAPE.search(raw) else None
+        document = parse_json(raw) if not _LONE_SURROGATE.search(raw) else None
         layout = _layout_of(raw, document) if document is not None else None
         if layout is not None:
             return {"json": document, "layout": layout}

@@ -49,8 +49,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``@pytest.mark.llm(api_types=[...])`` runs the test once per API type."""
-    api_types = LLMMarker.of(metafunc.definition).api_types
-    if api_types and "llm_api_type" in metafunc.fixturenames:
+    if "llm_api_type" not in metafunc.fixturenames:
+        return
+    try:
+        api_types = LLMMarker.of(metafunc.definition).api_types
+    except pytest.UsageError:
+        return  # reported by the llm_marker fixture, as an error of this test only
+    if api_types:
         metafunc.parametrize("llm_api_type", api_types, indirect=True)
 
 
