@@ -63,7 +63,7 @@ class InnerSuite:
     def run(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
         self.outputs.unlink(missing_ok=True)
         run = self.pytester.runpytest_subprocess if subprocess else self.pytester.runpytest
-        return run("-p", "no:cacheprovider", "-p", "no:randomly", *args)
+        return run("-p", "no:cacheprovider", *args)
 
     def read_outputs(self) -> dict[str, Any]:
         """What the inner tests wrote with `record()` (see OUTPUT_HELPER), by test name."""

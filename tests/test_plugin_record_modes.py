@@ -5,6 +5,8 @@ import re
 
 import yaml
 
+from fakeopenai import Reply
+
 ASKS = '''
 import os
 import openai
@@ -42,6 +44,26 @@ def test_once_records_a_new_cassette_then_only_replays(suite):
     result.assert_outcomes(failed=1)
     assert "--llm-record-mode=new_episodes" in result.stdout.str()
     assert suite.server.hits == 3 and recorded_questions(suite) == ["a", "b", "a"]
+
+
+def test_identical_requests_get_their_recordings_in_recorded_order(suite):
+    suite.write(ASKS)
+    suite.live()
+    answer = {"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "{}"}}]}
+    suite.server.script(*(Reply.json(200, {**answer, "choices": [{**answer["choices"][0], "message": {"role": "assistant", "content": text}}]})
+                          for text in ("first", "second", "third")))
+    asked(suite, "a", "a", "a")
+    suite.run("--llm-record-mode=once").assert_outcomes(passed=1)
+    recorded = suite.read_outputs()
+    assert recorded == {"test_x.py::test_asks": ["first", "second", "third"]}
+    suite.offline()
+    suite.run().assert_outcomes(passed=1)
+    assert suite.read_outputs() == recorded
+    asked(suite, "a", "a", "a", "a")
+    result = suite.run()
+    result.assert_outcomes(failed=1)
+    assert "It was recorded 3 time(s) and all of them were played" in result.stdout.str()
 
 
 def test_new_episodes_replays_what_it_has_and_records_the_rest(suite):

@@ -175,3 +175,22 @@ def test_xdist_records_and_replays_in_parallel(suite):
     replayed.assert_outcomes(passed=6)
     assert suite.read_outputs() == record_outputs
     assert "llmcache: 9 replayed, 0 recorded, 0 missing in 6 cassette(s)" in replayed.stdout.str()
+
+
+def test_a_cassette_recorded_by_plain_vcrpy_replays(suite):
+    import openai
+    import vcr
+
+    path = suite.cassettes / "test_x" / "test_old.yaml"
+    with vcr.use_cassette(str(path)):
+        with openai.OpenAI(base_url=suite.server.base_url, api_key=OPENAI_KEY, max_retries=0) as client:
+            expected = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "old"}]).to_json()
+    suite.write('''
+import openai
+
+def test_old(llm_cassette, out):
+    out(openai.OpenAI().chat.completions.create(model="m", messages=[{"role": "user", "content": "old"}]).to_json())
+''')
+    suite.offline()
+    suite.run().assert_outcomes(passed=1)
+    assert suite.read_outputs() == {"test_x.py::test_old": expected}
