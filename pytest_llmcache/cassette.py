@@ -98,7 +98,7 @@ def load(path: Path | str) -> list[Interaction]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise
+        raise  # not an unusable cassette: no cassette
     except OSError as err:
         raise CassetteError(path, f"it can't be read ({err.strerror or err})") from None
     try:
@@ -182,14 +182,15 @@ def _content_type(headers: dict[str, list[str]]) -> str:
     return next((values[0] for name, values in headers.items() if name.lower() == "content-type" and values), "")
 
 
-def _body(raw: dict[str, Any], headers: dict[str, list[str]], stored_already: bool) -> tuple[Any, dict[str, list[str]]]:
+def _body(raw: dict[str, Any], headers: dict[str, list[str]]) -> tuple[Any, dict[str, list[str]]]:
     """The stored body and headers of a request or response in any supported flavour."""
     if "parsed_body" in raw:  # pydantic-ai's cassettes
         return {"json": raw["parsed_body"], "layout": "compact"}, headers
     body = raw.get("body")
-    if isinstance(body, dict) and stored_already and not isinstance(body.get("string"), bytes):
+    if isinstance(body, dict) and not isinstance(body.get("string"), bytes):
         decode_body(body)  # validates it
         return body, headers
+    # vcrpy's bare strings and !!binary bytes (possibly gzip): stored the way a recording would be.
     content, headers = decompress(decode_body(body), headers)
     return encode_body(content, _content_type(headers)), headers
 
@@ -197,9 +198,9 @@ def _body(raw: dict[str, Any], headers: dict[str, list[str]], stored_already: bo
 def _interaction(raw: Any) -> Interaction:
     request, response = raw["request"], raw["response"]
     request_headers = _headers(request.get("headers"))
-    request_body_, request_headers = _body(request, request_headers, stored_already=isinstance(request.get("body"), dict))
+    request_body_, request_headers = _body(request, request_headers)
     response_headers = _headers(response.get("headers"))
-    response_body_, response_headers = _body(response, response_headers, stored_already=True)
+    response_body_, response_headers = _body(response, response_headers)
     status = response["status"]
     return {
         "request": {

@@ -108,7 +108,7 @@ def llm_record_mode(llm_marker: LLMMarker, pytestconfig: pytest.Config) -> str:
 def llm_cassette_path(request: pytest.FixtureRequest, llm_cassette_dir: Path, llm_marker: LLMMarker) -> Path:
     """``<cassette dir>/<module path>/<Class.test_name[param-id]>.yaml``, or the marker's cassette=."""
     node = request.node
-    test_name = ".".join(part for part in node.nodeid.split("::")[1:])
+    test_name = ".".join(node.nodeid.split("::")[1:])  # Class.test_name[param-id]
     return cassette_path(llm_cassette_dir, request.config.rootpath, Path(node.path), test_name, llm_marker.cassette)
 
 

@@ -174,9 +174,10 @@ class LLMCassette(Cassette):
             index, recorded = found
             lines.append(f"The closest recorded request is interaction #{index}: {recorded.summary()}")
             diff = body_diff(recorded, sent)
-            lines += ["Body diff, recorded -> sent:"] + [f"    {line}" for line in diff] if diff else [
-                f"Same body; the method or path differs ({recorded.method} {recorded.target})."
-            ]
+            if diff:
+                lines += ["Body diff, recorded -> sent:", *(f"    {line}" for line in diff)]
+            else:
+                lines.append(f"Same body; the method or path differs ({recorded.method} {recorded.target}).")
         else:
             lines.append("The cassette file does not exist yet." if not self.existed else "The cassette has no interactions.")
         credentials = "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_KEY" if is_azure(request.uri) else "OPENAI_API_KEY"
