@@ -271,7 +271,7 @@ def measure_replay(n: int, interactions: list[Interaction], settings: Settings, 
     if previous is not None and previous.vcrpy_ms is not None:
         estimate_s = previous.vcrpy_ms / 1e3 * n / previous.n
         vcr_wanted = min(wanted, max(9, int(settings.vcr_budget_s / max(estimate_s, 1e-6))))
-    vcr_warmup = min(settings.warmup, max(1, vcr_wanted // 10))
+    vcr_warmup = settings.warmup if vcr_wanted == wanted else max(1, vcr_wanted // 10)
     vcr_sample = sample
     if vcr_wanted < len(sample):  # an evenly spread subset of the same sample
         ordered = sorted(sample)
