@@ -17,7 +17,13 @@ A cassette is a UTF-8 YAML file, one per test::
     # end of cassette
 
 Bodies are described in `pytest_llmcache.bodies`. The trailing comment marks a complete file: a
-cassette starting with the header comment but missing it was truncated. Plain vcrpy and
+cassette starting with the header comment but missing it was truncated.
+
+Each interaction is preceded by an index comment, ``# llmcache-key k1 <request key> <digest>``:
+its matching key and a digest of its YAML text. `load_entries` reads a file by these comments
+alone and parses an interaction's YAML only when it is needed (replayed, shown, re-keyed), so
+opening a 10,000-interaction cassette costs a hash of the text, not a YAML parse. An
+interaction whose text no longer matches its digest (edited by hand) is parsed and re-keyed. Plain vcrpy and
 pytest-recording cassettes (string or ``!!binary`` bodies, gzip-encoded responses) and
 pydantic-ai style ``parsed_body`` load too, and are saved in this format once re-recorded.
 
@@ -26,8 +32,10 @@ above, with every header value a list. YAML is read with a safe loader only.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -35,14 +43,31 @@ import yaml
 
 from pytest_llmcache.bodies import decode_body, decompress, encode_body
 from pytest_llmcache.errors import CassetteError
+from pytest_llmcache.matching import stored_request_key
 
-__all__ = ["FORMAT_VERSION", "Interaction", "dumps", "load", "loads", "request_body", "response_body", "save"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Entry",
+    "Interaction",
+    "dumps",
+    "load",
+    "load_entries",
+    "loads",
+    "loads_entries",
+    "request_body",
+    "response_body",
+    "save",
+]
 
 FORMAT_VERSION = 1
 Interaction = dict[str, Any]
 
 _HEADER = "# pytest-llmcache cassette: recorded OpenAI / Azure OpenAI exchanges, replayed byte for byte.\n"
 _TRAILER = "# end of cassette\n"
+_PREAMBLE = f"{_HEADER}version: {FORMAT_VERSION}\ninteractions:\n"
+_INDEX = "# llmcache-key "
+# Bump when matching.request_key changes: stale keys in old files are then recomputed on load.
+KEY_SCHEME = "k1"
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -73,28 +98,86 @@ class _Invalid(ValueError):
     """What is wrong with the document; turned into a CassetteError naming the file."""
 
 
-def loads(text: str, path: Path | str = "<cassette>") -> list[Interaction]:
-    """The interactions in cassette `text`. Raises CassetteError for anything unusable."""
+@dataclass
+class Entry:
+    """One interaction of a cassette file; its YAML text is parsed on first use."""
+
+    path: Path | str
+    index: int
+    text: str | None = None  # the YAML as written (None: built in memory or parsed from another flavour)
+    key: str | None = None  # the matching key from the index comment, when it can be trusted
+    _interaction: Interaction | None = field(default=None, repr=False)
+
+    @property
+    def interaction(self) -> Interaction:
+        if self._interaction is None:
+            assert self.text is not None
+            try:
+                document = yaml.load(self.text, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
+            except yaml.YAMLError as err:
+                raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {err}") from None
+            self._interaction = _checked_interaction(document[0] if isinstance(document, list) and document else document, self.index, self.path)
+        return self._interaction
+
+    def __getitem__(self, name: str) -> Any:
+        """`entry["request"]` / `entry["response"]`, as on a plain interaction dict."""
+        return self.interaction[name]
+
+    @property
+    def request_key(self) -> str:
+        if self.key is None:
+            self.key = stored_request_key(self.interaction["request"])
+        return self.key
+
+
+def loads_entries(text: str, path: Path | str = "<cassette>") -> list[Entry]:
+    """The interactions in cassette `text`, parsed lazily when the file carries index comments."""
     if not text.strip():
         raise CassetteError(path, "the file is empty (an interrupted write?)")
     if text.startswith(_HEADER) and not text.endswith(_TRAILER):
         raise CassetteError(path, f"the file is truncated (its last line should be {_TRAILER.strip()!r})")
+    indexed = _indexed_entries(text, path) if text.startswith(_PREAMBLE + _INDEX) else None
+    if indexed is not None:
+        return indexed
     try:
         document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
     except yaml.YAMLError as err:
         raise CassetteError(path, f"it is not valid YAML: {err}") from None
     try:
-        return _interactions(document)
+        interactions = _interactions(document)
     except _Invalid as err:
         raise CassetteError(path, str(err)) from None
+    return [Entry(path, index, _interaction=interaction) for index, interaction in enumerate(interactions)]
 
 
-def load(path: Path | str) -> list[Interaction]:
-    """The interactions in the cassette at `path`.
+def _indexed_entries(text: str, path: Path | str) -> list[Entry] | None:
+    """Entries from the index comments, or None when the layout is not the one `dumps` writes."""
+    body = text[len(_PREAMBLE) + len(_INDEX) : len(text) - len(_TRAILER)]
+    parts = body.split("\n" + _INDEX)
+    entries = []
+    for index, part in enumerate(parts):
+        comment, newline, chunk = part.partition("\n")
+        fields = comment.split(" ")
+        if not newline or len(fields) != 3 or not chunk.startswith("- "):
+            return None
+        if index < len(parts) - 1:
+            chunk += "\n"  # split() took the newline that ends every chunk but the last
+        scheme, key, digest = fields
+        entry = Entry(path, index, chunk)
+        if _digest(chunk) != digest:
+            entry.interaction  # noqa: B018 - edited by hand: parse now, so a broken edit is reported at load
+        elif scheme == KEY_SCHEME:
+            entry.key = key
+        entries.append(entry)
+    return entries
 
-    Raises FileNotFoundError if there is no such file and CassetteError if it can't be used.
-    """
-    path = Path(path)
+
+def loads(text: str, path: Path | str = "<cassette>") -> list[Interaction]:
+    """The interactions in cassette `text`. Raises CassetteError for anything unusable."""
+    return [entry.interaction for entry in loads_entries(text, path)]
+
+
+def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -102,20 +185,51 @@ def load(path: Path | str) -> list[Interaction]:
     except OSError as err:
         raise CassetteError(path, f"it can't be read ({err.strerror or err})") from None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise CassetteError(path, f"it is not UTF-8 text (byte {err.start})") from None
-    return loads(text, path)
 
 
-def dumps(interactions: Iterable[Interaction]) -> str:
-    """The cassette text for `interactions`."""
-    document = {"version": FORMAT_VERSION, "interactions": [_compact(interaction) for interaction in interactions]}
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
-    return _HEADER + body + _TRAILER
+def load_entries(path: Path | str) -> list[Entry]:
+    """The interactions in the cassette at `path`, each parsed on first use (see `Entry`).
+
+    Raises FileNotFoundError if there is no such file and CassetteError if it can't be used.
+    """
+    return loads_entries(_read_text(Path(path)), Path(path))
 
 
-def save(path: Path | str, interactions: Iterable[Interaction], check: Callable[[str], None] | None = None) -> None:
+def load(path: Path | str) -> list[Interaction]:
+    """The interactions in the cassette at `path`, all parsed.
+
+    Raises FileNotFoundError if there is no such file and CassetteError if it can't be used.
+    """
+    return [entry.interaction for entry in load_entries(path)]
+
+
+def _digest(chunk: str) -> str:
+    return hashlib.blake2b(chunk.encode("utf-8"), digest_size=12).hexdigest()
+
+
+def dumps(interactions: Iterable[Interaction | Entry]) -> str:
+    """The cassette text for `interactions`; entries read from a file keep their text as it was."""
+    parts = [_PREAMBLE]
+    for item in interactions:
+        if isinstance(item, Entry) and item.text is not None:
+            chunk, key = item.text, item.request_key
+        else:
+            interaction = item.interaction if isinstance(item, Entry) else item
+            chunk = yaml.dump([_compact(interaction)], Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+            # A kept-newlines block scalar makes the emitter end the document ("..."); mid-file
+            # that would end the whole cassette, and the next comment line ends the scalar anyway.
+            chunk = chunk.removesuffix("...\n")
+            key = stored_request_key(interaction["request"])
+        parts.append(f"{_INDEX}{KEY_SCHEME} {key} {_digest(chunk)}\n{chunk}")
+    if len(parts) == 1:
+        parts[0] = _PREAMBLE.replace("interactions:\n", "interactions: []\n")
+    return "".join(parts) + _TRAILER
+
+
+def save(path: Path | str, interactions: Iterable[Interaction | Entry], check: Callable[[str], None] | None = None) -> None:
     """Write `interactions` to `path` atomically, keeping any previous file as ``<name>.bak``.
 
     `check` sees the exact text first and may raise to refuse the write (see Scrubber.check).
@@ -160,14 +274,18 @@ def _interactions(document: Any) -> list[Interaction]:
             f"it has format version {version!r}, and this pytest-llmcache reads version {FORMAT_VERSION} "
             "(upgrade pytest-llmcache, or record the cassette again)"
         )
-    result = []
-    for index, raw in enumerate(document["interactions"]):
-        try:
-            result.append(_interaction(raw))
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            problem = f"missing {err}" if isinstance(err, KeyError) else str(err)
-            raise _Invalid(f"interaction #{index} is malformed: {problem}") from None
-    return result
+    return [_checked_interaction(raw, index) for index, raw in enumerate(document["interactions"])]
+
+
+def _checked_interaction(raw: Any, index: int, path: Path | str | None = None) -> Interaction:
+    """`_interaction`, with any shape problem reported as the cassette's, naming the interaction."""
+    try:
+        return _interaction(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        problem = f"interaction #{index} is malformed: {f'missing {err}' if isinstance(err, KeyError) else err}"
+        if path is None:
+            raise _Invalid(problem) from None
+        raise CassetteError(path, problem) from None
 
 
 def _headers(raw: Any) -> dict[str, list[str]]:

@@ -56,7 +56,7 @@ class LLMCassette(Cassette):
         self.mode = record_mode
         self.test_id = test_id
         self.scrubber = scrubber if scrubber is not None else Scrubber()
-        self.loaded: list[cassette_file.Interaction] = []
+        self.loaded: list[cassette_file.Entry] = []  # parsed only when played or inspected
         self.existed = False  # whether a cassette file was there when the test started
         self.played: list[int] = []  # indexes into `loaded`, in play order
         self.recorded: list[cassette_file.Interaction] = []
@@ -74,12 +74,12 @@ class LLMCassette(Cassette):
         if self.mode == "rewrite":
             return
         try:
-            self.loaded = cassette_file.load(self._path)
+            self.loaded = cassette_file.load_entries(self._path)
         except FileNotFoundError:
             return
         self.existed = True
-        for index, interaction in enumerate(self.loaded):
-            self._queues.setdefault(stored_request_key(interaction["request"]), deque()).append(index)
+        for index, entry in enumerate(self.loaded):
+            self._queues.setdefault(entry.request_key, deque()).append(index)
 
     def _key(self, request: Request) -> str:
         key = self._keys.get(request)
@@ -106,7 +106,7 @@ class LLMCassette(Cassette):
     def play_response(self, request: Request) -> dict[str, Any]:
         index = self._queues[self._key(request)].popleft()
         self.played.append(index)
-        response = self.loaded[index]["response"]
+        response = self.loaded[index].interaction["response"]
         return {"status": response["status"], "headers": response["headers"], "body": {"string": decode_body(response["body"])}}
 
     def append(self, request: Request, response: dict[str, Any]) -> None:
@@ -141,7 +141,7 @@ class LLMCassette(Cassette):
         elif self.mode == "all":
             # Re-recorded requests replace their old recordings; the others stay.
             rerecorded = {stored_request_key(interaction["request"]) for interaction in self.recorded}
-            kept = [old for old in self.loaded if stored_request_key(old["request"]) not in rerecorded]
+            kept = [old for old in self.loaded if old.request_key not in rerecorded]
             interactions = kept + self.recorded
         else:
             interactions = self.recorded
@@ -166,10 +166,10 @@ class LLMCassette(Cassette):
         path = _display(Path(self._path))
         lines = [f"No recorded response for this request in cassette {path} (record mode {self.mode!r}):", f"    {sent.summary()}"]
         if key in self._queues:
-            count = sum(1 for index in self.played if stored_request_key(self.loaded[index]["request"]) == key)
+            count = sum(1 for index in self.played if self.loaded[index].request_key == key)
             lines.append(f"It was recorded {count} time(s) and all of them were played: the test now sends it more often.")
         elif self.loaded:
-            found = closest(sent, (RequestView.of_stored(interaction["request"]) for interaction in self.loaded))
+            found = closest(sent, (RequestView.of_stored(entry.interaction["request"]) for entry in self.loaded))
             assert found is not None
             index, recorded = found
             lines.append(f"The closest recorded request is interaction #{index}: {recorded.summary()}")
