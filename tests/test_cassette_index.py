@@ -1,0 +1,98 @@
+"""The lazy index: keys and digests in comments, parsing only when an interaction is used."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_llmcache import cassette
+from pytest_llmcache.bodies import encode_body
+from pytest_llmcache.errors import CassetteError
+from pytest_llmcache.matching import stored_request_key
+
+messages = st.lists(
+    st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "assistant"]), "content": st.text(max_size=80)}),
+    min_size=1,
+    max_size=4,
+)
+response_bodies = st.one_of(
+    st.text(max_size=200).map(lambda text: encode_body(text.encode("utf-8"), "text/event-stream")),
+    st.dictionaries(st.text(max_size=6), st.integers() | st.text(max_size=20), max_size=4).map(
+        lambda document: encode_body(json.dumps(document, indent=2).encode("utf-8"), "application/json")
+    ),
+)
+
+
+@st.composite
+def interactions(draw):
+    body = {"model": draw(st.sampled_from(["gpt-4o", "gpt-5-mini"])), "messages": draw(messages)}
+    return {
+        "request": {
+            "method": "POST",
+            "uri": "https://api.openai.test/v1/chat/completions",
+            "headers": {"content-type": ["application/json"]},
+            "body": encode_body(json.dumps(body).encode("utf-8"), "application/json"),
+        },
+        "response": {
+            "status": {"code": draw(st.sampled_from([200, 429, 500])), "message": "OK"},
+            "headers": {},
+            "body": draw(response_bodies),
+        },
+    }
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(interactions(), max_size=6))
+def test_index_round_trip_without_parsing(recorded):
+    text = cassette.dumps(recorded)
+    entries = cassette.loads_entries(text)
+    assert all(entry._interaction is None for entry in entries)  # nothing parsed to open it
+    assert [entry.request_key for entry in entries] == [stored_request_key(i["request"]) for i in recorded]
+    assert [entry.interaction for entry in entries] == recorded
+    assert cassette.dumps(entries) == text  # unchanged entries are written back verbatim
+    assert yaml.safe_load(text)["interactions"] == [cassette._compact(i) for i in recorded]  # plain YAML readers agree
+
+
+def sample(content: str = "hello") -> dict:
+    (interaction,) = cassette.loads(cassette.dumps([_interaction(content)]))
+    return interaction
+
+
+def _interaction(content: str) -> dict:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": content}]}
+    return {
+        "request": {"method": "POST", "uri": "https://api.openai.test/v1/chat/completions", "headers": {},
+                    "body": encode_body(json.dumps(body).encode(), "application/json")},
+        "response": {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"string": "hi"}},
+    }
+
+
+def test_a_hand_edited_interaction_is_rekeyed_from_its_text():
+    text = cassette.dumps([_interaction("hello"), _interaction("second")])
+    edited = text.replace("content: hello", "content: changed by hand")
+    first, second = cassette.loads_entries(edited)
+    assert first.request_key == stored_request_key(_interaction("changed by hand")["request"])
+    assert second._interaction is None  # the untouched one still needs no parse
+
+
+def test_a_broken_edit_is_reported_at_load_naming_the_interaction(tmp_path):
+    path = tmp_path / "c.yaml"
+    text = cassette.dumps([_interaction("a"), _interaction("b")])
+    path.write_text(text.replace("    method: POST", "    method: [POST", 1).replace("content: b", "content: c"), encoding="utf-8")
+    with pytest.raises(CassetteError, match=r"c\.yaml.*interaction #0") as error:
+        cassette.load_entries(path)
+    assert "not valid YAML" in str(error.value)
+
+
+def test_files_without_the_index_still_load():
+    text = cassette.dumps([_interaction("x")])
+    plain = "\n".join(line for line in text.splitlines() if not line.startswith("# llmcache-key")) + "\n"
+    (entry,) = cassette.loads_entries(plain)
+    assert entry.interaction == sample("x")
+
+
+def test_an_empty_cassette_is_a_valid_list():
+    assert cassette.loads(cassette.dumps([])) == []
