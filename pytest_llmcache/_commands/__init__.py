@@ -1,0 +1,1 @@
+"""The subcommands of ``llmcache`` (see `pytest_llmcache.cli`), one module each."""

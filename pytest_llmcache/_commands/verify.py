@@ -1,0 +1,185 @@
+"""``llmcache verify``: every cassette parses, holds nothing key-like, and its token counts agree.
+
+Three checks, each finding a problem (exit 1):
+
+- the file loads (not truncated, valid YAML, known format version, well-formed interactions);
+- no credential-shaped text in any URI, header or decoded body (old vcrpy cassettes hide bodies in
+  gzip + base64, so the decoded bodies are searched, not the file text): OpenAI keys, bearer and
+  JWT tokens, Azure keys in key-named headers or fields, and Azure hosts other than the placeholder;
+- each recorded chat completion's ``usage.prompt_tokens`` equals what `tinytroupe.tokens`
+  counts for its request (within ``--tolerance``); a difference means the library's counting
+  drifted from the service's.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qsl, urlsplit
+
+from pytest_llmcache._commands.common import (
+    DEFAULT_DIR,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    display,
+    emit_json,
+    find_cassettes,
+    load_cassettes,
+)
+from pytest_llmcache._commands.exchange import Exchange
+from pytest_llmcache.bodies import decode_body
+from pytest_llmcache.cassette import Interaction
+from pytest_llmcache.scrubbing import AZURE_PLACEHOLDER_URL, KEY_LIKE_PARAM
+
+HELP = "check cassettes for corruption, key-like secrets and token-count drift (for CI and pre-commit)"
+
+_AZURE_PLACEHOLDER_HOST = urlsplit(AZURE_PLACEHOLDER_URL).hostname
+# (kind, pattern); group 1, when present, is the secret itself.
+_SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("OpenAI API key", re.compile(r"\b(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,})")),
+    ("bearer token", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)")),
+    ("JWT (e.g. an Azure AD token)", re.compile(r"\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})")),
+    ("API key field", re.compile(r"(?i)api[-_]?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_-]{20,})")),
+    ("Azure host", re.compile(r"(?i)\b((?:[a-z0-9-]+\.)+(?:openai\.azure\.com|cognitiveservices\.azure\.com|services\.ai\.azure\.com))\b")),
+)
+_KEY_HEADERS = frozenset({"authorization", "api-key", "ocp-apim-subscription-key", "x-api-key"})
+# Values that mark a scrubbed or made-up credential: never reported.
+_PLACEHOLDER = re.compile(r"(?i)placeholder|redacted|filtered|dummy|fake|example|test|xxx|\*\*\*|^<.*>$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    check: str  # "parse", "secret", "tokens"
+    message: str
+    interaction: int | None = None
+
+
+def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("verify", help=HELP, description=__doc__.split("\n\n", 1)[1], parents=parents,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_DIR], metavar="PATH", help="cassette files or directories (default: cassettes)")
+    parser.add_argument("--tolerance", type=int, default=0, metavar="N", help="accept prompt token counts that differ by at most N (default 0)")
+    parser.add_argument("--no-tokens", dest="tokens", action="store_false", help="skip the token-count check")
+    parser.set_defaults(run=run)
+
+
+def _mask(secret: str) -> str:
+    """Enough of `secret` to find it, never enough to use it."""
+    return f"{secret[:6]}…({len(secret)} characters)"
+
+
+def _fields(interaction: Interaction) -> Iterator[tuple[str, str, str]]:
+    """(where, header name or "", text) for everything a secret could hide in."""
+    request, response = interaction["request"], interaction["response"]
+    yield "request URI", "", request["uri"]
+    for side, part in (("request", request), ("response", response)):
+        for name, values in part["headers"].items():
+            for value in values:
+                yield f"{side} header {name}", name.lower(), value
+        yield f"{side} body", "", decode_body(part["body"]).decode("utf-8", "replace")
+
+
+def find_secrets(interaction: Interaction) -> Iterator[str]:
+    """A description of each key-like thing in `interaction` (secrets masked)."""
+    query = parse_qsl(urlsplit(interaction["request"]["uri"]).query, keep_blank_values=True)
+    for name, value in query:
+        if KEY_LIKE_PARAM.search(name) and value and not _PLACEHOLDER.search(value):
+            yield f"query parameter {name!r} holds {_mask(value)}"
+    for where, header, text in _fields(interaction):
+        if header in _KEY_HEADERS and text and not _PLACEHOLDER.search(text):
+            yield f"{where} holds {_mask(text.removeprefix('Bearer ').strip())}"
+            continue
+        for kind, pattern in _SECRET_PATTERNS:
+            for match in pattern.finditer(text):
+                found = match.group(1)
+                if kind == "Azure host":
+                    if found.lower() != _AZURE_PLACEHOLDER_HOST:
+                        yield f"{where}: {kind} {found!r} (not the placeholder {_AZURE_PLACEHOLDER_HOST})"
+                elif not _PLACEHOLDER.search(found) and not (kind == "OpenAI API key" and not re.search(r"\d", found)):
+                    yield f"{where}: {kind} {_mask(found)}"
+
+
+def _token_counter() -> Callable[..., int] | None:
+    try:
+        from tinytroupe.tokens import count_tokens
+    except ImportError:
+        return None
+    return count_tokens
+
+
+def _countable(exchange: Exchange) -> bool:
+    """Chat completions that succeeded, with usage, and only text the library can count offline."""
+    if exchange.endpoint != "chat.completions" or exchange.status != 200 or exchange.prompt_tokens is None or not exchange.messages:
+        return False
+    for message in exchange.messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(not isinstance(part, dict) or part.get("type") != "text" for part in content):
+            return False  # images, files, audio: their token cost isn't a function of the text
+    return True
+
+
+def token_drift(exchange: Exchange, count_tokens: Callable[..., int]) -> int:
+    """Library count minus recorded ``usage.prompt_tokens`` for one countable exchange."""
+    request = exchange.request
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an unknown model is counted with a fallback; drift shows it
+        counted = count_tokens(
+            exchange.messages,
+            exchange.billed_model,
+            tools=request.get("tools"),
+            functions=request.get("functions"),
+            response_format=request.get("response_format"),
+        )
+    return counted - exchange.prompt_tokens  # type: ignore[operator]
+
+
+def run(args: argparse.Namespace) -> int:
+    problems: list[Problem] = []
+    checked = {"cassettes": 0, "interactions": 0, "token_checks": 0}
+    count_tokens = _token_counter() if args.tokens else None
+    notes = [] if count_tokens is not None or not args.tokens else ["token check skipped: tinytroupe.tokens is not available"]
+    for file in load_cassettes(find_cassettes(args.paths), args.progress):
+        path = display(file.path)
+        checked["cassettes"] += 1
+        if file.interactions is None:
+            problems.append(Problem(path, "parse", str(file.error)))
+            continue
+        for index, interaction in enumerate(file.interactions):
+            checked["interactions"] += 1
+            problems += [Problem(path, "secret", finding, index) for finding in find_secrets(interaction)]
+            exchange = Exchange.of(index, interaction)
+            if count_tokens is None or not _countable(exchange):
+                continue
+            checked["token_checks"] += 1
+            try:
+                drift = token_drift(exchange, count_tokens)
+            except Exception as err:  # noqa: BLE001 - a counter failure is a finding, not a crash
+                problems.append(Problem(path, "tokens", f"the library can't count this request: {type(err).__name__}: {err}", index))
+                continue
+            if abs(drift) > args.tolerance:
+                problems.append(
+                    Problem(
+                        path,
+                        "tokens",
+                        f"usage.prompt_tokens is {exchange.prompt_tokens} ({exchange.billed_model}); "
+                        f"the library counts {exchange.prompt_tokens + drift} ({drift:+d})",  # type: ignore[operator]
+                        index,
+                    )
+                )
+    if args.json:
+        emit_json({"ok": not problems, "checked": checked, "problems": [asdict(problem) for problem in problems], "notes": notes})
+    else:
+        for problem in problems:
+            where = problem.path if problem.interaction is None else f"{problem.path} #{problem.interaction}"
+            print(f"{where}: {problem.check}: {problem.message}")
+        for note in notes:
+            print(f"note: {note}")
+        print(
+            f"{'ok' if not problems else f'{len(problems)} problem(s)'}: {checked['cassettes']} cassette(s), "
+            f"{checked['interactions']} interaction(s), {checked['token_checks']} token count(s) checked"
+        )
+    return EXIT_PROBLEMS if problems else EXIT_OK
