@@ -54,7 +54,8 @@ def write_cassette(path: Path, interactions: list[Interaction], base_url: str = 
 
 
 def load(path: Path) -> list[dict[str, Any]]:
-    """Load a cassette file with the plugin's own loader (what replay does first)."""
+    """Load a cassette file with the plugin's own loader, every interaction parsed (replay itself
+    indexes the file and parses an interaction only when it is played)."""
     from pytest_llmcache import cassette
 
     return cassette.load(path)
