@@ -16,8 +16,8 @@ CASSETTES = ROOT / "cassettes"
     [
         ("test_a", "test_a.yaml"),
         ("TestX.test_a[openai]", "TestX.test_a[openai].yaml"),
-        ("test_a[../../etc/passwd]", "test_a[.._.._etc_passwd].yaml"),
-        ("test_a[a b:c*?]", "test_a[a_b_c_].yaml"),
+        ("test_a[../../etc/passwd]", "test_a[.._.._etc_passwd]-a19b883f.yaml"),  # changed names get a digest
+        ("test_a[a b:c*?]", "test_a[a_b_c_]-6665bf91.yaml"),
     ],
 )
 def test_names_are_safe_and_stay_in_the_module_folder(test_name, expected):
@@ -35,7 +35,7 @@ def test_marker_cassette_names_cannot_escape_the_directory():
 def test_long_names_are_bounded_and_distinct():
     first, second = safe_name("test_" + "a" * 300 + "1"), safe_name("test_" + "a" * 300 + "2")
     assert len(first) <= 120 and first != second
-    assert safe_name("..") == "_" and safe_name(".hidden") == "hidden"
+    assert safe_name("..") == "_-e6fc5bb9" and safe_name(".hidden") == "hidden-40f24634"
 
 
 def test_bad_marker_arguments_are_usage_errors(pytester):
