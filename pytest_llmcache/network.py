@@ -2,8 +2,10 @@
 
 vcrpy only patches the HTTP clients it knows; code under test may also use plain sockets,
 `requests` or `urllib`. Every Python socket connects through `socket.socket.connect` /
-`connect_ex` (asyncio and `socket.create_connection` included), so guarding those two catches
-them all. Unix domain sockets are local IPC, not network, and stay allowed.
+`connect_ex` (asyncio, `http.client`, `urllib3` and `socket.create_connection` included), and
+unconnected UDP sockets send through `sendto` / `sendmsg` with an address: guarding these catches
+them all. Unix domain sockets are local IPC, not network, and stay allowed. (Name resolution in
+the C library and subprocesses are out of reach of any in-process guard.)
 """
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_llmcache.errors import LLMCacheError
 
 __all__ = ["NetworkBlocked", "NetworkGuard", "network_blocked"]
+
+_GUARDED = ("connect", "connect_ex", "sendto", "sendmsg")  # sendmsg: not on every platform
 
 
 class NetworkBlocked(LLMCacheError, ConnectionError):
@@ -32,9 +37,9 @@ class NetworkGuard:
     blocked: list[str] = field(default_factory=list)
 
     def check(self, sock: socket.socket, address: object) -> None:
-        if sock.family not in (socket.AF_INET, socket.AF_INET6):
-            return
-        host, port = address[0], address[1]  # type: ignore[index]
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple) or len(address) < 2:
+            return  # Unix sockets; a malformed address fails in the real call
+        host, port = address[0], address[1]
         if host in self.allowed_hosts:
             return
         target = f"{host}:{port}"
@@ -60,7 +65,6 @@ def _resolve(hosts: Iterable[str]) -> frozenset[str]:
 def network_blocked(allowed_hosts: Iterable[str] = (), hint: str = "") -> Iterator[NetworkGuard]:
     """Refuses every TCP/UDP connection except to `allowed_hosts` while the block runs."""
     guard = NetworkGuard(_resolve(allowed_hosts), hint)
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
 
     def guarded_connect(sock: socket.socket, address: object) -> None:
         guard.check(sock, address)
@@ -70,8 +74,28 @@ def network_blocked(allowed_hosts: Iterable[str] = (), hint: str = "") -> Iterat
         guard.check(sock, address)
         return real_connect_ex(sock, address)
 
-    socket.socket.connect, socket.socket.connect_ex = guarded_connect, guarded_connect_ex  # type: ignore[method-assign]
+    def guarded_sendto(sock: socket.socket, data: Any, *rest: Any) -> int:
+        if rest:  # sendto(data, address) or sendto(data, flags, address)
+            guard.check(sock, rest[-1])
+        return real_sendto(sock, data, *rest)
+
+    def guarded_sendmsg(sock: socket.socket, buffers: Any, *rest: Any) -> int:
+        if len(rest) >= 3 and rest[2] is not None:  # sendmsg(buffers, ancdata, flags, address)
+            guard.check(sock, rest[2])
+        return real_sendmsg(sock, buffers, *rest)
+
+    real = {name: getattr(socket.socket, name) for name in _GUARDED if hasattr(socket.socket, name)}
+    own = {name for name in real if name in vars(socket.socket)}  # the others are inherited from _socket
+    real_connect, real_connect_ex = real["connect"], real["connect_ex"]
+    real_sendto, real_sendmsg = real["sendto"], real.get("sendmsg")
+    replacements = {"connect": guarded_connect, "connect_ex": guarded_connect_ex, "sendto": guarded_sendto, "sendmsg": guarded_sendmsg}
+    for name in real:
+        setattr(socket.socket, name, replacements[name])
     try:
         yield guard
     finally:
-        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex  # type: ignore[method-assign]
+        for name, method in real.items():
+            if name in own:
+                setattr(socket.socket, name, method)
+            else:
+                delattr(socket.socket, name)
