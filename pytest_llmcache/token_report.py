@@ -231,6 +231,7 @@ def count_request(endpoint: str, request: Mapping[str, Any], model: str) -> int:
         tools=request.get("tools"),
         functions=request.get("functions"),
         response_format=request.get("response_format"),
+        tool_choice=request.get("tool_choice", request.get("function_call")),
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import tiktoken_ext.openai_public as openai_public
 
-from pytest_llmcache.token_report import response_model_and_usage
+from pytest_llmcache.token_report import count_request, response_model_and_usage
 from tinytroupe import tokens
 
 DATA = Path(__file__).parent / "data" / "realworld_exchanges.jsonl"
@@ -54,17 +54,7 @@ def _outcomes() -> dict[str, list[tuple[str, int, int]]]:
             continue
         response = record.get("response_json") or record.get("response_body_text")
         model, _ = response_model_and_usage(response)
-        request = record["request_json"]
-        if category == "embeddings":
-            counted = tokens.count_embedding_tokens(request["input"], model)
-        else:
-            counted = tokens.count_tokens(
-                request["messages"],
-                model,
-                tools=request.get("tools"),
-                functions=request.get("functions"),
-                response_format=request.get("response_format"),
-            )
+        counted = count_request(record["endpoint"], record["request_json"], model)
         where = f"{record['source']}#{record['interaction_index']}"
         outcomes[category].append((where, counted, record["usage"]["prompt_tokens"]))
     return outcomes

@@ -630,24 +630,44 @@ def count_message_tokens(
     )
 
 
+def _forced_recipient(tool_choice: Any) -> str | None:
+    """Header text when ``tool_choice`` (or legacy ``function_call``) fixes the reply."""
+    if tool_choice == "none":
+        return ""
+    if isinstance(tool_choice, Mapping):
+        name = _function_of(tool_choice).get("name")
+        if name:
+            return f" to=functions.{name}"
+    return None  # "auto", "required" or absent: the model picks
+
+
 def reply_priming(
     model: str,
     *,
     tools: bool = False,
     response_format: Mapping[str, Any] | None = None,
+    tool_choice: str | Mapping[str, Any] | None = None,
 ) -> int:
     """Tokens that prime the assistant's reply, added once per request.
 
     :data:`REPLY_PRIMING` (3) for gpt-4o-style models;
     :data:`OPEN_REPLY_PRIMING` (2) for reasoning and search models and
     whenever functions are offered (``tools=True``), because the model then
-    writes its own header.  A ``json_schema`` response format without tools
-    addresses the reply to the format, adding the tokens of ``" to=NAME"``.
+    writes its own header.  When the reply's recipient is fixed the service
+    writes the header itself: a ``json_schema`` response format without tools
+    adds the tokens of ``" to=NAME"`` to :data:`REPLY_PRIMING`; with tools,
+    ``tool_choice="none"`` closes the header (3 tokens) and a named function
+    adds ``" to=functions.NAME"`` (the last two by analogy, not measured).
     """
     profile = _profile(model)
-    if profile.style in (_HARMONY, _SEARCH) or tools:
+    if profile.style in (_HARMONY, _SEARCH):
         return OPEN_REPLY_PRIMING
-    recipient = _format_recipient(response_format)
+    if tools:
+        recipient = _forced_recipient(tool_choice)
+        if recipient is None:
+            return OPEN_REPLY_PRIMING
+    else:
+        recipient = _format_recipient(response_format)
     return REPLY_PRIMING + (_ntokens(get_encoding(profile.encoding), recipient) if recipient else 0)
 
 
@@ -678,11 +698,14 @@ def count_tokens(
     tools: Sequence[Mapping[str, Any]] | None = None,
     functions: Sequence[Mapping[str, Any]] | None = None,
     response_format: Mapping[str, Any] | None = None,
+    *,
+    tool_choice: str | Mapping[str, Any] | None = None,
 ) -> int:
     """Prompt tokens the API bills for a ``chat.completions`` request.
 
-    ``messages``, ``tools``, ``functions`` (legacy) and ``response_format``
-    are the request fields of the same names.  The total is the sum of
+    ``messages``, ``tools``, ``functions`` (legacy), ``response_format`` and
+    ``tool_choice`` (or legacy ``function_call``) are the request fields of
+    the same names.  The total is the sum of
     :func:`count_message_tokens` over the messages, the sections that tools
     and a ``json_schema`` response format add to the system message, and
     :func:`reply_priming`.  Image, audio and file parts are not counted.
@@ -704,7 +727,9 @@ def count_tokens(
         total += _HARMONY_TOOLS_PREAMBLE
     for i, message in enumerate(messages):
         total += _message_tokens(message, encoding, profile.style, messages[:i], format_recipient)
-    return total + reply_priming(model, tools=bool(function_defs), response_format=response_format)
+    return total + reply_priming(
+        model, tools=bool(function_defs), response_format=response_format, tool_choice=tool_choice
+    )
 
 
 # --------------------------------------------------------------------------
