@@ -222,15 +222,17 @@ def test_verify_finds_key_like_strings_without_printing_them(cli, tmp_path: Path
     write(tmp_path / "body.yaml", interaction(f"my key is {LIVE_LOOKING_KEY}"))
     write(tmp_path / "header.yaml", interaction(headers={"content-type": ["application/json"], "authorization": ["Bearer eyJhbGciOi.abcdefghijklmnop.zyx"]}))
     write(tmp_path / "host.yaml", interaction(uri=AZURE_URI.replace("placeholder", "contoso-prod")))
+    write(tmp_path / "azure_key.yaml", interaction('config: {"subscription_key": "0c2e5b8d9a7f41e3b6d4c1a2e9f87d65"}', uri=AZURE_URI))
     write(tmp_path / "scrubbed.yaml", interaction("sk-llmcache-placeholder", headers={"api-key": ["<redacted>"]}))
     code, out, _ = cli("verify", tmp_path, "--no-tokens")
     assert code == 1
     assert "body.yaml #0: secret: request body: OpenAI API key sk-pro…(40 characters)" in out
     assert "header.yaml #0: secret: request header authorization holds" in out
     assert "host.yaml #0: secret: request URI: Azure host 'contoso-prod.openai.azure.com'" in out
+    assert "azure_key.yaml #0: secret: request body: API key field 0c2e5b…(32 characters)" in out
     assert "scrubbed.yaml" not in out
-    assert LIVE_LOOKING_KEY not in out
-    assert out.splitlines()[-1].startswith("3 problem(s): 4 cassette(s)")
+    assert LIVE_LOOKING_KEY not in out and "0c2e5b8d9a7f41e3b6d4c1a2e9f87d65" not in out
+    assert out.splitlines()[-1].startswith("4 problem(s): 5 cassette(s)")
 
 
 def test_verify_decodes_gzip_bodies_and_real_hosts(cli):
@@ -426,7 +428,7 @@ def test_import_a_directory_keeps_relative_paths(cli, tmp_path: Path):
     assert code == 2 and "would both be imported as" in err and not (tmp_path / "flat").exists()
 
 
-def test_import_refuses_to_write_a_credential(cli, tmp_path: Path):
+def test_import_never_writes_a_credential_it_saw(cli, tmp_path: Path):
     source = tmp_path / "leaky.yaml"
     source.write_text(
         textwrap.dedent(
@@ -446,10 +448,24 @@ def test_import_refuses_to_write_a_credential(cli, tmp_path: Path):
         )
     )
     code, out, err = cli("import", source, "--to", tmp_path / "out")
+    written = "".join(path.read_text() for path in (tmp_path / "out").rglob("*") if path.is_file())
+    assert LIVE_LOOKING_KEY not in out + err + written
+    # The scrubber masks what it learned wherever it finds it; what it can't mask, the write refuses.
+    assert (code, "<redacted>" in written) == (0, True) or (code, written) == (1, "")
+
+
+def test_import_reports_a_refused_write(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from pytest_llmcache._commands import importing
+    from pytest_llmcache.errors import SecretLeakError
+
+    def refuse(source: Path, destination: Path, scrubber: Any) -> None:
+        raise SecretLeakError(destination, ["the value of $OPENAI_API_KEY on line(s) 12"])
+
+    monkeypatch.setattr(importing, "import_cassette", refuse)
+    code, out, err = cli("import", REALWORLD / "pydanticai-valid_response.yaml", "--to", tmp_path)
     assert code == 1
-    assert "refusing to write cassette" in err and "the authorization header" in err
-    assert LIVE_LOOKING_KEY not in out + err
-    assert not (tmp_path / "out").exists()
+    assert "refusing to write cassette" in err and "$OPENAI_API_KEY on line(s) 12" in err
+    assert "0 cassette(s) written, 0 unchanged, 1 failed" in out
 
 
 def test_import_a_corrupt_source(cli, tmp_path: Path, corrupt: Path):

@@ -37,12 +37,13 @@ from pytest_llmcache.scrubbing import AZURE_PLACEHOLDER_URL, KEY_LIKE_PARAM
 HELP = "check cassettes for corruption, key-like secrets and token-count drift (for CI and pre-commit)"
 
 _AZURE_PLACEHOLDER_HOST = urlsplit(AZURE_PLACEHOLDER_URL).hostname
-# (kind, pattern); group 1, when present, is the secret itself.
+# (kind, pattern); group 1 is the secret itself. Azure keys (32 hex characters) look like any hash,
+# so they count only under a key-like name: a key header, query parameter or field.
 _SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("OpenAI API key", re.compile(r"\b(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,})")),
     ("bearer token", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)")),
     ("JWT (e.g. an Azure AD token)", re.compile(r"\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})")),
-    ("API key field", re.compile(r"(?i)api[-_]?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_-]{20,})")),
+    ("API key field", re.compile(r"""(?i)(?:api|subscription|secret|access)[-_]?key[\\"']*\s*[:=]\s*[\\"']*([A-Za-z0-9_-]{20,})""")),
     ("Azure host", re.compile(r"(?i)\b((?:[a-z0-9-]+\.)+(?:openai\.azure\.com|cognitiveservices\.azure\.com|services\.ai\.azure\.com))\b")),
 )
 _KEY_HEADERS = frozenset({"authorization", "api-key", "ocp-apim-subscription-key", "x-api-key"})
