@@ -95,7 +95,7 @@ def corrupt(tmp_path: Path) -> Path:
 
 def test_console_script_help_documents_every_command_and_the_exit_codes():
     result = subprocess.run([sys.executable, "-m", "pytest_llmcache.cli", "--help"], capture_output=True, text=True, check=True)
-    for command in ("list", "show", "verify", "prune", "import", "stats"):
+    for command in ("list", "show", "verify", "prune", "import", "stats", "tokens"):
         assert command in result.stdout
     assert "exit codes:" in result.stdout and "  2  bad arguments" in result.stdout
 
@@ -251,7 +251,8 @@ def test_verify_reports_a_corrupt_cassette(cli, corrupt: Path):
 
 
 def test_verify_checks_prompt_tokens_against_the_library(cli, tmp_path: Path):
-    tokens = pytest.importorskip("tinytroupe.tokens")
+    from tinytroupe import tokens
+
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     right = tokens.count_tokens(messages, "gpt-4o-mini-2024-07-18")
     write(tmp_path / "right.yaml", interaction("What is the capital of France?", usage=(right, 2)))
@@ -511,6 +512,5 @@ def test_price_table_prices_exact_names_and_listed_snapshots_only():
 
 
 def test_tokens_runs_the_token_report(cli):
-    pytest.importorskip("pytest_llmcache.token_report")
     code, out, _ = cli("tokens", REALWORLD / "pydanticai-valid_response.yaml", "--json")
     assert code == 0 and json.loads(out)

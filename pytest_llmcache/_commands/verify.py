@@ -17,7 +17,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 from pytest_llmcache._commands.common import (
@@ -104,14 +104,6 @@ def find_secrets(interaction: Interaction) -> Iterator[str]:
                     yield f"{where}: {kind} {_mask(found)}"
 
 
-def _token_counter() -> Callable[..., int] | None:
-    try:
-        from tinytroupe.tokens import count_tokens
-    except ImportError:
-        return None
-    return count_tokens
-
-
 def _countable(exchange: Exchange) -> bool:
     """Chat completions that succeeded, with usage, and only text the library can count offline."""
     if exchange.endpoint != "chat.completions" or exchange.status != 200 or exchange.prompt_tokens is None or not exchange.messages:
@@ -123,8 +115,10 @@ def _countable(exchange: Exchange) -> bool:
     return True
 
 
-def token_drift(exchange: Exchange, count_tokens: Callable[..., int]) -> int:
+def token_drift(exchange: Exchange) -> int:
     """Library count minus recorded ``usage.prompt_tokens`` for one countable exchange."""
+    from tinytroupe.tokens import count_tokens  # loads the rank files: only once something is counted
+
     request = exchange.request
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an unknown model is counted with a fallback; drift shows it
@@ -141,8 +135,6 @@ def token_drift(exchange: Exchange, count_tokens: Callable[..., int]) -> int:
 def run(args: argparse.Namespace) -> int:
     problems: list[Problem] = []
     checked = {"cassettes": 0, "interactions": 0, "token_checks": 0}
-    count_tokens = _token_counter() if args.tokens else None
-    notes = [] if count_tokens is not None or not args.tokens else ["token check skipped: tinytroupe.tokens is not available"]
     for file in load_cassettes(find_cassettes(args.paths), args.progress):
         path = display(file.path)
         checked["cassettes"] += 1
@@ -153,11 +145,11 @@ def run(args: argparse.Namespace) -> int:
             checked["interactions"] += 1
             problems += [Problem(path, "secret", finding, index) for finding in find_secrets(interaction)]
             exchange = Exchange.of(index, interaction)
-            if count_tokens is None or not _countable(exchange):
+            if not args.tokens or not _countable(exchange):
                 continue
             checked["token_checks"] += 1
             try:
-                drift = token_drift(exchange, count_tokens)
+                drift = token_drift(exchange)
             except Exception as err:  # noqa: BLE001 - a counter failure is a finding, not a crash
                 problems.append(Problem(path, "tokens", f"the library can't count this request: {type(err).__name__}: {err}", index))
                 continue
@@ -172,13 +164,11 @@ def run(args: argparse.Namespace) -> int:
                     )
                 )
     if args.json:
-        emit_json({"ok": not problems, "checked": checked, "problems": [asdict(problem) for problem in problems], "notes": notes})
+        emit_json({"ok": not problems, "checked": checked, "problems": [asdict(problem) for problem in problems]})
     else:
         for problem in problems:
             where = problem.path if problem.interaction is None else f"{problem.path} #{problem.interaction}"
             print(f"{where}: {problem.check}: {problem.message}")
-        for note in notes:
-            print(f"note: {note}")
         print(
             f"{'ok' if not problems else f'{len(problems)} problem(s)'}: {checked['cassettes']} cassette(s), "
             f"{checked['interactions']} interaction(s), {checked['token_checks']} token count(s) checked"
