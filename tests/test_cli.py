@@ -514,3 +514,33 @@ def test_price_table_prices_exact_names_and_listed_snapshots_only():
 def test_tokens_runs_the_token_report(cli):
     code, out, _ = cli("tokens", REALWORLD / "pydanticai-valid_response.yaml", "--json")
     assert code == 0 and json.loads(out)
+
+
+# -- odd but well-formed cassettes ---------------------------------------------------------------
+
+
+ODD_BODIES = [
+    ({"json": [1, 2], "layout": "compact"}, {"json": {"choices": "none", "usage": "n/a", "model": 7}, "layout": "compact"}),
+    ({"json": {"messages": "hi", "tools": ["x", {"function": "f"}]}, "layout": "compact"}, {"sse": "data: {oops\n\ndata: [1]\n\n"}),
+    (
+        {"json": {"messages": [{"role": "assistant", "tool_calls": ["x", {"function": None}]}, "text"]}, "layout": "compact"},
+        {"json": {"choices": [{"message": {"tool_calls": [None, {"function": {"arguments": 3}}]}}], "data": [{"embedding": "%%"}]}, "layout": "compact"},
+    ),
+    ({"base64": "AAEC/w=="}, {"string": "not json at all"}),
+]
+
+
+@pytest.mark.parametrize("command", ["list", "show", "verify", "stats"])
+def test_commands_survive_odd_bodies(cli, tmp_path: Path, command: str):
+    path = write(
+        tmp_path / "odd.yaml",
+        *(
+            {
+                "request": {"method": "POST", "uri": OPENAI_URI, "headers": {}, "body": request},
+                "response": {"status": {"code": 200, "message": ""}, "headers": {}, "body": response},
+            }
+            for request, response in ODD_BODIES
+        ),
+    )
+    code, out, err = cli(command, path)
+    assert code == 0 and out and not err

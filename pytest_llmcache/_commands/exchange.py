@@ -179,11 +179,13 @@ class Exchange:
                     if isinstance(part.get(name), str):
                         answer[name] = (answer[name] or "") + part[name] if self.streamed else part[name]
                 for position, call in enumerate(part.get("tool_calls") or ()):
+                    function = call.get("function") if isinstance(call, dict) else None
+                    if not isinstance(function, dict):
+                        continue  # not a function call; nothing to put together
                     slot = calls.setdefault(call.get("index", position), {"id": None, "name": None, "arguments": ""})
-                    function = call.get("function") or {}
                     slot["id"] = call.get("id") or slot["id"]
                     slot["name"] = function.get("name") or slot["name"]
-                    slot["arguments"] += function.get("arguments") or ""
+                    slot["arguments"] += str(function.get("arguments") or "")
         answer["tool_calls"] = [calls[key] for key in sorted(calls)]
         return answer
 

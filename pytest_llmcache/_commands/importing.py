@@ -54,9 +54,10 @@ def _plan(sources: list[Path], target: Path) -> list[tuple[Path, Path]]:
 
 
 def _describe(result: ImportResult) -> str:
-    line = f"{result.status:9}  {result.interactions:3} interaction(s)  {display(result.source)} -> {display(result.destination)}"
     if result.status == "empty":
         line = f"empty      no OpenAI call in {display(result.source)}: nothing written"
+    else:
+        line = f"{result.status:9}  {result.interactions:3} interaction(s)  {display(result.source)} -> {display(result.destination)}"
     if result.skipped_hosts:
         line += f"  (left out {len(result.skipped_hosts)} call(s) to {', '.join(sorted(set(result.skipped_hosts)))})"
     return line

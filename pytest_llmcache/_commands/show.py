@@ -68,6 +68,14 @@ def _content_text(content: Any) -> str:
     return "" if content is None else json.dumps(content)
 
 
+def _function_name(tool: Any) -> str:
+    """A tool definition's function name, else its type (e.g. "web_search")."""
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if isinstance(function, dict) and function.get("name"):
+        return str(function["name"])
+    return str(tool.get("type", "?")) if isinstance(tool, dict) else "?"
+
+
 def render(exchange: Exchange, limit: int | None) -> list[str]:
     """The text lines for one exchange."""
     model = exchange.model or "?"
@@ -79,16 +87,16 @@ def render(exchange: Exchange, limit: int | None) -> list[str]:
     options = {name: value for name, value in request.items() if name not in ("messages", "model", "tools", "input", "functions")}
     if options:
         lines.append(f"  options: {_cut(json.dumps(options, ensure_ascii=False), limit)}")
-    if request.get("tools"):
-        names = [str((tool.get("function") or {}).get("name", tool.get("type"))) for tool in request["tools"] if isinstance(tool, dict)]
-        lines.append(f"  tools: {', '.join(names)}")
+    if isinstance(request.get("tools"), list):
+        lines.append(f"  tools: {', '.join(_function_name(tool) for tool in request['tools'])}")
     for message in exchange.messages or ():
         if not isinstance(message, dict):
             continue
         parts = [_content_text(message.get("content"))]
         for call in message.get("tool_calls") or ():
-            function = call.get("function") or {}
-            parts.append(f"calls {function.get('name')}({function.get('arguments', '')})")
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                parts.append(f"calls {function.get('name')}({function.get('arguments', '')})")
         lines += _block(f"[{message.get('role', '?')}]", "\n".join(part for part in parts if part), limit)
     if exchange.endpoint == "embeddings":
         inputs = request.get("input")
