@@ -20,7 +20,6 @@ because only text is counted.  The model is the one the response names.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import warnings
@@ -30,11 +29,10 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
-import yaml
-
+from pytest_llmcache import cassette as cassette_file
+from pytest_llmcache.errors import LLMCacheError
 from tinytroupe import tokens
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MEDIA_PARTS = frozenset({"image_url", "input_image", "input_audio", "audio", "file", "input_file"})
 _WORST_SHOWN = 3
 
@@ -108,19 +106,14 @@ def _endpoint(uri: str | None) -> tuple[str | None, str | None]:
 
 
 def _as_text(body: Any) -> Any:
-    """A cassette body as parsed JSON, text, or None."""
-    if isinstance(body, Mapping) and "string" in body:
-        body = body["string"]
-    if isinstance(body, (bytes, bytearray)):
-        data = bytes(body)
-        if data[:2] == b"\x1f\x8b":  # gzip, whatever the headers say
-            data = gzip.decompress(data)
-        body = data.decode("utf-8", errors="replace")
+    """A body (bytes or text) as parsed JSON, or as text (an SSE stream)."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
     if isinstance(body, str):
         try:
             return json.loads(body)
         except ValueError:
-            return body  # SSE stream or plain text
+            return body
     return body
 
 
@@ -146,23 +139,17 @@ def _load_jsonl(path: Path) -> Iterator[Exchange]:
 
 
 def _load_cassette(path: Path) -> Iterator[Exchange]:
-    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}
-    for index, interaction in enumerate(document.get("interactions") or []):
-        request = interaction.get("request") or {}
-        response = interaction.get("response") or {}
-        endpoint, deployment = _endpoint(request.get("uri"))
-        body = request["parsed_body"] if "parsed_body" in request else _as_text(request.get("body"))
-        if "parsed_body" in response:
-            reply = response["parsed_body"]
-        else:
-            reply = _as_text(response.get("body"))
-        status = response.get("status")
+    # The cassette module reads every flavour: ours, vcrpy's (gzip, !!binary), pydantic-ai's parsed_body.
+    for index, interaction in enumerate(cassette_file.load(path)):
+        request, response = interaction["request"], interaction["response"]
+        endpoint, deployment = _endpoint(request["uri"])
+        body = _as_text(cassette_file.request_body(interaction))
         yield Exchange(
             location=f"{path}#{index}",
             endpoint=endpoint,
             request=body if isinstance(body, Mapping) else None,
-            response=reply,
-            status=status.get("code") if isinstance(status, Mapping) else status,
+            response=_as_text(cassette_file.response_body(interaction)),
+            status=response["status"]["code"],
             deployment=deployment,
         )
 
@@ -347,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the report; exit status 1 if nothing could be measured, 2 on bad paths."""
     try:
         report = measure(iter_exchanges(args.paths))
-    except (OSError, ValueError, yaml.YAMLError) as error:
+    except (OSError, ValueError, LLMCacheError) as error:
         print(f"llmcache tokens: {error}", file=sys.stderr)
         return 2
     if args.json:
