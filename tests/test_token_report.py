@@ -69,6 +69,8 @@ def _interaction(uri: str, request_body, response_body, status: int = 200, parse
     else:
         request["body"] = json.dumps(request_body)
         response["body"] = {"string": response_body if isinstance(response_body, (str, bytes)) else json.dumps(response_body)}
+        if isinstance(response_body, bytes):  # gzip, as vcrpy records it
+            response["headers"] = {"Content-Encoding": ["gzip"]}
     return {"request": request, "response": response}
 
 
