@@ -756,12 +756,21 @@ def print_rest(results: dict[str, Any], record: RecordRow | None, cache: list[di
         print()
         for gap in results["gaps"]:
             print(f"  GAP: {gap}")
-    print(f"\nTotal wall time {results['wall_s']:.0f} s on {results['machine']}")
+    print(f"\nTotal wall time {results['wall_s']:.0f} s on {results['machine']}; "
+          f"load average {results['load_before']} before, {results['load_after']} after")
 
 
 # ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
+
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine inflates every figure."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (AttributeError, OSError):
+        return "n/a"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -776,6 +785,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_args(args)
     skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     started = time.perf_counter()
+    load_before = load_average()
 
     plugin_missing = plugin_api.available()
     gaps = [plugin_missing] if plugin_missing else []
@@ -827,6 +837,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results["targets"] = targets(replay, record, cache, tokens_)
     results["wall_s"] = time.perf_counter() - started
+    results["load_before"], results["load_after"] = load_before, load_average()
     print_report(results, replay, record, cache, tokens_, suite)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
