@@ -7,23 +7,41 @@ import pytest
 
 from pytest_llmcache.recorder import RECORD_MODES
 
-__all__ = ["add_options", "cassette_dir", "record_mode"]
+__all__ = ["add_options", "cassette_dir", "record_mode", "strict"]
 
 _MODES_HELP = (
-    "none (default): replay only, offline, a request without a recording fails the test; "
-    "once: record a test's requests if it has no cassette yet, else replay only; "
-    "new_episodes: replay what is recorded and record the rest; "
-    "all: record every request again (keeping recordings not re-made); "
-    "rewrite: record every request into a fresh cassette."
+    "none: replay only, offline; a request with no recording fails the test. "
+    "once: record the tests that have no cassette yet (needs a key), replay the others. "
+    "new_episodes: replay what is recorded, record the requests that are not. "
+    "all: send every request live and record it again, keeping old recordings of requests not sent. "
+    "rewrite: send every request live into a fresh cassette (stale interactions go)."
+)
+_STRICT_HELP = (
+    "Fail a test whose cassette holds recorded interactions the test did not play (a stale "
+    "cassette); the failure lists them and says how to re-record or prune."
 )
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmcache", "recording and replaying OpenAI calls (pytest-llmcache)")
-    group.addoption("--llm-record-mode", choices=RECORD_MODES, default=None, help=f"Record mode. {_MODES_HELP}")
-    group.addoption("--llm-cassette-dir", default=None, metavar="DIR", help="Cassette directory (default: cassettes/ under the rootdir).")
-    parser.addini("llm_record_mode", f"Record mode when --llm-record-mode is not given. {_MODES_HELP}", default="none")
-    parser.addini("llm_cassette_dir", "Cassette directory, relative to the rootdir (default: cassettes).", default="cassettes")
+    group.addoption(
+        "--llm-record-mode",
+        choices=RECORD_MODES,
+        default=None,
+        metavar="MODE",
+        help=f"How tests using llm_cassette / llm_client reach the API. Default: the llm_record_mode ini key, else none. {_MODES_HELP}",
+    )
+    group.addoption(
+        "--llm-cassette-dir",
+        default=None,
+        metavar="DIR",
+        help="Directory of the cassettes, relative to the current directory. Default: the llm_cassette_dir ini key "
+        "(relative to the rootdir), else <rootdir>/cassettes. A test's cassette is DIR/<test module path>/<test name>.yaml.",
+    )
+    group.addoption("--llm-strict", action="store_true", default=False, help=f"{_STRICT_HELP} Also: the llm_strict ini key.")
+    parser.addini("llm_record_mode", f"Record mode when --llm-record-mode is not given (default: none). {_MODES_HELP}", default="none")
+    parser.addini("llm_cassette_dir", "Cassette directory, relative to the rootdir, when --llm-cassette-dir is not given (default: cassettes).", default="cassettes")
+    parser.addini("llm_strict", f"{_STRICT_HELP.rstrip('.')} (default: false; --llm-strict turns it on).", type="bool", default=False)
 
 
 def record_mode(config: pytest.Config) -> str:
@@ -39,3 +57,8 @@ def cassette_dir(config: pytest.Config) -> Path:
     if option:
         return Path(option).resolve()
     return (config.rootpath / str(config.getini("llm_cassette_dir"))).resolve()
+
+
+def strict(config: pytest.Config) -> bool:
+    """--llm-strict, else the llm_strict ini key."""
+    return bool(config.getoption("llm_strict", False) or config.getini("llm_strict"))

@@ -17,11 +17,11 @@ import pytest
 
 from pytest_llmcache import options
 from pytest_llmcache.errors import MissingRecording
-from pytest_llmcache.markers import MARKER_HELP, LLMMarker
+from pytest_llmcache.markers import LLMMarker
 from pytest_llmcache.network import network_blocked
 from pytest_llmcache.paths import cassette_path
 from pytest_llmcache.recorder import LLMCassette, sdk_sleep_patches
-from pytest_llmcache.report import Report
+from pytest_llmcache.report import Report, stale_message, unplayed
 from pytest_llmcache.scrubbing import AZURE_PLACEHOLDER_URL, Scrubber
 
 _REPORT = pytest.StashKey[Report]()
@@ -40,8 +40,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
 
 
+# What `pytest --markers` shows.
+MARKER_LINE = (
+    "llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None): pytest-llmcache "
+    "settings for a test using llm_client or llm_cassette. "
+    "api_type='openai'|'azure': the API type of llm_client (default: the configured one). "
+    "api_types=['openai', 'azure']: run the test once per API type, one cassette each. "
+    "cache=True: turn the client's API cache on, in a file under the test's tmp_path. "
+    "cassette='dir/name.yaml': the cassette file, relative to the cassette directory (several tests may share one). "
+    "record_mode='once'|...: this test's record mode, overriding --llm-record-mode."
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_HELP)
+    config.addinivalue_line("markers", MARKER_LINE)
     report = Report(config, options.cassette_dir(config), options.record_mode(config))
     config.stash[_REPORT] = report
     config.pluginmanager.register(report, "llmcache-report")
@@ -69,6 +81,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         _raise_swallowed_miss(item, error)
         raise
     _raise_swallowed_miss(item, None)
+    _fail_stale(item)
     return result
 
 
@@ -81,6 +94,105 @@ def _raise_swallowed_miss(item: pytest.Item, error: BaseException | None) -> Non
             return  # the test already fails with it
         error = error.__cause__ or error.__context__
     raise cassette.misses[0]
+
+
+def _fail_stale(item: pytest.Item) -> None:
+    """--llm-strict: fail a test that passed without playing all of its cassette."""
+    cassette = item.stash.get(_CASSETTE, None)
+    if cassette is None or not cassette.existed or cassette.mode in ("all", "rewrite") or not options.strict(item.config):
+        return
+    report = item.config.stash.get(_REPORT, None)
+    if report is not None and report.is_shared(cassette):
+        return  # judged at the end of the session, on what all of its tests played
+    if unplayed(cassette):
+        pytest.fail(stale_message(cassette, item.nodeid, options.cassette_dir(item.config)), pytrace=False)
+
+
+# -- the unused-cassette listing: which cassettes the collected tests would use ------------------
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Deselected tests (-k, -m) were collected: their cassettes are not unused."""
+    if items:
+        _collected(items[0].config).extend(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    items = [*session.items, *_collected(session.config)]
+    _collected(session.config).clear()
+    report = session.config.stash.get(_REPORT, None)
+    if report is None:
+        return
+    directory = options.cassette_dir(session.config)
+    users: dict[str, list[str]] = {}
+    custom: list[str] = []
+    for item in items:
+        if "llm_cassette" not in getattr(item, "fixturenames", ()):
+            continue
+        if _overridden(item, "llm_cassette_path", "llm_cassette_dir", "llm_marker"):
+            custom.append(item.nodeid)
+            continue
+        try:
+            path = default_cassette_path(item, directory, LLMMarker.of(item))
+        except pytest.UsageError:
+            continue  # the test errors with it
+        users.setdefault(report.cassette_name(path), []).append(item.nodeid)
+    report.collected(users, custom, _scope(session, items, directory))
+
+
+_DESELECTED = pytest.StashKey[list]()
+
+
+def _collected(config: pytest.Config) -> list[pytest.Item]:
+    if _DESELECTED not in config.stash:
+        config.stash[_DESELECTED] = []
+    return config.stash[_DESELECTED]
+
+
+def _overridden(item: pytest.Item, *names: str) -> bool:
+    """Whether the project replaced one of these fixtures of ours for `item`."""
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    for name in names:
+        found = definitions.get(name)
+        if found and getattr(found[-1].func, "__module__", __name__) != __name__:
+            return True
+    return False
+
+
+def _scope(session: pytest.Session, items: list[pytest.Item], directory: Path) -> list[str] | None:
+    """Where unused cassettes are looked for: None (the whole cassette directory) when the whole
+    suite was collected, else the cassette folders of the test modules collected in full."""
+    config = session.config
+    selected = {Path(config.invocation_params.dir, arg.split("::")[0]).resolve() for arg in config.args if "::" in arg}
+    if config.args_source == pytest.Config.ArgsSource.TESTPATHS or (not selected and _covers_suite(config)):
+        return None
+    folders = set()
+    for module in {Path(item.path) for item in items}:
+        if module.resolve() not in selected:
+            folder = cassette_path(directory, config.rootpath, module, "_").parent
+            try:
+                folders.add(folder.relative_to(directory).as_posix())
+            except ValueError:
+                continue
+    return sorted(folders)
+
+
+def _covers_suite(config: pytest.Config) -> bool:
+    """Whether the paths given cover the rootdir or every ``testpaths`` entry."""
+    given = [Path(config.invocation_params.dir, arg).resolve() for arg in config.args]
+    roots = [config.rootpath.resolve()]
+    testpaths = [Path(config.rootpath, entry).resolve() for entry in config.getini("testpaths") or ()]
+
+    def covered(root: Path) -> bool:
+        return any(path == root or path in root.parents for path in given)
+
+    return covered(roots[0]) or bool(testpaths) and all(covered(root) for root in testpaths)
+
+
+def default_cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:
+    """``<cassette dir>/<module path>/<Class.test_name[param-id]>.yaml``, or the marker's cassette=."""
+    test_name = ".".join(node.nodeid.split("::")[1:])  # Class.test_name[param-id]
+    return cassette_path(directory, node.config.rootpath, Path(node.path), test_name, marker.cassette)
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -107,9 +219,7 @@ def llm_record_mode(llm_marker: LLMMarker, pytestconfig: pytest.Config) -> str:
 @pytest.fixture
 def llm_cassette_path(request: pytest.FixtureRequest, llm_cassette_dir: Path, llm_marker: LLMMarker) -> Path:
     """``<cassette dir>/<module path>/<Class.test_name[param-id]>.yaml``, or the marker's cassette=."""
-    node = request.node
-    test_name = ".".join(node.nodeid.split("::")[1:])  # Class.test_name[param-id]
-    return cassette_path(llm_cassette_dir, request.config.rootpath, Path(node.path), test_name, llm_marker.cassette)
+    return default_cassette_path(request.node, llm_cassette_dir, llm_marker)
 
 
 @pytest.fixture
@@ -159,7 +269,7 @@ def llm_cassette(
             monkeypatch.setattr(target, name, replacement)
         request.node.stash[_CASSETTE] = cassette
         yield cassette
-    request.config.stash[_REPORT].add(cassette)
+    request.config.stash[_REPORT].add(cassette, request.node.nodeid)
     cassette.save()
 
 

@@ -1,29 +1,209 @@
-"""The session summary (replayed / recorded / missing) and the "played" manifest.
+"""The session summary, the ``--llm-strict`` check, and the "played" manifest.
 
-After each session that used cassettes, ``<cassette dir>/.llmcache-played.json`` lists, per
-cassette (path relative to the cassette directory), how many interactions it held and which ones
-were played::
+At the end of a session in which some test used a cassette, the terminal summary shows::
+
+    llmcache: 9 replayed, 0 recorded, 0 missing in 6 cassette(s), record mode 'none' (cassettes: ...)
+    tokens replayed, priced at list prices of 2026-05-01 (USD):
+      model        responses  prompt  completion       cost
+      gpt-4o-mini          7      84          35  $0.000034
+      ...
+    slowest tests (call duration) / most expensive tests (tokens replayed + recorded)
+    unused cassettes (no collected test uses them)
+
+Tokens come from the ``usage`` of the responses a test replayed (a JSON body's, or an SSE
+stream's usage chunk when it was requested) and recorded, read at the test's teardown; a model
+missing from `pytest_llmcache.pricing`'s table shows its tokens and an "unknown" cost.
+
+After each such session ``<cassette dir>/.llmcache-played.json`` lists, per cassette (path
+relative to the cassette directory), how many interactions it held and which ones were played::
 
     {"version": 1, "cassettes": {"tests/test_x/test_y.yaml": {"interactions": 3, "played": [0, 2]}}}
 
-Tools (e.g. a prune command or a token report) read it. Under pytest-xdist, workers send their
-part to the controller, which writes the file once.
+Tools (``llmcache prune``) read it. Under pytest-xdist every worker sends its part to the
+controller (through ``workeroutput``), which prints the summary and writes the file once.
 """
 from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 import pytest
 
+from pytest_llmcache import cassette as cassette_file
+from pytest_llmcache import options
+from pytest_llmcache.bodies import decode_body, parse_json
+from pytest_llmcache.errors import LLMCacheError
+from pytest_llmcache.paths import SUFFIX
 from pytest_llmcache.recorder import LLMCassette
 
-__all__ = ["MANIFEST_NAME", "Report"]
+__all__ = ["MANIFEST_NAME", "Report", "interaction_usage", "stale_message", "unplayed"]
 
 MANIFEST_NAME = ".llmcache-played.json"
 _WORKER_KEY = "llmcache_report"
+_TOP = 5  # slowest / most expensive tests shown
+_UNUSED_SHOWN = 10  # unused cassettes listed without -v
+_UNPLAYED_SHOWN = 20  # unplayed interactions listed by --llm-strict
+_CASSETTE_SUFFIXES = (SUFFIX, ".yml")
+
+# tokens per model: [responses, prompt tokens, completion tokens, responses without usage]
+ModelTokens = dict[str, list[int]]
+
+
+# -- reading usage from recorded interactions -------------------------------------------------
+
+
+def _header(headers: dict[str, Any], name: str) -> str:
+    for key, values in (headers or {}).items():
+        if key.lower() == name:
+            return str(values[-1] if isinstance(values, list) and values else values or "")
+    return ""
+
+
+def _sse_usage(text: str) -> tuple[Any, Any]:
+    """(model, usage) of the last event carrying a usage object, reading from the end."""
+    for event in reversed(text.replace("\r\n", "\n").split("\n\n")):
+        if '"usage"' not in event:
+            continue
+        data = "\n".join(line[5:].lstrip() for line in event.split("\n") if line.startswith("data:"))
+        try:
+            document = json.loads(data)
+        except ValueError:
+            continue
+        model, usage = _document_usage(document)
+        if usage is not None:
+            return model, usage
+    return None, None
+
+
+def _document_usage(document: Any) -> tuple[Any, Any]:
+    if not isinstance(document, dict):
+        return None, None
+    if isinstance(document.get("usage"), dict):
+        return document.get("model"), document["usage"]
+    inner = document.get("response")  # the Responses API's response.completed event
+    if isinstance(inner, dict) and isinstance(inner.get("usage"), dict):
+        return inner.get("model"), inner["usage"]
+    return document.get("model"), None
+
+
+def _request_model(request: dict[str, Any]) -> str | None:
+    """The model asked for: the body's ``model``, else the Azure deployment in the path."""
+    body = request.get("body")
+    if isinstance(body, dict) and "json" in body:
+        document = body["json"]
+    else:
+        try:
+            document = parse_json(decode_body(body))
+        except ValueError:
+            document = None
+    if isinstance(document, dict) and isinstance(document.get("model"), str) and document["model"]:
+        return document["model"]
+    parts = urlsplit(str(request.get("uri", ""))).path.split("/")
+    return parts[parts.index("deployments") + 1] if "deployments" in parts[:-1] else None
+
+
+def interaction_usage(interaction: Any) -> tuple[str | None, int | None, int | None]:
+    """(model, prompt tokens, completion tokens) of one recorded interaction.
+
+    The model is the one that answered (the response's, often a dated snapshot), else the one
+    asked for. The token counts are None when the response carries no usage (errors, streams
+    recorded without ``stream_options={"include_usage": True}``).
+    """
+    response = interaction["response"]
+    body = response.get("body")
+    model: Any = None
+    usage: Any = None
+    if isinstance(body, dict) and "json" in body:
+        model, usage = _document_usage(body["json"])
+    elif isinstance(body, dict) and isinstance(body.get("sse"), str):
+        model, usage = _sse_usage(body["sse"])
+    else:
+        try:
+            raw = decode_body(body)
+        except ValueError:
+            raw = b""
+        if "text/event-stream" in _header(response.get("headers", {}), "content-type").lower():
+            model, usage = _sse_usage(raw.decode("utf-8", "replace"))
+        else:
+            model, usage = _document_usage(parse_json(raw))
+    if not isinstance(model, str) or not model:
+        model = _request_model(interaction["request"])
+    if not isinstance(usage, dict):
+        return model, None, None
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    if not isinstance(prompt, int):
+        return model, None, None
+    return model, prompt, completion if isinstance(completion, int) else 0
+
+
+def _plain(entry: Any) -> Any:
+    """The interaction dict of a cassette entry (`cassette.Entry` parses it on first use)."""
+    return getattr(entry, "interaction", entry)
+
+
+def _tally(interactions: Iterable[Any]) -> ModelTokens:
+    totals: ModelTokens = {}
+    for interaction in interactions:
+        model, prompt, completion = interaction_usage(interaction)
+        entry = totals.setdefault(model or "(no model)", [0, 0, 0, 0])
+        entry[0] += 1
+        if prompt is None:
+            entry[3] += 1
+        else:
+            entry[1] += prompt
+            entry[2] += completion or 0
+    return totals
+
+
+def _add_tokens(into: ModelTokens, part: ModelTokens) -> None:
+    for model, counts in part.items():
+        entry = into.setdefault(model, [0, 0, 0, 0])
+        for position, count in enumerate(counts):
+            entry[position] += count
+
+
+# -- --llm-strict ------------------------------------------------------------------------------
+
+
+def unplayed(cassette: LLMCassette) -> list[int]:
+    """Indexes of the interactions loaded from `cassette`'s file that were not played."""
+    return sorted(set(range(len(cassette.loaded))) - set(cassette.played))
+
+
+def stale_message(cassette: LLMCassette, test_id: str, cassette_dir: Path) -> str:
+    """Why ``--llm-strict`` fails a test whose cassette has interactions it never played."""
+    indexes = unplayed(cassette)
+    lines = [f"--llm-strict: cassette {_display(Path(cassette.path))} holds {len(indexes)} recorded interaction(s) this test never played:"]
+    lines += [f"    {_describe(index, _plain(cassette.loaded[index])['request'])}" for index in indexes[:_UNPLAYED_SHOWN]]
+    if len(indexes) > _UNPLAYED_SHOWN:
+        lines.append(f"    ... and {len(indexes) - _UNPLAYED_SHOWN} more")
+    lines += [
+        "The cassette is stale: the test no longer sends these requests. Re-record it:",
+        f"    pytest {shlex.quote(test_id)} --llm-record-mode=rewrite",
+        "or, after a run of the whole suite, remove every interaction it did not play:",
+        f"    llmcache prune {shlex.quote(_display(cassette_dir))} --yes",
+    ]
+    return "\n".join(lines)
+
+
+def _describe(index: int, request: dict[str, Any]) -> str:
+    return f"#{index} {request['method']} {urlsplit(str(request['uri'])).path} (model {_request_model(request) or '-'})"
+
+
+def _display(path: Path) -> str:
+    """`path` relative to the working directory when it is below it: what a user would type."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# -- the report --------------------------------------------------------------------------------
 
 
 class Report:
@@ -35,16 +215,44 @@ class Report:
         self.record_mode = record_mode
         self.counts = {"replayed": 0, "recorded": 0, "missing": 0}
         self.cassettes: dict[str, dict[str, Any]] = {}
+        self.tokens: dict[str, ModelTokens] = {"replayed": {}, "recorded": {}}
+        # node id -> {"duration": call seconds or None, "tokens": {model: [prompt, completion]}}
+        self.tests: dict[str, dict[str, Any]] = {}
+        # What collection says (see `collected`); merged from the workers under xdist.
+        self.expected: set[str] | None = None  # cassette names the collected tests would use
+        self.shared: dict[str, list[str]] = {}  # cassette name -> the collected tests sharing it
+        self.scope: list[str] | None = None  # folders (names) searched for unused cassettes; None: all
+        self.custom: list[str] = []  # collected tests whose cassette path is a project's own fixture
+        self.unused_candidates: list[str] | None = None
+        self.strict = options.strict(config)
+        self.stale_shared: list[tuple[str, list[int], list[str]]] = []  # (name, unplayed, tests)
+        self._last_call: tuple[str, float, bool] | None = None
 
-    def add(self, cassette: LLMCassette) -> None:
-        self._merge(
-            {
-                "counts": {"replayed": len(cassette.played), "recorded": len(cassette.recorded), "missing": len(cassette.misses)},
-                "cassettes": {self._name(Path(cassette.path)): {"interactions": len(cassette.loaded), "played": cassette.played}},
-            }
-        )
+    # -- per test ----------------------------------------------------------------------------
 
-    def _name(self, path: Path) -> str:
+    def add(self, cassette: LLMCassette, node_id: str | None = None) -> None:
+        """Take what `cassette` did in test `node_id` (called at the test's teardown)."""
+        replayed = _tally(_plain(cassette.loaded[index]) for index in cassette.played)
+        recorded = _tally(cassette.recorded)
+        part: dict[str, Any] = {
+            "counts": {"replayed": len(cassette.played), "recorded": len(cassette.recorded), "missing": len(cassette.misses)},
+            "cassettes": {self.cassette_name(Path(cassette.path)): {"interactions": len(cassette.loaded), "played": list(cassette.played)}},
+            "tokens": {"replayed": replayed, "recorded": recorded},
+            "tests": {},
+        }
+        if node_id is not None:
+            call = self._last_call if self._last_call and self._last_call[0] == node_id else (node_id, None, True)
+            tokens: dict[str, list[int]] = {}
+            for totals in (replayed, recorded):
+                for model, (_, prompt, completion, _) in totals.items():
+                    entry = tokens.setdefault(model, [0, 0])
+                    entry[0] += prompt
+                    entry[1] += completion
+            part["tests"][node_id] = {"duration": call[1], "failed": call[2], "tokens": tokens}
+        self._merge(part)
+
+    def cassette_name(self, path: Path) -> str:
+        """`path` relative to the cassette directory (as in the manifest), else as it is."""
         try:
             return path.relative_to(self.cassette_dir).as_posix()
         except ValueError:
@@ -56,8 +264,68 @@ class Report:
         for name, entry in part["cassettes"].items():
             known = self.cassettes.setdefault(name, {"interactions": entry["interactions"], "played": []})
             known["played"] = sorted(set(known["played"]) | set(entry["played"]))
+        for kind, totals in part.get("tokens", {}).items():
+            _add_tokens(self.tokens[kind], totals)
+        self.tests.update(part.get("tests", {}))
+        if part.get("unused_candidates") is not None and self.unused_candidates is None:
+            self.unused_candidates = part["unused_candidates"]  # every worker collects the same tests
+            self.scope = part.get("scope")
+        if part.get("shared"):
+            self.shared = part["shared"]
+        for node_id in part.get("custom", ()):
+            if node_id not in self.custom:
+                self.custom.append(node_id)
 
-    # -- hooks ------------------------------------------------------------------------------
+    # -- collection ----------------------------------------------------------------------------
+
+    def collected(self, users: dict[str, list[str]], custom: list[str], scope: list[str] | None) -> None:
+        """What collection found: the cassettes (names relative to the cassette directory) the
+        collected tests would use, with those tests' ids; the tests whose cassette path can't be
+        known before they run; and the folders to look for unused cassettes in (None: the whole
+        cassette directory)."""
+        self.expected = set(users)
+        self.shared = {name: sorted(tests) for name, tests in users.items() if len(tests) > 1}
+        self.custom = custom
+        self.scope = scope
+
+    def is_shared(self, cassette: LLMCassette) -> bool:
+        """Whether several collected tests use `cassette`'s file (the marker's cassette=)."""
+        return self.cassette_name(Path(cassette.path)) in self.shared
+
+    def _find_stale_shared(self) -> None:
+        """--llm-strict on shared cassettes: interactions none of the tests sharing one played,
+        judged only when all of those tests ran in this session and passed."""
+        for name, tests in sorted(self.shared.items()):
+            entry = self.cassettes.get(name)
+            ran = [self.tests.get(node_id) for node_id in tests]
+            if entry is None or not all(test is not None and not test.get("failed") for test in ran):
+                continue
+            missing = sorted(set(range(entry["interactions"])) - set(entry["played"]))
+            if missing:
+                self.stale_shared.append((name, missing, tests))
+
+    def _unused_candidates(self) -> list[str] | None:
+        if self.expected is None or not self.cassette_dir.is_dir():
+            return None
+        folders = [self.cassette_dir] if self.scope is None else [self.cassette_dir / name for name in self.scope]
+        found: set[str] = set()
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            candidates = folder.rglob("*") if self.scope is None else folder.glob("*")
+            for path in candidates:
+                if path.suffix not in _CASSETTE_SUFFIXES or not path.is_file():
+                    continue
+                name = path.relative_to(self.cassette_dir).as_posix()
+                if not any(part.startswith(".") for part in name.split("/")) and name not in self.expected:
+                    found.add(name)
+        return sorted(found)
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self._last_call = (report.nodeid, report.duration, report.failed)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -69,9 +337,25 @@ class Report:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.cassettes:
             return
-        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller writes the file
-            self.config.workeroutput[_WORKER_KEY] = json.dumps({"counts": self.counts, "cassettes": self.cassettes})  # type: ignore[attr-defined]
+        if self.unused_candidates is None:
+            self.unused_candidates = self._unused_candidates()
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller reports
+            part = {
+                "shared": self.shared,
+                "counts": self.counts,
+                "cassettes": self.cassettes,
+                "tokens": self.tokens,
+                "tests": self.tests,
+                "unused_candidates": self.unused_candidates,
+                "scope": self.scope,
+                "custom": self.custom,
+            }
+            self.config.workeroutput[_WORKER_KEY] = json.dumps(part)  # type: ignore[attr-defined]
             return
+        if self.strict and self.record_mode not in ("all", "rewrite"):
+            self._find_stale_shared()
+            if self.stale_shared and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         manifest = self.cassette_dir / MANIFEST_NAME
         manifest.parent.mkdir(parents=True, exist_ok=True)
         temporary = manifest.with_name(f"{manifest.name}.{os.getpid()}.tmp")
@@ -81,9 +365,155 @@ class Report:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.cassettes:
             return
+        write = terminalreporter.write_line
         counts = ", ".join(f"{count} {name}" for name, count in self.counts.items())
         terminalreporter.write_sep("-", "llmcache")
-        terminalreporter.write_line(
-            f"llmcache: {counts} in {len(self.cassettes)} cassette(s), record mode {self.record_mode!r} "
-            f"(cassettes: {self.cassette_dir})"
-        )
+        write(f"llmcache: {counts} in {len(self.cassettes)} cassette(s), record mode {self.record_mode!r} (cassettes: {self.cassette_dir})")
+        prices = _load_prices()
+        for kind in ("replayed", "recorded"):
+            if self.tokens[kind]:
+                for line in _token_table(kind, self.tokens[kind], prices):
+                    write(line)
+        for line in self._slowest() + self._most_expensive(prices) + self._unused(terminalreporter.config.getoption("verbose", 0)):
+            write(line)
+        for name, missing, tests in self.stale_shared:
+            terminalreporter.write_line(self._stale_shared_message(name, missing, tests), red=True)
+
+    # -- summary sections ------------------------------------------------------------------------
+
+    def _slowest(self) -> list[str]:
+        timed = sorted(
+            ((entry["duration"], node_id) for node_id, entry in self.tests.items() if entry.get("duration") is not None),
+            key=lambda item: (-item[0], item[1]),
+        )[:_TOP]
+        if not timed:
+            return []
+        width = max(len(f"{duration:.2f}") for duration, _ in timed)
+        return ["slowest tests (call duration):", *(f"  {duration:{width}.2f}s  {node_id}" for duration, node_id in timed)]
+
+    def _most_expensive(self, prices: Any) -> list[str]:
+        ranked = []
+        for node_id, entry in self.tests.items():
+            tokens = entry.get("tokens") or {}
+            total = sum(prompt + completion for prompt, completion in tokens.values())
+            if not total:
+                continue
+            cost, unknown = _cost(((model, prompt, completion) for model, (prompt, completion) in tokens.items()), prices)
+            ranked.append((cost, total, unknown, node_id))
+        if not ranked:
+            return []
+        ranked.sort(key=lambda item: (-item[0], -item[1], item[3]))
+        rows = [(_money(cost, unknown, prices), f"{total} tokens", node_id) for cost, total, unknown, node_id in ranked[:_TOP]]
+        money_width, tokens_width = max(len(row[0]) for row in rows), max(len(row[1]) for row in rows)
+        return [
+            "most expensive tests (tokens replayed + recorded, at list prices):",
+            *(f"  {money.rjust(money_width)}  {tokens.rjust(tokens_width)}  {node_id}" for money, tokens, node_id in rows),
+        ]
+
+    def _stale_shared_message(self, name: str, missing: list[int], tests: list[str]) -> str:
+        path = self.cassette_dir / name
+        lines = [
+            f"--llm-strict: cassette {_display(path)}, shared by {len(tests)} tests, holds {len(missing)} recorded "
+            "interaction(s) none of them played (the session fails):"
+        ]
+        try:
+            entries = cassette_file.load_entries(path)
+            lines += [f"    {_describe(index, _plain(entries[index])['request'])}" for index in missing[:_UNPLAYED_SHOWN]]
+        except (OSError, ValueError, IndexError, LLMCacheError):
+            lines.append("    " + ", ".join(f"#{index}" for index in missing[:_UNPLAYED_SHOWN]))
+        if len(missing) > _UNPLAYED_SHOWN:
+            lines.append(f"    ... and {len(missing) - _UNPLAYED_SHOWN} more")
+        lines += [
+            "The cassette is stale: its tests no longer send these requests. Re-record it (all of its tests):",
+            f"    pytest {' '.join(shlex.quote(test) for test in tests)} --llm-record-mode=rewrite",
+            "or, after a run of the whole suite, remove every interaction that was not played:",
+            f"    llmcache prune {shlex.quote(_display(self.cassette_dir))} --yes",
+        ]
+        return "\n".join(lines)
+
+    def _unused(self, verbose: int) -> list[str]:
+        if self.unused_candidates is None:
+            return []
+        unused = [name for name in self.unused_candidates if name not in self.cassettes]
+        if not unused:
+            return []
+        where = "" if self.scope is None else " in the folders of the test modules collected (run the whole suite to check every cassette)"
+        lines = [f"unused cassettes: {len(unused)} file(s) no collected test uses{where}:"]
+        shown = unused if verbose > 0 else unused[:_UNUSED_SHOWN]
+        lines += [f"  {_display(self.cassette_dir / name)}" for name in shown]
+        if len(shown) < len(unused):
+            lines.append(f"  ... and {len(unused) - len(shown)} more (-v lists them all)")
+        not_run = [node_id for node_id in self.custom if node_id not in self.tests]
+        if not_run:
+            lines.append(f"  ({len(not_run)} test(s) with their own llm_cassette_path fixture did not run; their cassettes may be listed)")
+        return lines
+
+
+# -- formatting ----------------------------------------------------------------------------------
+
+
+def _load_prices() -> Any:
+    """The price table, or None when it can't be loaded (every cost then shows as unknown)."""
+    try:
+        from pytest_llmcache.pricing import load_prices
+    except ImportError:
+        return None
+    try:
+        return load_prices()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _price(prices: Any, model: str) -> Any:
+    return prices.price(model) if prices is not None else None
+
+
+def _cost(rows: Iterable[tuple[str, int, int]], prices: Any) -> tuple[float, bool]:
+    """(the priced cost of `rows`, whether some tokens are of a model without a price)."""
+    cost, unknown = 0.0, False
+    for model, prompt, completion in rows:
+        price = _price(prices, model)
+        if price is None:
+            unknown = unknown or bool(prompt or completion)
+        else:
+            cost += price.cost(prompt, completion)
+    return cost, unknown
+
+
+def _money(cost: float | None, unknown: bool, prices: Any) -> str:
+    symbol = "$" if prices is None or prices.currency == "USD" else ""
+    suffix = "" if symbol else f" {prices.currency}"
+    if cost is None or (unknown and not cost):
+        return "unknown"
+    text = f"{symbol}{cost:.6f}{suffix}"
+    return f"{text} + unknown" if unknown else text
+
+
+def _token_table(kind: str, totals: ModelTokens, prices: Any) -> list[str]:
+    as_of = f"list prices of {prices.as_of} ({prices.currency})" if prices is not None else "list prices (no price table available)"
+    head = f"tokens {kind}, and their live cost at {as_of}:" if kind == "replayed" else f"tokens {kind} (live calls made now), at {as_of}:"
+    rows = [["model", "responses", "prompt", "completion", "cost"]]
+    without_usage = 0
+    for model in sorted(totals):
+        responses, prompt, completion, missing = totals[model]
+        without_usage += missing
+        price = _price(prices, model)
+        cost = None if price is None else price.cost(prompt, completion)
+        rows.append([model, str(responses), str(prompt), str(completion), _money(cost, False, prices)])
+    cost, unknown = _cost(((model, t[1], t[2]) for model, t in totals.items()), prices)
+    rows.append(
+        [
+            "total",
+            str(sum(t[0] for t in totals.values())),
+            str(sum(t[1] for t in totals.values())),
+            str(sum(t[2] for t in totals.values())),
+            _money(cost, unknown, prices),
+        ]
+    )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = [head]
+    for row in rows:
+        lines.append("  " + "  ".join(cell.ljust(widths[0]) if column == 0 else cell.rjust(widths[column]) for column, cell in enumerate(row)))
+    if without_usage:
+        lines.append(f"  ({without_usage} response(s) carry no usage: errors, or streams recorded without stream_options include_usage)")
+    return lines
