@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from vcr.cassette import Cassette
+from vcr.cassette import Cassette, CassetteContextDecorator
 from vcr.patch import PATCHER_NAMES
 from vcr.record_mode import RecordMode
 from vcr.request import Request
@@ -65,6 +65,11 @@ class LLMCassette(Cassette):
         self._queues: dict[str, deque[int]] = {}
         self._keys: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
 
+    @classmethod
+    def use(cls, **kwargs: Any) -> CassetteContextDecorator:
+        """The cassette as a context manager (vcrpy's), masking its secrets in log records meanwhile."""
+        return _MaskingContext.from_args(cls, **kwargs)
+
     @property
     def write_protected(self) -> bool:
         """True when the cassette only replays: mode none, or mode once with a cassette on disk."""
@@ -82,9 +87,12 @@ class LLMCassette(Cassette):
             self._queues.setdefault(entry.request_key, deque()).append(index)
 
     def _key(self, request: Request) -> str:
+        # Keyed with its own credentials masked, as it is stored: a live key inside the body or
+        # query of a recording then matches the placeholder (or another key) sent on replay.
         key = self._keys.get(request)
         if key is None:
-            key = self._keys[request] = request_key(request.method, request.uri, request.body)
+            uri, body = self.scrubber.masked_request(request.uri, request.headers, request.body)
+            key = self._keys[request] = request_key(request.method, uri, body)
         return key
 
     # -- what vcrpy's transport stubs call ----------------------------------------------------
@@ -132,20 +140,35 @@ class LLMCassette(Cassette):
 
     # -- after the test -----------------------------------------------------------------------
 
-    def save(self) -> None:
-        """Write the cassette if this run recorded something (atomically; secrets checked first)."""
+    def _file_layout(self) -> list[tuple[cassette_file.Entry | cassette_file.Interaction, bool]] | None:
+        """What the file holds after this test, each interaction with whether this test used it;
+        None when the file is left as it was."""
         if self.write_protected or not (self.recorded or (self.mode == "rewrite" and Path(self._path).exists())):
-            return
+            return None
+        played = set(self.played)
+        recorded = [(interaction, True) for interaction in self.recorded]
         if self.mode == "new_episodes":
-            interactions = self.loaded + self.recorded
-        elif self.mode == "all":
+            return [(entry, index in played) for index, entry in enumerate(self.loaded)] + recorded
+        if self.mode == "all":
             # Re-recorded requests replace their old recordings; the others stay.
             rerecorded = {stored_request_key(interaction["request"]) for interaction in self.recorded}
-            kept = [old for old in self.loaded if old.request_key not in rerecorded]
-            interactions = kept + self.recorded
-        else:
-            interactions = self.recorded
-        cassette_file.save(self._path, interactions, check=lambda text: self.scrubber.check(text, Path(self._path)))
+            kept = [(entry, index in played) for index, entry in enumerate(self.loaded) if entry.request_key not in rerecorded]
+            return kept + recorded
+        return recorded
+
+    def file_usage(self) -> tuple[int, list[int]]:
+        """(interactions in the cassette file after this test, indexes of those the test played or recorded)."""
+        layout = self._file_layout()
+        if layout is None:
+            return len(self.loaded), list(self.played)
+        return len(layout), [index for index, (_, used) in enumerate(layout) if used]
+
+    def save(self) -> None:
+        """Write the cassette if this run recorded something (atomically; secrets checked first)."""
+        layout = self._file_layout()
+        if layout is None:
+            return
+        cassette_file.save(self._path, [interaction for interaction, _ in layout], check=lambda text: self.scrubber.check(text, Path(self._path)))
         self.dirty = False
 
     def sleep(self, seconds: float) -> None:
@@ -162,7 +185,7 @@ class LLMCassette(Cassette):
     # -- the missing-recording message ---------------------------------------------------------
 
     def _miss(self, request: Request, key: str) -> MissingRecording:
-        sent = RequestView(request.method, request.uri, request.body or b"")
+        sent = RequestView(request.method, *self.scrubber.masked_request(request.uri, request.headers, request.body))
         path = _display(Path(self._path))
         lines = [f"No recorded response for this request in cassette {path} (record mode {self.mode!r}):", f"    {sent.summary()}"]
         if key in self._queues:
@@ -185,6 +208,22 @@ class LLMCassette(Cassette):
         command = f"pytest {shlex.quote(self.test_id)} --llm-record-mode={mode}" if self.test_id else f"pytest --llm-record-mode={mode}"
         lines += [f"To record it, set {credentials} to a real endpoint/key and run:", f"    {command}"]
         return MissingRecording("\n".join(lines), cassette_path=Path(self._path), request_summary=sent.summary())
+
+
+class _MaskingContext(CassetteContextDecorator):
+    """vcrpy's context, plus `Scrubber.masking_logs` while it is active (vcrpy and httpx log URLs)."""
+
+    def __enter__(self) -> LLMCassette:
+        cassette = super().__enter__()
+        self._masking = cassette.scrubber.masking_logs()
+        self._masking.__enter__()
+        return cassette
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            super().__exit__(*exc_info)
+        finally:
+            self._masking.__exit__(None, None, None)
 
 
 def _display(path: Path) -> str:

@@ -15,7 +15,8 @@ stream's usage chunk when it was requested) and recorded, read at the test's tea
 missing from `pytest_llmcache.pricing`'s table shows its tokens and an "unknown" cost.
 
 After each such session ``<cassette dir>/.llmcache-played.json`` lists, per cassette (path
-relative to the cassette directory), how many interactions it held and which ones were played::
+relative to the cassette directory), how many interactions the file holds after the session and
+which of them the session used (played, or recorded: a fresh recording is in use)::
 
     {"version": 1, "cassettes": {"tests/test_x/test_y.yaml": {"interactions": 3, "played": [0, 2]}}}
 
@@ -236,7 +237,7 @@ class Report:
         recorded = _tally(cassette.recorded)
         part: dict[str, Any] = {
             "counts": {"replayed": len(cassette.played), "recorded": len(cassette.recorded), "missing": len(cassette.misses)},
-            "cassettes": {self.cassette_name(Path(cassette.path)): {"interactions": len(cassette.loaded), "played": list(cassette.played)}},
+            "cassettes": {self.cassette_name(Path(cassette.path)): dict(zip(("interactions", "played"), cassette.file_usage()))},
             "tokens": {"replayed": replayed, "recorded": recorded},
             "tests": {},
         }

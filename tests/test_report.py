@@ -354,3 +354,32 @@ def interaction(response_body, request_body=None, uri="https://api.openai.test/v
 )
 def test_interaction_usage(response_body, extra, expected):
     assert interaction_usage(interaction(response_body, **extra)) == expected
+
+
+RECORD_TWICE = '''
+import openai
+
+def chat(text):
+    openai.OpenAI().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
+
+def test_one(llm_cassette):
+    chat("one")
+    chat("two")
+'''
+
+
+@pytest.mark.parametrize("mode", ["once", "all", "rewrite", "new_episodes"])
+def test_a_cassette_recorded_in_the_session_counts_as_used_so_prune_keeps_it(suite, mode):
+    import json
+
+    from pytest_llmcache.cli import main
+
+    suite.write(RECORD_TWICE)
+    suite.live()
+    suite.run("--llm-record-mode=once").assert_outcomes(passed=1)
+    suite.run(f"--llm-record-mode={mode}").assert_outcomes(passed=1)  # re-recorded or replayed, same count
+    manifest = json.loads((suite.cassettes / ".llmcache-played.json").read_text())
+    assert manifest["cassettes"] == {"test_x/test_one.yaml": {"interactions": 2, "played": [0, 1]}}
+    assert main(["prune", str(suite.cassettes), "--yes"]) == 0
+    suite.offline()
+    suite.run().assert_outcomes(passed=1)  # nothing was pruned away
