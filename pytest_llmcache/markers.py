@@ -10,12 +10,15 @@ from pytest_llmcache.recorder import RECORD_MODES
 __all__ = ["API_TYPES", "MARKER_HELP", "LLMMarker"]
 
 API_TYPES = ("openai", "azure")
+# What `pytest --markers` shows, and what a misused marker's error quotes.
 MARKER_HELP = (
-    "llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None): "
-    "settings for the llm_client / llm_cassette fixtures of pytest-llmcache. api_type: 'openai' or "
-    "'azure' for this test; api_types: a list to run the test once per API type (one cassette each); "
-    "cache: turn the library's API cache on, in a file under the test's tmp_path; cassette: the "
-    "cassette's file name relative to the cassette directory; record_mode: overrides --llm-record-mode."
+    "llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None): pytest-llmcache "
+    "settings for a test using llm_client or llm_cassette. "
+    "api_type='openai'|'azure': the API type of llm_client (default: the configured one). "
+    "api_types=['openai', 'azure']: run the test once per API type, one cassette each. "
+    "cache=True: turn the client's API cache on, in a file under the test's tmp_path. "
+    "cassette='dir/name.yaml': the cassette file, relative to the cassette directory (several tests may share one). "
+    "record_mode='once'|...: this test's record mode, overriding --llm-record-mode."
 )
 
 

@@ -2,7 +2,7 @@
 
 Data flow for one request in a test using `llm_cassette` (or `llm_client`, which uses it):
 SDK -> httpx2 transport (patched by vcrpy) -> `LLMCassette.can_play_response_for` ->
-`matching.request_key` -> dict lookup in the cassette loaded by `cassette.load` -> the recorded
+`matching.request_key` -> dict lookup in the cassette opened by `cassette.load_entries` -> the recorded
 bytes; or, when recording, the real server -> `LLMCassette.append` (scrubbed) -> `cassette.save`.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from pytest_llmcache import options
 from pytest_llmcache.errors import MissingRecording
-from pytest_llmcache.markers import LLMMarker
+from pytest_llmcache.markers import MARKER_HELP, LLMMarker
 from pytest_llmcache.network import network_blocked
 from pytest_llmcache.paths import cassette_path
 from pytest_llmcache.recorder import LLMCassette, sdk_sleep_patches
@@ -40,20 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
 
 
-# What `pytest --markers` shows.
-MARKER_LINE = (
-    "llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None): pytest-llmcache "
-    "settings for a test using llm_client or llm_cassette. "
-    "api_type='openai'|'azure': the API type of llm_client (default: the configured one). "
-    "api_types=['openai', 'azure']: run the test once per API type, one cassette each. "
-    "cache=True: turn the client's API cache on, in a file under the test's tmp_path. "
-    "cassette='dir/name.yaml': the cassette file, relative to the cassette directory (several tests may share one). "
-    "record_mode='once'|...: this test's record mode, overriding --llm-record-mode."
-)
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_LINE)
+    config.addinivalue_line("markers", MARKER_HELP)
     report = Report(config, options.cassette_dir(config), options.record_mode(config))
     config.stash[_REPORT] = report
     config.pluginmanager.register(report, "llmcache-report")
