@@ -4,21 +4,53 @@ SQLite gives what a pickled dict could not: each new entry is one small transact
 the number of entries, no rewrite of the file), writes are atomic, several processes (pytest-xdist
 workers) can share one file, and nothing is ever unpickled. A file that is not a cache of ours
 is never discarded: opening it raises `CacheError` naming it.
+
+Responses are stored with the live credentials of the environment masked (a response that
+echoes the key, or the Azure resource host, is cached with ``<redacted>`` / a placeholder host).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tinytroupe.errors import CacheError
 
 FORMAT = "tinytroupe-api-cache"
 FORMAT_VERSION = "1"
 _PICKLE_MAGIC = (b"\x80", b"(dp", b"}q")
+_SECRET_ENV_VARS = (
+    "OPENAI_API_KEY", "AZURE_OPENAI_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "OPENAI_ADMIN_KEY",
+    "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+)
+_MIN_SECRET_LENGTH = 8
+REDACTED = "<redacted>"
+AZURE_PLACEHOLDER_HOST = "placeholder.openai.azure.com"
+
+
+def mask_secrets(text: str) -> str:
+    """`text` (JSON) with the live credentials of the environment, and the Azure resource host, masked."""
+    replacements: dict[str, str] = {}
+    for name in _SECRET_ENV_VARS:
+        value = os.environ.get(name, "").strip()
+        if len(value) >= _MIN_SECRET_LENGTH:
+            replacements[value] = REDACTED
+            replacements[json.dumps(value)[1:-1]] = REDACTED  # as it appears inside a JSON string
+    endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT", "")
+    try:
+        host = urlsplit(endpoint if "//" in endpoint else "https://" + endpoint).hostname
+    except ValueError:
+        host = None
+    if host and host.endswith((".openai.azure.com", ".cognitiveservices.azure.com")):
+        replacements[host] = AZURE_PLACEHOLDER_HOST
+    for found in sorted(replacements, key=len, reverse=True):
+        text = text.replace(found, replacements[found])
+    return text
 
 
 def request_key(model: str | None, params: dict[str, Any]) -> str:
@@ -97,7 +129,12 @@ class ApiCache:
             raise CacheError(f"{self.path}: entry {key} is not valid JSON ({err}); delete the file") from err
 
     def put(self, key: str, value: Any) -> None:
-        self._query("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, json.dumps(value, separators=(",", ":"))))
+        text = mask_secrets(json.dumps(value, separators=(",", ":")))
+        try:
+            json.loads(text)
+        except ValueError:  # a credential so odd that masking broke the JSON: don't cache this one
+            return
+        self._query("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, text))
 
     def __len__(self) -> int:
         return self._query("SELECT count(*) FROM entries")[0][0]
