@@ -430,45 +430,47 @@ def measure_recording(settings: Settings, interactions: list[Interaction], workd
 # ---------------------------------------------------------------------------------------------
 
 def measure_cache(settings: Settings, interactions: list[Interaction], workdir: Path) -> list[dict[str, Any]]:
-    """ApiCache put (new key) and get (existing key), filled up to each size in turn."""
+    """ApiCache put (new key) and get (existing key) on one cache per size, filled first, then
+    timed one operation at a time round-robin over the sizes, so machine drift hits all alike."""
     from tinytroupe.cache import ApiCache, request_key
 
     rng = random.Random(f"{settings.seed}:cache")
     values = [json.loads(interaction.response_bytes) for interaction in interactions[:200]]
-    cache = ApiCache(workdir / "api-cache.sqlite3")
-    keys: list[str] = []
 
-    def next_key() -> str:
-        return request_key("gpt-4o-mini", {"messages": [{"role": "user", "content": f"request {len(keys)}"}], "seed": settings.seed})
+    def key_of(number: int) -> str:
+        return request_key("gpt-4o-mini", {"messages": [{"role": "user", "content": f"request {number}"}], "seed": settings.seed})
 
-    rows = []
+    caches, keys, fill_us = {}, {}, {}
     try:
         for size in settings.cache_sizes:
-            start, filled = time.perf_counter_ns(), len(keys)
-            while len(keys) < size - settings.cache_ops:
-                key = next_key()
-                cache.put(key, values[len(keys) % len(values)])
-                keys.append(key)
-            fill_us = (time.perf_counter_ns() - start) / 1e3 / max(1, len(keys) - filled)
-            gc.collect()
-            new_keys = []
-            for _ in range(settings.cache_ops):
-                new_keys.append(next_key())
-                keys.append(new_keys[-1])
-            puts = time_each(lambda key: cache.put(key, values[hash(key) % len(values)]), new_keys)
-            probes = [keys[rng.randrange(len(keys))] for _ in range(settings.cache_ops)]
-            gets = time_each(cache.get, probes, lambda key, value: value is not None or _fail(f"cache miss for {key}"))
-            keying = time_each(lambda i: request_key(i.body["model"], i.body), interactions[: settings.cache_ops])
-            rows.append({
-                "entries": len(keys),
-                "put_us": statistics.median(puts) / 1e3,
-                "get_us": statistics.median(gets) / 1e3,
-                "key_us": statistics.median(keying) / 1e3,
-                "fill_us_per_put": fill_us,  # includes building the key
-            })
+            cache = caches[size] = ApiCache(workdir / f"api-cache-{size}.sqlite3")
+            keys[size] = [key_of(number) for number in range(size)]
+            start = time.perf_counter_ns()
+            for number, key in enumerate(keys[size]):
+                cache.put(key, values[number % len(values)])
+            fill_us[size] = (time.perf_counter_ns() - start) / 1e3 / size
+        puts: dict[int, list[int]] = {size: [] for size in caches}
+        gets: dict[int, list[int]] = {size: [] for size in caches}
+        keying: list[int] = []
+        sizes = list(caches)
+        gc.collect()
+        for op in range(settings.cache_ops):
+            for size in sizes[op % len(sizes):] + sizes[: op % len(sizes)]:
+                cache, new_key = caches[size], key_of(size + op)
+                puts[size] += time_each(lambda key: cache.put(key, values[op % len(values)]), [new_key])
+                probe = keys[size][rng.randrange(size)]
+                gets[size] += time_each(cache.get, [probe], lambda key, value: value is not None or _fail(f"cache miss for {key}"))
+            keying += time_each(lambda i: request_key(i.body["model"], i.body), [interactions[op % len(interactions)]])
+        return [{
+            "entries": size,
+            "put_us": statistics.median(puts[size]) / 1e3,
+            "get_us": statistics.median(gets[size]) / 1e3,
+            "key_us": statistics.median(keying) / 1e3,
+            "fill_us_per_put": fill_us[size],
+        } for size in sizes]
     finally:
-        cache.close()
-    return rows
+        for cache in caches.values():
+            cache.close()
 
 
 def _fail(message: str) -> None:
@@ -718,7 +720,7 @@ def print_rest(results: dict[str, Any], record: RecordRow | None, cache: list[di
     if cache:
         print()
         print("API cache (tinytroupe.cache.ApiCache, SQLite; median us per operation)")
-        print(table(["entries", "put us", "get us", "request_key us", "fill us/put"],
+        print(table(["entries", "put us", "get us", "request_key us (chat body)", "fill us/put"],
                     [[f"{row['entries']:,}", fmt(row["put_us"], 1), fmt(row["get_us"], 1), fmt(row["key_us"], 1),
                       fmt(row["fill_us_per_put"], 1)] for row in cache]))
 
