@@ -352,76 +352,94 @@ class RecordRow:
     live_ms: float | None = None
     plugin_ms: float | None = None
     vcrpy_ms: float | None = None
+    plugin_overhead_ms: float | None = None
+    vcrpy_overhead_ms: float | None = None
     plugin_save_ms_per_interaction: float | None = None
     vcrpy_save_ms_per_interaction: float | None = None
     calls: int = 0
     note: str = ""
 
     @property
-    def plugin_overhead_ms(self) -> float | None:
-        if self.plugin_ms is None or self.live_ms is None:
-            return None
-        return self.plugin_ms - self.live_ms
-
-    @property
     def plugin_overhead_with_save_ms(self) -> float | None:
-        overhead = self.plugin_overhead_ms
-        if overhead is None or self.plugin_save_ms_per_interaction is None:
+        if self.plugin_overhead_ms is None or self.plugin_save_ms_per_interaction is None:
             return None
-        return overhead + self.plugin_save_ms_per_interaction
+        return self.plugin_overhead_ms + self.plugin_save_ms_per_interaction
+
+
+# HTTPTransport's own handle_request, taken before any cassette patches it: a client on this
+# subclass reaches the server for real even inside a recording cassette, so live calls can be
+# timed call for call interleaved with recorded ones.
+_HTTP_HANDLE_REQUEST = httpx2.HTTPTransport.handle_request
+
+
+class LiveTransport(httpx2.HTTPTransport):
+    """httpx2.HTTPTransport, unaffected by vcrpy's patching."""
+
+    handle_request = _HTTP_HANDLE_REQUEST
 
 
 def measure_recording(settings: Settings, interactions: list[Interaction], workdir: Path, plugin_missing: str | None) -> RecordRow:
-    """Live calls to the local fake OpenAI server: bare, under the plugin recording, under vcrpy
-    recording. Same requests in each condition; the conditions' order rotates every round."""
+    """Live calls to the local fake OpenAI server, recorded by the plugin and by vcrpy, each
+    interleaved call for call with the same request sent live (unpatched transport) inside the
+    same cassette context. The save after each block is timed and divided by its interactions."""
     from fakeopenai import FakeOpenAIServer
 
     row = RecordRow()
-    live, plugin, vcrpy_ = [], [], []
-    plugin_saves, vcr_saves = [], []
-    recorded = 0
+    samples: dict[str, list[int]] = {"live_plugin": [], "plugin": [], "live_vcrpy": [], "vcrpy": []}
+    saves: dict[str, list[float]] = {"plugin": [], "vcrpy": []}
     with FakeOpenAIServer() as server:
-        client = openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0)
-        call = call_create(client)
-        for warm in interactions[:10]:
-            call(warm)
+        def client(transport: httpx2.HTTPTransport) -> openai.OpenAI:
+            return openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0,
+                                 http_client=httpx2.Client(transport=transport))
 
-        def run_live(batch: list[Interaction]) -> None:
-            live.extend(time_each(call, batch))
+        recorded_call = call_create(client(httpx2.HTTPTransport()))  # patched inside a cassette
+        live_call = call_create(client(LiveTransport()))  # never patched
+        for warm in interactions[:10]:
+            recorded_call(warm), live_call(warm)
+
+        def interleaved(engine: str, batch: list[Interaction]) -> None:
+            for position, interaction in enumerate(batch):
+                pair = [("live_" + engine, live_call), (engine, recorded_call)]
+                for name, call in pair if position % 2 else pair[::-1]:
+                    samples[name] += time_each(call, [interaction])
 
         def run_plugin(batch: list[Interaction], round_: int) -> None:
-            path = workdir / f"recorded-llmcache-{round_}.yaml"
-            with plugin_api.recording(path) as cassette:
-                plugin.extend(time_each(call, batch))
-            with timed(plugin_saves):
-                plugin_api.save(cassette)
+            with plugin_api.recording(workdir / f"recorded-llmcache-{round_}.yaml") as cassette:
+                interleaved("plugin", batch)
+            start = time.perf_counter_ns()
+            plugin_api.save(cassette)
+            saves["plugin"].append((time.perf_counter_ns() - start) / 1e6 / len(batch))
 
         def run_vcrpy(batch: list[Interaction], round_: int) -> None:
             context = vcr.VCR(record_mode="once", match_on=VCR_MATCH_ON).use_cassette(str(workdir / f"recorded-vcrpy-{round_}.yaml"))
             context.__enter__()
             try:
-                vcrpy_.extend(time_each(call, batch))
+                interleaved("vcrpy", batch)
             finally:
-                with timed(vcr_saves):
-                    context.__exit__(None, None, None)
+                start = time.perf_counter_ns()
+                context.__exit__(None, None, None)  # vcrpy saves here
+                saves["vcrpy"].append((time.perf_counter_ns() - start) / 1e6 / len(batch))
 
         for round_ in range(settings.record_rounds):
             start = 10 + round_ * settings.record_calls
             batch = interactions[start:start + settings.record_calls]
-            recorded = len(batch)
-            steps = [lambda: run_live(batch), lambda: run_vcrpy(batch, round_)]
+            steps = [lambda: run_vcrpy(batch, round_)]
             if plugin_missing is None:
                 steps.append(lambda: run_plugin(batch, round_))
             for step in steps[round_ % len(steps):] + steps[: round_ % len(steps)]:
                 gc.collect()
                 step()
-    row.calls = len(live)
-    row.live_ms, row.vcrpy_ms = median_ms(live), median_ms(vcrpy_)
-    row.vcrpy_save_ms_per_interaction = statistics.median(vcr_saves) / 1e6 / recorded
+    row.calls = len(samples["vcrpy"])
+    row.live_ms = median_ms(samples["live_plugin"] + samples["live_vcrpy"])
+    row.vcrpy_ms = median_ms(samples["vcrpy"])
+    row.vcrpy_overhead_ms = row.vcrpy_ms - median_ms(samples["live_vcrpy"])
+    row.vcrpy_save_ms_per_interaction = statistics.median(saves["vcrpy"])
     if plugin_missing is None:
-        row.plugin_ms = median_ms(plugin)
-        row.plugin_save_ms_per_interaction = statistics.median(plugin_saves) / 1e6 / recorded
-    row.note = f"{settings.record_rounds} rounds x {settings.record_calls} calls, loopback fake server"
+        row.plugin_ms = median_ms(samples["plugin"])
+        row.plugin_overhead_ms = row.plugin_ms - median_ms(samples["live_plugin"])
+        row.plugin_save_ms_per_interaction = statistics.median(saves["plugin"])
+    row.note = (f"{settings.record_rounds} rounds x {settings.record_calls} calls, loopback fake server; "
+                "overhead = recorded - live, timed interleaved in the same cassette context")
     return row
 
 
@@ -712,10 +730,10 @@ def print_rest(results: dict[str, Any], record: RecordRow | None, cache: list[di
         print()
         print(f"Recording, per call (median ms; {record.note})")
         print(table(["live", "plugin recording", "vcrpy recording", "plugin overhead", "plugin save/interaction",
-                     "vcrpy save/interaction"],
+                     "vcrpy overhead", "vcrpy save/interaction"],
                     [[fmt(record.live_ms, 3), fmt(record.plugin_ms, 3), fmt(record.vcrpy_ms, 3),
                       fmt(record.plugin_overhead_ms, 3), fmt(record.plugin_save_ms_per_interaction, 3),
-                      fmt(record.vcrpy_save_ms_per_interaction, 3)]]))
+                      fmt(record.vcrpy_overhead_ms, 3), fmt(record.vcrpy_save_ms_per_interaction, 3)]]))
 
     if cache:
         print()
@@ -831,7 +849,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings.__dict__,
         "machine": machine,
         "replay": [row.__dict__ for row in replay],
-        "record": None if record is None else {**record.__dict__, "plugin_overhead_ms": record.plugin_overhead_ms},
+        "record": None if record is None else {**record.__dict__, "plugin_overhead_with_save_ms": record.plugin_overhead_with_save_ms},
         "cache": cache,
         "tokens": tokens_,
         "suite": suite,
