@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -233,6 +235,9 @@ def save(path: Path | str, interactions: Iterable[Interaction | Entry], check: C
     """Write `interactions` to `path` atomically, keeping any previous file as ``<name>.bak``.
 
     `check` sees the exact text first and may raise to refuse the write (see Scrubber.check).
+    Whenever the process dies, `path` and ``<name>.bak`` are each a complete version: the new
+    text goes to a temporary file (synced) renamed over `path`, and the old file becomes the
+    ``.bak`` by a hard link renamed into place (a copy where links are not supported).
     """
     path = Path(path)
     text = dumps(interactions)
@@ -240,16 +245,70 @@ def save(path: Path | str, interactions: Iterable[Interaction | Entry], check: C
         check(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staged_backup = path.with_name(f".{path.name}.bak.{os.getpid()}.tmp")
     try:
         with open(temporary, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         if path.exists():
-            shutil.copyfile(path, path.with_name(path.name + ".bak"))
+            staged_backup.unlink(missing_ok=True)
+            try:
+                os.link(path, staged_backup)  # the old file itself, complete, under a second name
+            except OSError:
+                shutil.copyfile(path, staged_backup)
+            os.replace(staged_backup, path.with_name(path.name + ".bak"))
         os.replace(temporary, path)
+        _sync_directory(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
+        staged_backup.unlink(missing_ok=True)
+    _remove_stale_temporaries(path)
+
+
+def _sync_directory(folder: Path) -> None:
+    """Makes the renames durable across a power loss too (POSIX; elsewhere a no-op)."""
+    if os.name != "posix":
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Deletes the temporary files of `path` left by processes that were killed mid-save."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:bak\.)?(\d+)\.tmp")
+    try:
+        candidates = [entry for entry in os.scandir(path.parent) if entry.name.startswith("." + path.name)]
+    except OSError:
+        return
+    for entry in candidates:
+        found = pattern.fullmatch(entry.name)
+        if found is None or int(found[1]) == os.getpid():
+            continue
+        try:
+            stale = not _alive(int(found[1])) if os.name == "posix" else time.time() - entry.stat().st_mtime > 3600
+            if stale:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # POSIX only: signal 0 checks, sends nothing
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process
+    return True
 
 
 def request_body(interaction: Interaction) -> bytes:

@@ -19,9 +19,10 @@ class CassetteError(LLMCacheError):
     def __init__(self, path: Path | str, problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
+        backup = "" if self.path.name.endswith(".bak") else f" (a previous version may be at {self.path.name}.bak)"
         super().__init__(
-            f"cassette {self.path} can't be used: {problem}. Fix or restore the file "
-            f"(a previous version may be at {self.path.name}.bak), or delete it and record again."
+            f"cassette {self.path} can't be used: {problem}. Fix or restore the file{backup}, "
+            "or delete it and record again."
         )
 
 

@@ -1,0 +1,83 @@
+"""Nothing lost: SIGKILL at random moments (scripts/fault_injection.py), atomic .bak, stale temporaries."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_llmcache import cassette
+from pytest_llmcache.errors import CassetteError
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fault_injection.py"
+
+
+def interaction(text: str) -> dict:
+    return {
+        "request": {"method": "POST", "uri": "https://api.openai.test/v1/x", "headers": {}, "body": {"string": text}},
+        "response": {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"string": text}},
+    }
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("fault_injection", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fault_injection"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fault_injection_script_kills_recordings_and_finds_nothing_lost():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--trials", "3", "--seed", "11"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 trials" in result.stdout and "failures: 0" in result.stdout
+    assert "files checked: 0" not in result.stdout
+
+
+def test_the_checker_reports_a_half_written_cassette_and_a_lost_cache_entry(tmp_path):
+    script = load_script()
+    folder = tmp_path / "cassettes"
+    folder.mkdir()
+    complete = cassette.dumps([interaction("a"), interaction("b")])
+    (folder / "c0.yaml").write_text(complete[: len(complete) // 2])
+    state = script.State()
+    state.last_saved[0] = hashlib.sha256(complete.encode()).hexdigest()
+    state.cached.add("cache 0-0")
+    (tmp_path / "cache.sqlite3").write_bytes(b"")
+    script.check(tmp_path, 0, {}, set(), state)
+    assert any("c0.yaml does not load" in failure for failure in state.failures)
+    assert any("neither its last saved version" in failure for failure in state.failures)
+    assert any("API cache can't be used" in failure for failure in state.failures)
+
+
+def test_the_backup_is_the_old_file_itself_never_a_partial_copy(tmp_path):
+    path = tmp_path / "c.yaml"
+    cassette.save(path, [interaction("first")])
+    first = os.stat(path)
+    cassette.save(path, [interaction("second")])
+    backup = os.stat(tmp_path / "c.yaml.bak")
+    assert (backup.st_ino, backup.st_size) == (first.st_ino, first.st_size)  # linked, not copied
+    assert cassette.response_body(cassette.load(tmp_path / "c.yaml.bak")[0]) == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "c.yaml.bak"]
+
+
+def test_a_save_removes_temporaries_left_by_killed_processes_only(tmp_path):
+    path = tmp_path / "c.yaml"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    live = str(os.getppid())
+    for name in (f".c.yaml.{dead}.tmp", f".c.yaml.bak.{dead}.tmp", f".c.yaml.{live}.tmp", ".other.yaml.1.tmp"):
+        (tmp_path / name).write_text("partial")
+    cassette.save(path, [interaction("x")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".c.yaml.{live}.tmp", ".other.yaml.1.tmp", "c.yaml"]
+
+
+def test_a_corrupt_backup_message_does_not_suggest_a_backup_of_the_backup(tmp_path):
+    path = tmp_path / "c.yaml.bak"
+    path.write_text("interactions: [")
+    with pytest.raises(CassetteError) as error:
+        cassette.load(path)
+    assert ".bak.bak" not in str(error.value) and "c.yaml.bak" in str(error.value)
