@@ -68,6 +68,8 @@ _HEADER = "# pytest-llmcache cassette: recorded OpenAI / Azure OpenAI exchanges,
 _TRAILER = "# end of cassette\n"
 _PREAMBLE = f"{_HEADER}version: {FORMAT_VERSION}\ninteractions:\n"
 _INDEX = "# llmcache-key "
+# In the text `dumps` writes, the only line that is exactly this one starts an interaction's response.
+_RESPONSE_LINE = "\n  response:\n"
 # Bump when matching.request_key changes: stale keys in old files are then recomputed on load.
 KEY_SCHEME = "k1"
 
@@ -82,6 +84,36 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 _Loader.add_constructor("tag:yaml.org,2002:python/str", lambda loader, node: loader.construct_scalar(node))
 _Loader.add_constructor("tag:yaml.org,2002:python/unicode", lambda loader, node: loader.construct_scalar(node))
 _Loader.add_constructor("tag:yaml.org,2002:python/tuple", lambda loader, node: loader.construct_sequence(node))
+
+
+_STR, _INT, _MAP, _SEQ = (f"tag:yaml.org,2002:{name}" for name in ("str", "int", "map", "seq"))
+
+
+def _parse_yaml(text: str) -> Any:
+    """`yaml.load(text, Loader=_Loader)`, faster on the replay path: the C parser builds the node
+    tree, and the common node kinds become Python values directly; every other node goes through
+    the safe constructor, as before."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _build(node, loader)
+    except TypeError as err:  # e.g. a list used as a mapping key
+        raise yaml.YAMLError(f"unusable mapping key: {err}") from None
+    finally:
+        loader.dispose()
+
+
+def _build(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+    tag = node.tag
+    if tag == _STR:
+        return node.value
+    if tag == _MAP and not any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):
+        return {_build(key, loader): _build(value, loader) for key, value in node.value}
+    if tag == _SEQ:
+        return [_build(item, loader) for item in node.value]
+    if tag == _INT and node.value.isdigit():
+        return int(node.value)
+    return loader.construct_object(node, deep=True)
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
@@ -115,11 +147,34 @@ class Entry:
         if self._interaction is None:
             assert self.text is not None
             try:
-                document = yaml.load(self.text, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
+                document = _parse_yaml(self.text)
             except yaml.YAMLError as err:
                 raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {err}") from None
             self._interaction = _checked_interaction(document[0] if isinstance(document, list) and document else document, self.index, self.path)
         return self._interaction
+
+    def replay(self) -> tuple[dict[str, Any], dict[str, list[str]], bytes]:
+        """Status, headers and exact body bytes of the recorded response: all that replay needs.
+
+        Before the interaction is parsed whole, only the response part of its text is parsed.
+        """
+        if self._interaction is not None:
+            response = self._interaction["response"]
+            return response["status"], response["headers"], decode_body(response["body"])
+        assert self.text is not None
+        start = self.text.find(_RESPONSE_LINE)
+        if start < 0:
+            self.interaction  # noqa: B018 - reports what is wrong with the text
+            return self.replay()
+        try:
+            document = _parse_yaml(self.text[start + 1 :])
+            response, content = _response(document["response"])
+        except yaml.YAMLError as err:
+            raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {err}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            problem = f"missing {err}" if isinstance(err, KeyError) else err
+            raise CassetteError(self.path, f"interaction #{self.index} is malformed: {problem}") from None
+        return response["status"], response["headers"], content
 
     def __getitem__(self, name: str) -> Any:
         """`entry["request"]` / `entry["response"]`, as on a plain interaction dict."""
@@ -142,7 +197,7 @@ def loads_entries(text: str, path: Path | str = "<cassette>") -> list[Entry]:
     if indexed is not None:
         return indexed
     try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
+        document = _parse_yaml(text)
     except yaml.YAMLError as err:
         raise CassetteError(path, f"it is not valid YAML: {err}") from None
     try:
@@ -359,26 +414,32 @@ def _content_type(headers: dict[str, list[str]]) -> str:
     return next((values[0] for name, values in headers.items() if name.lower() == "content-type" and values), "")
 
 
-def _body(raw: dict[str, Any], headers: dict[str, list[str]]) -> tuple[Any, dict[str, list[str]]]:
-    """The stored body and headers of a request or response in any supported flavour."""
+def _body(raw: dict[str, Any], headers: dict[str, list[str]]) -> tuple[Any, dict[str, list[str]], bytes]:
+    """The stored body, the headers and the exact body bytes of a request or response in any
+    supported flavour (decoding is also what validates a stored body)."""
     if "parsed_body" in raw:  # pydantic-ai's cassettes
-        return {"json": raw["parsed_body"], "layout": "compact"}, headers
+        stored = {"json": raw["parsed_body"], "layout": "compact"}
+        return stored, headers, decode_body(stored)
     body = raw.get("body")
     if isinstance(body, dict) and not isinstance(body.get("string"), bytes):
-        decode_body(body)  # validates it
-        return body, headers
+        return body, headers, decode_body(body)
     # vcrpy's bare strings and !!binary bytes (possibly gzip): stored the way a recording would be.
     content, headers = decompress(decode_body(body), headers)
-    return encode_body(content, _content_type(headers)), headers
+    return encode_body(content, _content_type(headers)), headers, content
+
+
+def _response(raw: Any) -> tuple[dict[str, Any], bytes]:
+    """A response in the in-memory shape, and its exact body bytes."""
+    headers = _headers(raw.get("headers"))
+    body, headers, content = _body(raw, headers)
+    status = raw["status"]
+    return {"status": {"code": int(status["code"]), "message": str(status.get("message") or "")}, "headers": headers, "body": body}, content
 
 
 def _interaction(raw: Any) -> Interaction:
-    request, response = raw["request"], raw["response"]
+    request = raw["request"]
     request_headers = _headers(request.get("headers"))
-    request_body_, request_headers = _body(request, request_headers)
-    response_headers = _headers(response.get("headers"))
-    response_body_, response_headers = _body(response, response_headers)
-    status = response["status"]
+    request_body_, request_headers, _ = _body(request, request_headers)
     return {
         "request": {
             "method": str(request["method"]).upper(),
@@ -386,11 +447,7 @@ def _interaction(raw: Any) -> Interaction:
             "headers": request_headers,
             "body": request_body_,
         },
-        "response": {
-            "status": {"code": int(status["code"]), "message": str(status.get("message") or "")},
-            "headers": response_headers,
-            "body": response_body_,
-        },
+        "response": _response(raw["response"])[0],
     }
 
 

@@ -24,7 +24,6 @@ from vcr.record_mode import RecordMode
 from vcr.request import Request
 
 from pytest_llmcache import cassette as cassette_file
-from pytest_llmcache.bodies import decode_body
 from pytest_llmcache.errors import MissingRecording
 from pytest_llmcache.matching import RequestView, body_diff, closest, request_key, stored_request_key
 from pytest_llmcache.scrubbing import Scrubber, is_azure
@@ -114,8 +113,8 @@ class LLMCassette(Cassette):
     def play_response(self, request: Request) -> dict[str, Any]:
         index = self._queues[self._key(request)].popleft()
         self.played.append(index)
-        response = self.loaded[index].interaction["response"]
-        return {"status": response["status"], "headers": response["headers"], "body": {"string": decode_body(response["body"])}}
+        status, headers, body = self.loaded[index].replay()
+        return {"status": status, "headers": headers, "body": {"string": body}}
 
     def append(self, request: Request, response: dict[str, Any]) -> None:
         self.recorded.append(

@@ -96,3 +96,22 @@ def test_files_without_the_index_still_load():
 
 def test_an_empty_cassette_is_a_valid_list():
     assert cassette.loads(cassette.dumps([])) == []
+
+
+def test_replay_parses_only_the_response_and_gives_the_exact_bytes():
+    sse = "data: {\"x\": 1}\n\ndata: [DONE]\n\n"
+    recorded = _interaction("hello")
+    recorded["response"] = {"status": {"code": 429, "message": "Too Many Requests"}, "headers": {"retry-after": ["2"]},
+                            "body": encode_body(sse.encode(), "text/event-stream")}
+    (entry,) = cassette.loads_entries(cassette.dumps([recorded]))
+    status, headers, body = entry.replay()
+    assert entry._interaction is None  # the request part was not parsed
+    assert (status, headers, body) == ({"code": 429, "message": "Too Many Requests"}, {"retry-after": ["2"]}, sse.encode())
+    assert entry.interaction["response"]["body"] == recorded["response"]["body"]
+
+
+def test_a_malformed_response_is_reported_when_replayed(tmp_path):
+    (good,) = cassette.loads_entries(cassette.dumps([_interaction("a")]))
+    broken = cassette.Entry(tmp_path / "c.yaml", 0, good.text.replace("      code: 200", "      code: lots"), good.key)
+    with pytest.raises(CassetteError, match=r"c\.yaml.*interaction #0 is malformed"):
+        broken.replay()
