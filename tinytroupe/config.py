@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import configparser
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +36,14 @@ def _parse_api_type(text: str) -> str:
     if lowered not in API_TYPES:
         raise ValueError(f"expected one of {', '.join(API_TYPES)}")
     return lowered
+
+
+def _number(text: str) -> float:
+    """A finite float (NaN or infinity would reach the API as invalid JSON, or never time out)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
 
 
 def _at_least(minimum: float, parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -73,14 +82,14 @@ _KEYS = (
     _Key("AZURE_API_VERSION", "azure_api_version", str.strip, "text"),
     _Key("MODEL", "model", str.strip, "text"),
     _Key("MAX_TOKENS", "max_tokens", _optional(_at_least(1, int)), "a whole number >= 1 or nothing"),
-    _Key("TEMPERATURE", "temperature", _optional(float), "a number or nothing"),
-    _Key("TOP_P", "top_p", _optional(float), "a number or nothing"),
-    _Key("FREQ_PENALTY", "frequency_penalty", _optional(float), "a number or nothing"),
-    _Key("PRESENCE_PENALTY", "presence_penalty", _optional(float), "a number or nothing"),
-    _Key("TIMEOUT", "timeout", _at_least(0, float), "a number of seconds >= 0"),
+    _Key("TEMPERATURE", "temperature", _optional(_number), "a number or nothing"),
+    _Key("TOP_P", "top_p", _optional(_number), "a number or nothing"),
+    _Key("FREQ_PENALTY", "frequency_penalty", _optional(_number), "a number or nothing"),
+    _Key("PRESENCE_PENALTY", "presence_penalty", _optional(_number), "a number or nothing"),
+    _Key("TIMEOUT", "timeout", _at_least(0, _number), "a number of seconds >= 0"),
     _Key("MAX_ATTEMPTS", "max_attempts", _at_least(1, int), "a whole number >= 1"),
-    _Key("WAITING_TIME", "waiting_time", _at_least(0, float), "a number of seconds >= 0"),
-    _Key("EXPONENTIAL_BACKOFF_FACTOR", "exponential_backoff_factor", _at_least(1, float), "a number >= 1"),
+    _Key("WAITING_TIME", "waiting_time", _at_least(0, _number), "a number of seconds >= 0"),
+    _Key("EXPONENTIAL_BACKOFF_FACTOR", "exponential_backoff_factor", _at_least(1, _number), "a number >= 1"),
     _Key("EMBEDDING_MODEL", "embedding_model", str.strip, "text"),
     _Key("CACHE_API_CALLS", "cache_api_calls", _parse_bool, "True or False"),
     _Key("CACHE_FILE_NAME", "cache_file_name", str.strip, "a file path"),
@@ -102,8 +111,12 @@ class _TrackedConfig(configparser.ConfigParser):
             with path.open(encoding="utf-8") as handle:
                 layer.read_file(handle, source=str(path))
         except (configparser.Error, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: cannot parse the file: {err}") from err
+            raise ConfigError(f"{path}: cannot parse the file: {err}; fix it (an INI file with an [{SECTION}] section)") from err
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read the file ({err.strerror or err}); fix its permissions or remove it") from err
         for section in layer.sections():
+            if section != SECTION and section.lower() == SECTION.lower():
+                logger.warning("%s: section [%s] is ignored; section names are case-sensitive: use [%s]", path, section, SECTION)
             if not self.has_section(section):
                 self.add_section(section)
             for name, value in layer.items(section, raw=True):
