@@ -4,7 +4,8 @@ A stored body is a mapping with exactly one of:
 
 - ``json``: the parsed document, plus ``layout`` naming how to re-serialise it (see `_LAYOUTS`);
   used only when re-serialising reproduces the original bytes exactly;
-- ``sse``: a server-sent-events stream as text;
+- ``sse``: a complete server-sent-events stream as text (its last event ends with a blank line;
+  a stream cut short is stored as ``string``, so a cut in the file itself is reported);
 - ``string``: any other UTF-8 text;
 - ``base64``: anything else.
 
@@ -78,8 +79,14 @@ def encode_body(raw: bytes, content_type: str = "") -> StoredBody:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return {"base64": base64.b64encode(raw).decode("ascii")}
-    kind = "sse" if "text/event-stream" in content_type.lower() else "string"
+    kind = "sse" if "text/event-stream" in content_type.lower() and _complete_stream(text) else "string"
     return {kind: text}
+
+
+def _complete_stream(text: str) -> bool:
+    """Whether every event of an SSE stream ends with its blank line (the spec drops a last event
+    without one: a stream ending otherwise was cut)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").endswith("\n\n")
 
 
 def decode_body(stored: Any) -> bytes:
@@ -94,9 +101,17 @@ def decode_body(stored: Any) -> bytes:
         raise ValueError(f"a body must be a mapping, not {type(stored).__name__}")
     if "json" in stored:
         return _dumps(stored["json"], stored.get("layout", "compact"))
-    for kind in ("sse", "string"):
-        if kind in stored:
-            return decode_body(stored[kind])
+    if "sse" in stored:
+        if not isinstance(stored["sse"], str):
+            raise ValueError(f"an sse body must be text, not {type(stored['sse']).__name__}")
+        if stored["sse"] and not _complete_stream(stored["sse"]):
+            raise ValueError(
+                "its event stream is truncated (the last event does not end with a blank line); "
+                "record it again, or restore the end of the sse block"
+            )
+        return stored["sse"].encode("utf-8")
+    if "string" in stored:
+        return decode_body(stored["string"])
     if "base64" in stored:
         try:
             return base64.b64decode(stored["base64"], validate=True)
