@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -99,6 +100,8 @@ def _parse_yaml(text: str) -> Any:
         return None if node is None else _build(node, loader)
     except TypeError as err:  # e.g. a list used as a mapping key
         raise yaml.YAMLError(f"unusable mapping key: {err}") from None
+    except RecursionError:
+        raise yaml.YAMLError("it is nested too deeply to be a cassette") from None
     finally:
         loader.dispose()
 
@@ -222,11 +225,22 @@ def _indexed_entries(text: str, path: Path | str) -> list[Entry] | None:
         scheme, key, digest = fields
         entry = Entry(path, index, chunk)
         if _digest(chunk) != digest:
+            if _holds_several(chunk):
+                return None  # interactions pasted in by hand: parse the whole file, keep them all
             entry.interaction  # noqa: B018 - edited by hand: parse now, so a broken edit is reported at load
         elif scheme == KEY_SCHEME:
             entry.key = key
         entries.append(entry)
     return entries
+
+
+def _holds_several(chunk: str) -> bool:
+    """Whether an edited chunk's YAML is a list of more than one item (never silently dropped)."""
+    try:
+        document = _parse_yaml(chunk)
+    except yaml.YAMLError:
+        return False  # reported when the entry is parsed
+    return isinstance(document, list) and len(document) > 1
 
 
 def loads(text: str, path: Path | str = "<cassette>") -> list[Interaction]:
@@ -395,7 +409,7 @@ def _checked_interaction(raw: Any, index: int, path: Path | str | None = None) -
     """`_interaction`, with any shape problem reported as the cassette's, naming the interaction."""
     try:
         return _interaction(raw)
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as err:
         problem = f"interaction #{index} is malformed: {f'missing {err}' if isinstance(err, KeyError) else err}"
         if path is None:
             raise _Invalid(problem) from None
@@ -440,10 +454,15 @@ def _interaction(raw: Any) -> Interaction:
     request = raw["request"]
     request_headers = _headers(request.get("headers"))
     request_body_, request_headers, _ = _body(request, request_headers)
+    uri = str(request["uri"])
+    try:
+        urlsplit(uri).port  # noqa: B018 - parses the host part too
+    except ValueError as err:
+        raise ValueError(f"its uri {uri!r} is not a URL ({err})") from None
     return {
         "request": {
             "method": str(request["method"]).upper(),
-            "uri": str(request["uri"]),
+            "uri": uri,
             "headers": request_headers,
             "body": request_body_,
         },
