@@ -175,3 +175,17 @@ def test_a_cache_shared_with_a_live_writer_is_not_mistaken_for_truncated(tmp_pat
     reader.close()
     writer.close()
     assert json.loads(json.dumps(ApiCache(path).get("0"))) == {"index": 0, "text": "y" * 500}
+
+
+@pytest.mark.parametrize("command", ["verify", "list", "stats"])
+def test_the_llmcache_command_exits_non_zero_naming_a_broken_cassette(tmp_path, capsys, command):
+    from pytest_llmcache.cli import main
+
+    folder = tmp_path / "cassettes"
+    folder.mkdir()
+    (folder / "cut.yaml").write_text(GOOD[: len(GOOD) // 2])
+    (folder / "good.yaml").write_text(GOOD)
+    assert main([command, str(folder)]) != 0
+    captured = capsys.readouterr()
+    assert "cut.yaml" in captured.out + captured.err and "truncated" in captured.out + captured.err
+    assert (folder / "cut.yaml").read_text() == GOOD[: len(GOOD) // 2]
