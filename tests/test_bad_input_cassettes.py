@@ -117,8 +117,10 @@ def test_a_cassette_cut_or_spliced_anywhere_loads_or_raises_one_clear_error(data
     insert = data.draw(st.sampled_from(["", "x", "\n", ": ", "- ", "\t", "'", "{", "!!python/object:os.system", "# llmcache-key k1 a b\n", "\x00"]))
     mutated = text[:start] + insert + text[end:]
     error = outcome(mutated)
-    if end == len(text) and start < len(text) and not insert:
-        assert error is not None and "truncated" in str(error)  # a file cut short is always noticed
+    if end == len(text) and start < len(text) and not insert:  # a file cut short is always noticed
+        assert error is not None
+        if start >= len(cassette._HEADER):
+            assert "truncated" in str(error)
 
 
 @settings(max_examples=200, deadline=None)
