@@ -54,6 +54,7 @@ _SECRET_ENV_VARS = (
     "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
 )
 _ENDPOINT_ENV_VARS = ("AZURE_OPENAI_ENDPOINT",)
+_WATCHED_ENV_VARS = _SECRET_ENV_VARS + _ENDPOINT_ENV_VARS
 # Shorter values would match innocent text; real keys are far longer.
 _MIN_SECRET_LENGTH = 8
 
@@ -109,47 +110,56 @@ class Scrubber:
     def remember(self, values: Iterable[str], source: str) -> None:
         for value in values:
             value = value.strip()
-            if len(value) >= _MIN_SECRET_LENGTH and value != REDACTED:
-                self.secrets.setdefault(value, source)
-        self._patterns = None
+            if len(value) >= _MIN_SECRET_LENGTH and value != REDACTED and value not in self.secrets:
+                self.secrets[value] = source
+                self._patterns = None
 
     def remember_host(self, host: str | None, source: str) -> None:
-        if host:
-            self.hosts.setdefault(host.lower(), source)
+        if host and host.lower() not in self.hosts:
+            self.hosts[host.lower()] = source
             self._patterns = None
 
     def _learn_environment(self) -> None:
         """The credentials in the environment now (a test may set them after this scrubber was made)."""
-        for name in _SECRET_ENV_VARS:
-            value = os.environ.get(name, "")
+        snapshot = tuple(os.environ.get(name, "") for name in _WATCHED_ENV_VARS)
+        if snapshot == self._environment:
+            return
+        self._environment = snapshot
+        for name, value in zip(_SECRET_ENV_VARS, snapshot):
             if value and value.strip() not in self.secrets:
                 self.remember([value], f"${name}")
-        for name in _ENDPOINT_ENV_VARS:
-            host = _azure_host(os.environ.get(name, ""))
+        for name, value in zip(_ENDPOINT_ENV_VARS, snapshot[len(_SECRET_ENV_VARS) :]):
+            host = _azure_host(value)
             if host and host not in self.hosts:
                 self.remember_host(host, f"${name}")
 
     def learn_request(self, uri: str, headers: Mapping[str, Any]) -> None:
-        """Remembers the credentials a live request carries."""
-        self._learn_environment()
-        self.remember((_credential(value) for value in _values(headers, "authorization")), "the authorization header")
-        self.remember((_credential(value) for value in _values(headers, "proxy-authorization")), "the proxy-authorization header")
-        for name in headers:
+        """Remembers the credentials a live request carries (the environment is read when recording)."""
+        for name, value in headers.items():
             lowered = name.lower()
-            if lowered in ("api-key", *_MASKED_HEADERS) or (KEY_LIKE_PARAM.search(lowered) and not lowered.startswith("x-stainless-")):
-                self.remember(_values(headers, lowered), f"the {lowered} header")
-        for value in _values(headers, "cookie"):
-            self.remember(_cookie_values(value), "a cookie")
-        try:
-            query = parse_qsl(urlsplit(uri).query, keep_blank_values=True)
-        except ValueError:
-            query = []
-        self.remember((value for name, value in query if KEY_LIKE_PARAM.search(name)), "a query parameter")
-        self.remember_host(_azure_host(uri), "the Azure endpoint")
+            if lowered.startswith("x-stainless-"):
+                continue
+            values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
+            if lowered in ("authorization", "proxy-authorization"):
+                self.remember((_credential(item) for item in values), f"the {lowered} header")
+            elif lowered == "cookie":
+                for item in values:
+                    self.remember(_cookie_values(item), "a cookie")
+            elif lowered in ("api-key", *_MASKED_HEADERS) or KEY_LIKE_PARAM.search(lowered):
+                self.remember(values, f"the {lowered} header")
+        if "?" in uri:
+            try:
+                query = parse_qsl(urlsplit(uri).query, keep_blank_values=True)
+            except ValueError:
+                query = []
+            self.remember((value for name, value in query if KEY_LIKE_PARAM.search(name)), "a query parameter")
+        if ".azure.com" in uri:
+            self.remember_host(_azure_host(uri), "the Azure endpoint")
 
     # -- masking ---------------------------------------------------------------------------
 
     _patterns: list[tuple[str, str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _environment: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def _replacements(self) -> list[tuple[str, str]]:
         """(found, replacement) pairs, longest first, each secret also in its URL-encoded forms."""
@@ -214,6 +224,7 @@ class Scrubber:
 
     def uri(self, uri: str) -> str:
         """`uri` with a placeholder host, key-like query values and learned credentials masked."""
+        self._learn_environment()
         self.learn_request(uri, {})
         parts = urlsplit(self.mask_text(uri))
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -223,6 +234,7 @@ class Scrubber:
 
     def request(self, method: str, uri: str, headers: Mapping[str, Any], body: bytes) -> dict[str, Any]:
         """The stored form of a live request, scrubbed."""
+        self._learn_environment()
         self.learn_request(uri, headers)
         kept: dict[str, list[str]] = {}
         for name in headers:
