@@ -70,7 +70,6 @@ def test_concurrent_writer_processes_lose_no_entry(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"", "empty"),
         (b"\x80\x04\x95 pickled", "never unpickled"),
         (b"garbage that is not a database" * 40, "not a usable API cache"),
     ],
@@ -82,6 +81,14 @@ def test_bad_files_raise_naming_the_file_and_are_kept(tmp_path, content, message
         ApiCache(path)
     assert str(path) in str(error.value)
     assert path.read_bytes() == content
+
+
+def test_an_empty_file_is_a_new_cache(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    path.touch()  # what a concurrent process's connect() leaves before its first write
+    cache = ApiCache(path)
+    cache.put("k", 1)
+    assert cache.get("k") == 1
 
 
 def test_a_foreign_sqlite_database_is_refused(tmp_path):

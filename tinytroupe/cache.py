@@ -90,8 +90,8 @@ class ApiCache:
                 f"{self.path}: cannot read the API cache ({err.strerror or err}); check the path (CACHE_FILE_NAME) "
                 "and its permissions, or delete it to start a new cache"
             ) from err
-        if not head:
-            raise CacheError(f"{self.path}: the API cache file is empty (truncated?); delete it to start a new cache")
+        # A 0-byte file holds no entry: it is what SQLite creates before the first write, and what
+        # another process (an xdist worker) may be initialising right now. SQLite starts it anew.
         if head.startswith(b"SQLite format 3\x00") and len(head) == 100:
             self._check_size(head, size)
         if head.startswith(_PICKLE_MAGIC):
