@@ -34,7 +34,8 @@ class NetworkGuard:
 
     allowed_hosts: frozenset[str]
     hint: str
-    blocked: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # host:port of each refused connection
+    errors: list[NetworkBlocked] = field(default_factory=list)  # kept: the code under test may swallow them
 
     def check(self, sock: socket.socket, address: object) -> None:
         if sock.family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple) or len(address) < 2:
@@ -44,10 +45,12 @@ class NetworkGuard:
             return
         target = f"{host}:{port}"
         self.blocked.append(target)
-        raise NetworkBlocked(
+        error = NetworkBlocked(
             f"pytest-llmcache blocked a connection to {target}: the network is off while replaying "
             f"(record mode 'none'). {self.hint}"
         )
+        self.errors.append(error)
+        raise error
 
 
 def _resolve(hosts: Iterable[str]) -> frozenset[str]:

@@ -18,7 +18,7 @@ import pytest
 from pytest_llmcache import options
 from pytest_llmcache.errors import MissingRecording
 from pytest_llmcache.markers import MARKER_HELP, LLMMarker
-from pytest_llmcache.network import network_blocked
+from pytest_llmcache.network import NetworkBlocked, NetworkGuard, network_blocked
 from pytest_llmcache.paths import cassette_path
 from pytest_llmcache.recorder import LLMCassette, sdk_sleep_patches
 from pytest_llmcache.report import Report, stale_message, unplayed
@@ -26,6 +26,7 @@ from pytest_llmcache.scrubbing import AZURE_PLACEHOLDER_URL, Scrubber
 
 _REPORT = pytest.StashKey[Report]()
 _CASSETTE = pytest.StashKey[LLMCassette]()
+_GUARD = pytest.StashKey[NetworkGuard]()
 
 # What replay needs to build SDK clients when no real credentials are configured.
 PLACEHOLDER_ENV = {
@@ -61,27 +62,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """Fail the test on a missing recording even when the code under test swallowed the error
-    (tinytroupe's client logs failures and returns None)."""
+    """Fail the test on a missing recording or a blocked connection, even when the code under test
+    swallowed the error (tinytroupe's client logs failures and returns None)."""
     try:
         result = yield
     except BaseException as error:
-        _raise_swallowed_miss(item, error)
+        _raise_swallowed_refusal(item, error)
         raise
-    _raise_swallowed_miss(item, None)
+    _raise_swallowed_refusal(item, None)
     _fail_stale(item)
     return result
 
 
-def _raise_swallowed_miss(item: pytest.Item, error: BaseException | None) -> None:
-    cassette = item.stash.get(_CASSETTE, None)
-    if cassette is None or not cassette.misses:
+def _raise_swallowed_refusal(item: pytest.Item, error: BaseException | None) -> None:
+    cassette, guard = item.stash.get(_CASSETTE, None), item.stash.get(_GUARD, None)
+    refusals = [*(cassette.misses if cassette is not None else ()), *(guard.errors if guard is not None else ())]
+    if not refusals:
         return
     while error is not None:
-        if isinstance(error, MissingRecording):
+        if isinstance(error, (MissingRecording, NetworkBlocked)):
             return  # the test already fails with it
         error = error.__cause__ or error.__context__
-    raise cassette.misses[0]
+    raise refusals[0]
 
 
 def _fail_stale(item: pytest.Item) -> None:
@@ -248,7 +250,7 @@ def llm_cassette(
     with context as cassette, contextlib.ExitStack() as stack:
         if cassette.mode == "none":
             hint = f"Record with: pytest {shlex.quote(request.node.nodeid)} --llm-record-mode=once"
-            stack.enter_context(network_blocked(llm_allowed_hosts, hint))
+            request.node.stash[_GUARD] = stack.enter_context(network_blocked(llm_allowed_hosts, hint))
         if cassette.write_protected:
             for name, value in llm_placeholder_env.items():
                 if not os.environ.get(name):

@@ -157,8 +157,10 @@ import socket, pytest
 from pytest_llmcache.network import NetworkBlocked
 
 def test_connect(llm_cassette):
-    with pytest.raises(NetworkBlocked):
+    with pytest.raises(NetworkBlocked):  # caught here, and still the test fails
         socket.create_connection(("127.0.0.1", {suite.server.port}), timeout=2)
 ''')
-    suite.run().assert_outcomes(passed=1)
+    result = suite.run()
+    result.assert_outcomes(failed=1)
+    assert f"blocked a connection to 127.0.0.1:{suite.server.port}" in result.stdout.str()
     assert suite.server.hits == 0

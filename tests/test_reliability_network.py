@@ -83,11 +83,15 @@ def llm_allowed_hosts():
 def test_local_service(llm_cassette):
     with pytest.raises(urllib.error.HTTPError, match="404"):  # the server answered
         urllib.request.urlopen("http://127.0.0.1:{suite.server.port}/v1/models", timeout=2)
+
+def test_other_hosts_stay_blocked(llm_cassette):
     with pytest.raises(NetworkBlocked):
         socket.create_connection(("192.0.2.1", 443), timeout=2)
 '''
     )
-    suite.run().assert_outcomes(passed=1)
+    result = suite.run()
+    result.assert_outcomes(passed=1, failed=1)  # a blocked connection fails its test, caught or not
+    assert "test_other_hosts_stay_blocked" in result.stdout.str() and "192.0.2.1:443" in result.stdout.str()
     assert suite.server.hits == 1
 
 
@@ -124,3 +128,21 @@ def test_connected_udp_and_unix_datagrams_are_not_confused_with_network_sends(tm
         with network_blocked(), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
             sender.sendto(b"local", path)
         assert receiver.recv(10) == b"local"
+
+
+def test_a_blocked_connection_fails_the_test_even_when_the_code_swallows_it(suite):
+    suite.write(
+        f'''
+import socket
+
+def test_swallows(llm_cassette):
+    try:
+        socket.create_connection(("127.0.0.1", {suite.server.port}), timeout=2)
+    except OSError:
+        pass  # code under test that hides network errors
+'''
+    )
+    result = suite.run()
+    result.assert_outcomes(failed=1)
+    assert f"blocked a connection to 127.0.0.1:{suite.server.port}" in result.stdout.str()
+    assert suite.server.hits == 0
