@@ -102,6 +102,14 @@ class State:
     failures: list[str] = field(default_factory=list)
 
 
+def _temporary_present(folder: Path) -> bool:
+    """Whether a save's temporary file is in `folder` (which the first save creates)."""
+    try:
+        return any(entry.name.endswith(".tmp") for entry in os.scandir(folder))
+    except FileNotFoundError:
+        return False
+
+
 def run_trial(work: Path, env: dict[str, str], trial: int, rng: random.Random, max_delay: float, state: State) -> None:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(work), str(trial), str(rng.randrange(2**32))]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work)
@@ -145,7 +153,7 @@ def run_trial(work: Path, env: dict[str, str], trial: int, rng: random.Random, m
             time.sleep(rng.uniform(0, serialising[0]))
         else:  # once the temporary file appears: while it is written, synced, renamed, the .bak made
             deadline = time.perf_counter() + 2
-            while time.perf_counter() < deadline and not any(entry.name.endswith(".tmp") for entry in os.scandir(work / "cassettes")):
+            while time.perf_counter() < deadline and not _temporary_present(work / "cassettes"):
                 pass
             time.sleep(rng.uniform(0, 0.005))
     elif aim == "cache":
