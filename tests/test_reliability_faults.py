@@ -47,11 +47,11 @@ def test_the_checker_reports_a_half_written_cassette_and_a_lost_cache_entry(tmp_
     state = script.State()
     state.last_saved[0] = hashlib.sha256(complete.encode()).hexdigest()
     state.cached.add("cache 0-0")
-    (tmp_path / "cache.sqlite3").write_bytes(b"")
+    (tmp_path / "cache.sqlite3").write_bytes(b"")  # a new, empty cache: the entry reported cached is gone
     script.check(tmp_path, 0, {}, set(), state)
     assert any("c0.yaml does not load" in failure for failure in state.failures)
     assert any("neither its last saved version" in failure for failure in state.failures)
-    assert any("API cache can't be used" in failure for failure in state.failures)
+    assert any("API cache lost 1 entries" in failure for failure in state.failures)
 
 
 def test_the_backup_is_the_old_file_itself_never_a_partial_copy(tmp_path):
