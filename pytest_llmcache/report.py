@@ -29,7 +29,7 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 import pytest
@@ -176,13 +176,19 @@ def unplayed(cassette: LLMCassette) -> list[int]:
     return sorted(set(range(len(cassette.loaded))) - set(cassette.played))
 
 
+def _unplayed_lines(indexes: list[int], request_of: Callable[[int], dict[str, Any]]) -> list[str]:
+    """One line per unplayed interaction (the first few), for the --llm-strict messages."""
+    lines = [f"    {_describe(index, request_of(index))}" for index in indexes[:_UNPLAYED_SHOWN]]
+    if len(indexes) > _UNPLAYED_SHOWN:
+        lines.append(f"    ... and {len(indexes) - _UNPLAYED_SHOWN} more")
+    return lines
+
+
 def stale_message(cassette: LLMCassette, test_id: str, cassette_dir: Path) -> str:
     """Why ``--llm-strict`` fails a test whose cassette has interactions it never played."""
     indexes = unplayed(cassette)
     lines = [f"--llm-strict: cassette {_display(Path(cassette.path))} holds {len(indexes)} recorded interaction(s) this test never played:"]
-    lines += [f"    {_describe(index, _plain(cassette.loaded[index])['request'])}" for index in indexes[:_UNPLAYED_SHOWN]]
-    if len(indexes) > _UNPLAYED_SHOWN:
-        lines.append(f"    ... and {len(indexes) - _UNPLAYED_SHOWN} more")
+    lines += _unplayed_lines(indexes, lambda index: _plain(cassette.loaded[index])["request"])
     lines += [
         "The cassette is stale: the test no longer sends these requests. Re-record it:",
         f"    pytest {shlex.quote(test_id)} --llm-record-mode=rewrite",
@@ -419,11 +425,9 @@ class Report:
         ]
         try:
             entries = cassette_file.load_entries(path)
-            lines += [f"    {_describe(index, _plain(entries[index])['request'])}" for index in missing[:_UNPLAYED_SHOWN]]
+            lines += _unplayed_lines(missing, lambda index: _plain(entries[index])["request"])
         except (OSError, ValueError, IndexError, LLMCacheError):
             lines.append("    " + ", ".join(f"#{index}" for index in missing[:_UNPLAYED_SHOWN]))
-        if len(missing) > _UNPLAYED_SHOWN:
-            lines.append(f"    ... and {len(missing) - _UNPLAYED_SHOWN} more")
         lines += [
             "The cassette is stale: its tests no longer send these requests. Re-record it (all of its tests):",
             f"    pytest {' '.join(shlex.quote(test) for test in tests)} --llm-record-mode=rewrite",
