@@ -99,7 +99,7 @@ class OpenAIClient:
         return self._cache
 
     def _close_cache(self) -> None:
-        if getattr(self, "_cache", None) is not None:
+        if self._cache is not None:
             self._cache.close()
             self._cache = None
 
