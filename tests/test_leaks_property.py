@@ -6,7 +6,6 @@ import json
 import logging
 import os
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 from unittest import mock
 

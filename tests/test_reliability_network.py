@@ -63,7 +63,7 @@ def test_every_client_is_refused_in_mode_none_with_a_clear_message(suite):
     output = result.stdout.str()
     for name in ("plain_socket", "socket_connect_ex", "udp_sendto", "udp_sendto_with_flags", "udp_sendmsg", "http_client",
                  "urllib", "requests", "asyncio", "public_host_by_ip"):
-        assert f"pytest-llmcache blocked a connection to" in output
+        assert "pytest-llmcache blocked a connection to" in output
         assert f"Record with: pytest test_x.py::test_{name} --llm-record-mode=once" in output, name
     assert output.count(f"127.0.0.1:{suite.server.port}: the network is off while replaying (record mode 'none')") >= 8
     assert f"::1:{suite.server.port}" in output and "192.0.2.1:443" in output

@@ -2,7 +2,6 @@
 cache file shared by the workers loses no entry; the session summary adds up the workers."""
 from __future__ import annotations
 
-import re
 import sqlite3
 
 import yaml
