@@ -1,0 +1,422 @@
+"""The YAML cassettes are written in: a block-style subset, written and read here without PyYAML.
+
+Recording and replay spend most of their own time turning interactions into YAML and back.
+PyYAML does it through Python callbacks per node (its C parser builds a Python node, mark and
+tag resolution for every scalar; its emitter is Python throughout), so this module writes JSON-
+like values in a small, regular subset of YAML and reads exactly that subset back, several times
+faster. The files stay ordinary YAML: PyYAML (and so vcrpy, and any editor) reads what `dump`
+writes to the same values, which a property test checks over arbitrary values.
+
+What `dump` writes, for dicts with str keys, lists, str, int, float, bool and None:
+
+- mappings and sequences in block style, two spaces a level, a sequence under a key at the key's
+  column (as PyYAML writes it); an empty one as ``{}`` or ``[]``;
+- a string plain when YAML can't read it as anything else (it starts with a letter, holds no
+  ``#`` or ``: ``, is not a word like ``yes`` or ``null``...), multi-line text as a literal block
+  (``|``, ``|-``, ``|+``), anything else double-quoted with escapes; long plain and double-quoted
+  strings folded at a single space, which YAML reads back as that space;
+- numbers, booleans and null as PyYAML writes them.
+
+`load` reads only text `dump` wrote and raises `Unsupported` for anything else (the caller
+then reads it with PyYAML): it never guesses.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+__all__ = ["Unsupported", "dump", "load"]
+
+_WIDTH = 100  # fold plain and quoted strings longer than this, where a single space allows
+_MAX_KEY = 1000  # YAML limits implicit keys to 1024 characters
+
+# Words YAML 1.1 (PyYAML) reads as booleans or null; quoted when they are strings.
+_RESERVED = frozenset("yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF null Null NULL".split())
+# Characters a plain string may hold: printable, not a line break in YAML 1.1, no tab, no "#".
+_PLAIN = re.compile("[^\x00-\x1f#\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]*")
+# ... and start with: a letter, or a non-ASCII printable character (never a YAML indicator).
+_PLAIN_START = re.compile("[A-Za-z\xa1-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+# What a double-quoted string escapes besides \ and ": what YAML does not allow raw (or reads as
+# a line break, or strips as a byte order mark).
+_ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # no YAML escape reads back as one
+_SHORT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x00": "\\0"}
+_UNESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\x00", "\\": "\\", '"': '"'}
+_ESCAPE_SEQUENCE = re.compile(r"\\(?:x([0-9a-f]{2})|u([0-9a-f]{4})|(.))")
+# A literal block's lines may hold anything printable except a YAML 1.1 line break or a BOM.
+_LITERAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?[0-9]+\.[0-9]*(?:e[-+][0-9]+)?")
+
+
+class Unsupported(ValueError):
+    """The value can't be written in the subset, or the text is not what `dump` writes."""
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def dump(value: Any) -> str:
+    """`value` as a YAML document in the subset; raises Unsupported for what it can't hold."""
+    if not isinstance(value, (dict, list)) or not value:
+        raise Unsupported("a document must be a non-empty mapping or sequence")
+    lines: list[str] = []
+    _node(value, "", 0, lines)
+    return "\n".join(lines) + "\n"
+
+
+def _node(value: Any, head: str, column: int, lines: list[str]) -> None:
+    """Append `value`'s lines. `head` is the start of its first line: "" at the top, "<key>:" or a
+    sequence dash ("- ", possibly after other text); `column` is where its nested lines start."""
+    if isinstance(value, dict) and value:
+        if head and not head.endswith("- "):
+            lines.append(head)
+            head = " " * column
+        for key, item in value.items():
+            _node(item, head + _key(key) + ":", column + 2, lines)
+            head = " " * column
+    elif isinstance(value, list) and value:
+        if head and not head.endswith("- "):
+            lines.append(head)
+            column -= 2  # a sequence under a key starts at the key's column
+            head = " " * column
+        for item in value:
+            _node(item, head + "- ", column + 2, lines)
+            head = " " * column
+    elif isinstance(value, str):
+        _string(value, head, column, lines)
+    else:
+        lines.append(_joined(head, _scalar(value)))
+
+
+def _joined(head: str, text: str) -> str:
+    return f"{head} {text}" if head.endswith(":") else head + text
+
+
+def _key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise Unsupported(f"a mapping key must be a string, not {type(key).__name__}")
+    if len(key) > _MAX_KEY:
+        raise Unsupported("a mapping key is too long for YAML's implicit keys")
+    return key if _is_plain(key) else _quoted(key)
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        if "." not in text:  # YAML 1.1 floats need a dot: 1e-05 -> 1.0e-05
+            text = text.replace("e", ".0e", 1)
+        return text
+    if value == {}:
+        return "{}"
+    if value == []:
+        return "[]"
+    raise Unsupported(f"a {type(value).__name__} can't be written (only JSON-like values)")
+
+
+def _is_plain(text: str) -> bool:
+    return (
+        _PLAIN_START.match(text) is not None
+        and _PLAIN.fullmatch(text) is not None
+        and text not in _RESERVED
+        and ": " not in text
+        and text[-1] not in ": "
+    )
+
+
+def _string(text: str, head: str, column: int, lines: list[str]) -> None:
+    if "\n" in text and _literal_fits(text):
+        indicator = "2" if text[0] in " \t\n" else ""
+        chomping = "+" if text.endswith("\n\n") else "" if text.endswith("\n") else "-"
+        lines.append(_joined(head, f"|{indicator}{chomping}"))
+        indent = " " * column
+        lines.extend(indent + line if line else "" for line in text.removesuffix("\n").split("\n"))
+        return
+    rendered = text if _is_plain(text) else _quoted(text)
+    first = _joined(head, rendered)
+    if len(first) <= _WIDTH:
+        lines.append(first)
+    else:
+        lines.extend(_folded(first, len(first) - len(rendered), " " * column))
+
+
+def _literal_fits(text: str) -> bool:
+    """Whether a literal block reads back as `text`: printable, and not only line breaks."""
+    return text.strip("\n") != "" and _LITERAL_UNSAFE.search(text) is None
+
+
+def _folded(line: str, start: int, indent: str) -> list[str]:
+    """`line` broken into lines of about `_WIDTH`, continuations at `indent`, at spaces after
+    position `start` (where the string begins). YAML folds each break back into one space, so
+    a break goes only where one space sits between two other characters, the next one
+    alphanumeric (a run of spaces, or an indicator starting a line, would not read back)."""
+    pieces = []
+    begin, limit = 0, _WIDTH
+    while len(line) - begin > limit:
+        cut = _fold_point(line, max(begin, start), begin + limit)
+        if cut is None:
+            break
+        pieces.append(line[begin:cut])
+        begin, limit = cut + 1, _WIDTH - len(indent)
+    pieces.append(line[begin:])
+    return [pieces[0], *(indent + piece for piece in pieces[1:])]
+
+
+def _fold_point(line: str, low: int, high: int) -> int | None:
+    """The last space in line[low:high] where a fold reads back, else the first one after."""
+
+    def foldable(at: int) -> bool:
+        return line[at - 1] != " " and at + 1 < len(line) and line[at + 1].isalnum()
+
+    at = line.rfind(" ", low + 1, high)
+    while at != -1 and not foldable(at):
+        at = line.rfind(" ", low + 1, at)
+    if at != -1:
+        return at
+    at = line.find(" ", max(high, low + 1))
+    while at != -1 and not foldable(at):
+        at = line.find(" ", at + 1)
+    return None if at == -1 else at
+
+
+def _quoted(text: str) -> str:
+    if _SURROGATE.search(text) is not None:
+        raise Unsupported("a string holds a lone surrogate")
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    if _ESCAPED.search(text) is not None:
+        text = _ESCAPED.sub(_escape, text)
+    return f'"{text}"'
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _SHORT_ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def load(text: str) -> Any:
+    """The value of a document `dump` wrote (or of a block-indented part of one, such as a mapping
+    at column 2). Raises Unsupported for anything else."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise Unsupported("no document")
+    reader = _Reader(lines)
+    first = lines[0]
+    value = reader.block(len(first) - len(first.lstrip(" ")))
+    if reader.index != len(lines):
+        raise Unsupported(f"unexpected line {reader.index + 1}: {lines[reader.index][:40]!r}")
+    return value
+
+
+class _Reader:
+    """Reads the lines `dump` wrote, by their indentation (computed once)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.indents = [len(line) - len(line.lstrip(" ")) for line in lines]
+        self.index = 0
+
+    def block(self, column: int) -> Any:
+        if self.lines[self.index].startswith("- ", column):
+            return self.sequence(column)
+        return self.mapping(column)
+
+    def mapping(self, column: int) -> dict[str, Any]:
+        lines, indents, result = self.lines, self.indents, {}
+        count, index = len(lines), self.index
+        while index < count and indents[index] == column:
+            line = lines[index]
+            if line.startswith("- ", column):
+                break
+            if line[column : column + 1] == '"':
+                key, end = _read_quoted_line(line, column)
+                if not (line.endswith(":") and len(line) == end + 1 or line.startswith(": ", end)):
+                    raise Unsupported(f"line {index + 1}: a quoted key without ':'")
+                rest = line[end + 2 :]
+            else:
+                colon = line.find(": ", column)
+                if colon == -1:
+                    if not line.endswith(":"):
+                        raise Unsupported(f"line {index + 1}: not a mapping entry")
+                    colon = len(line) - 1
+                key, rest = line[column:colon], line[colon + 2 :]
+                if key not in _PLAIN_KEYS:
+                    _check_plain_key(key, index)
+            index += 1
+            if rest and rest[0] not in '|"' and (index == count or indents[index] <= column):
+                result[key] = _plain_value(rest)  # the common case: a one-line plain scalar
+                continue
+            self.index = index
+            result[key] = self.value(rest, column)
+            index = self.index
+        self.index = index
+        if not result:
+            raise Unsupported(f"line {index + 1}: expected a mapping at column {column}")
+        return result
+
+    def sequence(self, column: int) -> list[Any]:
+        lines, indents, result = self.lines, self.indents, []
+        while self.index < len(lines) and indents[self.index] == column and lines[self.index].startswith("- ", column):
+            rest = lines[self.index][column + 2 :]
+            if rest.startswith("- ") or _starts_mapping(rest):
+                lines[self.index] = " " * (column + 2) + rest  # the item's first line, on its own
+                indents[self.index] = column + 2
+                result.append(self.block(column + 2))
+            else:
+                self.index += 1
+                result.append(self.value(rest, column))
+        return result
+
+    def value(self, rest: str, column: int) -> Any:
+        """The value after a key or dash at `column` whose line (before `self.index`) ends with `rest`."""
+        lines, indents, index = self.lines, self.indents, self.index
+        if not rest:
+            if index < len(lines) and indents[index] == column and lines[index].startswith("- ", column):
+                return self.sequence(column)
+            if index < len(lines) and indents[index] == column + 2:
+                return self.block(column + 2)
+            raise Unsupported(f"line {index}: a key without a value")
+        first = rest[0]
+        if first == "|":
+            return self.literal(rest, column)
+        if first == '"':
+            parts = [rest] if _closes(rest) else [rest, *self.continuation(column)]
+            if not _closes(parts[-1]) or any(_closes(part) for part in parts[:-1]):
+                raise Unsupported(f"line {self.index}: a quoted string dump would not write")
+            return _unescape(" ".join(parts)[1:-1])
+        continued = self.continuation(column)
+        if not continued:
+            return _plain_value(rest)
+        text = " ".join([rest, *continued])
+        if not _is_plain(text):
+            raise Unsupported(f"line {self.index}: a folded plain scalar dump would not write")
+        return text
+
+    def continuation(self, column: int) -> list[str]:
+        """The folded lines continuing a scalar whose key or dash is at `column`."""
+        lines, indents, found = self.lines, self.indents, []
+        while self.index < len(lines) and indents[self.index] > column:
+            found.append(lines[self.index].lstrip(" "))
+            self.index += 1
+        return found
+
+    def literal(self, header: str, column: int) -> str:
+        if header not in ("|", "|-", "|+", "|2", "|2-", "|2+"):
+            raise Unsupported(f"line {self.index}: an unexpected block scalar header {header!r}")
+        lines, content = self.lines, []
+        indent = " " * (column + 2)
+        while self.index < len(lines):
+            line = lines[self.index]
+            if line.startswith(indent):
+                content.append(line[column + 2 :])
+            elif line:
+                break
+            else:
+                content.append("")
+            self.index += 1
+        if not content or (content[-1] == "") != header.endswith("+"):  # dump writes neither
+            raise Unsupported(f"line {self.index}: an empty literal block, or one whose chomping does not fit its end")
+        if header.startswith("|2") != (content[0] == "" or content[0].startswith((" ", "\t"))):
+            raise Unsupported(f"line {self.index}: an indentation indicator where dump would not write one, or none where it would")
+        text = "\n".join(content)
+        return text if header.endswith("-") else text + "\n"  # "|+": the empty lines are the newlines kept
+
+
+_PLAIN_KEYS: set[str] = set()  # plain keys already checked (keys repeat across interactions)
+
+
+def _check_plain_key(key: str, index: int) -> None:
+    if not _is_plain(key):
+        raise Unsupported(f"line {index + 1}: a mapping key dump would have quoted: {key[:40]!r}")
+    if len(_PLAIN_KEYS) < 10_000:
+        _PLAIN_KEYS.add(key)
+
+
+def _starts_mapping(rest: str) -> bool:
+    """Whether a sequence item's first line starts a mapping (`key: ...` or `"key": ...`)."""
+    if rest.startswith('"'):
+        try:
+            _, end = _read_quoted_line(rest, 0)
+        except Unsupported:
+            return False
+        return rest.startswith(":", end)
+    return ": " in rest or rest.endswith(":")
+
+
+def _read_quoted_line(line: str, start: int) -> tuple[str, int]:
+    """A double-quoted string starting at `start` and ending on the same line, and the index after it."""
+    position = start + 1
+    while True:
+        position = line.find('"', position)
+        if position == -1:
+            raise Unsupported("an unterminated quoted key")
+        backslashes = position - len(line[:position].rstrip("\\"))
+        if not backslashes % 2:
+            return _unescape(line[start + 1 : position]), position + 1
+        position += 1
+
+
+def _closes(text: str) -> bool:
+    """Whether `text` (a quoted string's last line) ends with an unescaped quote."""
+    if not text.endswith('"') or text == '"':
+        return False
+    backslashes = len(text) - 1 - len(text[:-1].rstrip("\\"))
+    return not backslashes % 2
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    return _ESCAPE_SEQUENCE.sub(_unescaped, text)
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    code = match.group(1) or match.group(2)
+    if code is not None:
+        return chr(int(code, 16))
+    try:
+        return _UNESCAPES[match.group(3)]
+    except KeyError:
+        raise Unsupported(f"an escape dump does not write: \\{match.group(3)}") from None
+
+
+_PLAIN_VALUES: dict[str, Any] = {"null": None, "true": True, "false": False, ".inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+
+
+def _plain_value(text: str) -> Any:
+    """A plain scalar's value, resolved as PyYAML resolves what `dump` writes."""
+    found = _PLAIN_VALUES.get(text, _plain_value)
+    if found is not _plain_value:
+        return found
+    if text == "{}":
+        return {}
+    if text == "[]":
+        return []
+    first = text[0]
+    if first in "-0123456789":
+        if _INT.fullmatch(text):
+            return int(text)
+        if _FLOAT.fullmatch(text):
+            return float(text)
+        raise Unsupported(f"a plain scalar dump would not write: {text[:40]!r}")
+    if not _is_plain(text):
+        raise Unsupported(f"a plain scalar dump would not write: {text[:40]!r}")
+    return text
+
