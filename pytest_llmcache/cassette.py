@@ -19,8 +19,9 @@ A cassette is a UTF-8 YAML file, one per test::
 Bodies are described in `pytest_llmcache.bodies`. The trailing comment marks a complete file: a
 cassette starting with the header comment but missing it was truncated.
 
-Each interaction is preceded by an index comment, ``# llmcache-key k1 <request key> <digest>``:
-its matching key and a digest of its YAML text. `load_entries` reads a file by these comments
+Each interaction is preceded by an index comment, ``# llmcache-key k1 <request key> <digest> y1``:
+its matching key, a digest of its YAML text, and ``y1`` when that text is in the subset of YAML
+`pytest_llmcache.blockyaml` writes and reads (PyYAML reads it too; other text is read by PyYAML). `load_entries` reads a file by these comments
 alone and parses an interaction's YAML only when it is needed (replayed, shown, re-keyed), so
 opening a 10,000-interaction cassette costs a hash of the text, not a YAML parse. An
 interaction whose text no longer matches its digest (edited by hand) is parsed and re-keyed. Plain vcrpy and
@@ -44,6 +45,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from pytest_llmcache import blockyaml
 from pytest_llmcache.bodies import decode_body, decompress, encode_body
 from pytest_llmcache.errors import CassetteError
 from pytest_llmcache.matching import stored_request_key
@@ -73,6 +75,8 @@ _INDEX = "# llmcache-key "
 _RESPONSE_LINE = "\n  response:\n"
 # Bump when matching.request_key changes: stale keys in old files are then recomputed on load.
 KEY_SCHEME = "k1"
+# Marks an interaction whose text blockyaml wrote (and so reads), in the index comment.
+_SUBSET = "y1"
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -143,14 +147,23 @@ class Entry:
     index: int
     text: str | None = None  # the YAML as written (None: built in memory or parsed from another flavour)
     key: str | None = None  # the matching key from the index comment, when it can be trusted
+    in_subset: bool = False  # whether `text` is unedited blockyaml output (read without PyYAML)
     _interaction: Interaction | None = field(default=None, repr=False)
+
+    def _parse(self, text: str) -> Any:
+        if self.in_subset:
+            try:
+                return blockyaml.load(text)
+            except blockyaml.Unsupported:
+                pass  # not expected of an unedited file; PyYAML has the last word
+        return _parse_yaml(text)
 
     @property
     def interaction(self) -> Interaction:
         if self._interaction is None:
             assert self.text is not None
             try:
-                document = _parse_yaml(self.text)
+                document = self._parse(self.text)
             except yaml.YAMLError as err:
                 raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {err}") from None
             self._interaction = _checked_interaction(document[0] if isinstance(document, list) and document else document, self.index, self.path)
@@ -170,7 +183,7 @@ class Entry:
             self.interaction  # noqa: B018 - reports what is wrong with the text
             return self.replay()
         try:
-            document = _parse_yaml(self.text[start + 1 :])
+            document = self._parse(self.text[start + 1 :])
             response, content = _response(document["response"])
         except yaml.YAMLError as err:
             raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {err}") from None
@@ -218,18 +231,20 @@ def _indexed_entries(text: str, path: Path | str) -> list[Entry] | None:
     for index, part in enumerate(parts):
         comment, newline, chunk = part.partition("\n")
         fields = comment.split(" ")
-        if not newline or len(fields) != 3 or not chunk.startswith("- "):
+        if not newline or len(fields) not in (3, 4) or not chunk.startswith("- "):
             return None
         if index < len(parts) - 1:
             chunk += "\n"  # split() took the newline that ends every chunk but the last
-        scheme, key, digest = fields
+        scheme, key, digest = fields[:3]
         entry = Entry(path, index, chunk)
         if _digest(chunk) != digest:
             if _holds_several(chunk):
                 return None  # interactions pasted in by hand: parse the whole file, keep them all
             entry.interaction  # noqa: B018 - edited by hand: parse now, so a broken edit is reported at load
-        elif scheme == KEY_SCHEME:
-            entry.key = key
+        else:
+            entry.in_subset = fields[3:] == [_SUBSET]
+            if scheme == KEY_SCHEME:
+                entry.key = key
         entries.append(entry)
     return entries
 
@@ -286,18 +301,28 @@ def dumps(interactions: Iterable[Interaction | Entry]) -> str:
     parts = [_PREAMBLE]
     for item in interactions:
         if isinstance(item, Entry) and item.text is not None:
-            chunk, key = item.text, item.request_key
+            chunk, key, in_subset = item.text, item.request_key, item.in_subset
         else:
             interaction = item.interaction if isinstance(item, Entry) else item
-            chunk = yaml.dump([_compact(interaction)], Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
-            # A kept-newlines block scalar makes the emitter end the document ("..."); mid-file
-            # that would end the whole cassette, and the next comment line ends the scalar anyway.
-            chunk = chunk.removesuffix("...\n")
+            chunk, in_subset = _chunk(_compact(interaction))
             key = stored_request_key(interaction["request"])
-        parts.append(f"{_INDEX}{KEY_SCHEME} {key} {_digest(chunk)}\n{chunk}")
+        parts.append(f"{_INDEX}{KEY_SCHEME} {key} {_digest(chunk)}{' ' + _SUBSET if in_subset else ''}\n{chunk}")
     if len(parts) == 1:
         parts[0] = _PREAMBLE.replace("interactions:\n", "interactions: []\n")
     return "".join(parts) + _TRAILER
+
+
+def _chunk(interaction: Interaction) -> tuple[str, bool]:
+    """The YAML text of one interaction, and whether blockyaml wrote it (it writes all but
+    values it can't hold, such as a string with a lone surrogate: PyYAML writes those)."""
+    try:
+        return blockyaml.dump([interaction]), True
+    except blockyaml.Unsupported:
+        pass
+    chunk = yaml.dump([interaction], Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+    # A kept-newlines block scalar makes the emitter end the document ("..."); mid-file that
+    # would end the whole cassette, and the next comment line ends the scalar anyway.
+    return chunk.removesuffix("...\n"), False
 
 
 def save(path: Path | str, interactions: Iterable[Interaction | Entry], check: Callable[[str], None] | None = None) -> None:

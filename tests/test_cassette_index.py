@@ -115,3 +115,28 @@ def test_a_malformed_response_is_reported_when_replayed(tmp_path):
     broken = cassette.Entry(tmp_path / "c.yaml", 0, good.text.replace("      code: 200", "      code: lots"), good.key)
     with pytest.raises(CassetteError, match=r"c\.yaml.*interaction #0 is malformed"):
         broken.replay()
+
+
+def test_interactions_are_written_in_the_subset_and_read_without_pyyaml(monkeypatch):
+    recorded = [_interaction("hello"), _interaction("line one\nline two\n")]
+    text = cassette.dumps(recorded)
+    assert [line.endswith(" y1") for line in text.splitlines() if line.startswith("# llmcache-key")] == [True, True]
+
+    def no_pyyaml(text):
+        raise AssertionError("PyYAML was used for blockyaml's own text")
+
+    monkeypatch.setattr(cassette, "_parse_yaml", no_pyyaml)
+    entries = cassette.loads_entries(text)
+    assert [entry.replay()[2] for entry in entries] == [b"hi", b"hi"]
+    assert [entry.interaction for entry in entries] == recorded
+
+
+def test_values_the_subset_cannot_hold_are_written_by_pyyaml_and_still_load():
+    recorded = _interaction("x")
+    recorded["response"]["body"] = {"json": {"k" * 1500: 1}, "layout": "compact"}  # too long for an implicit YAML key
+    text = cassette.dumps([recorded, _interaction("y")])
+    assert [line.endswith(" y1") for line in text.splitlines() if line.startswith("# llmcache-key")] == [False, True]
+    entries = cassette.loads_entries(text)
+    assert [entry.interaction for entry in entries] == [recorded, _interaction("y")]
+    assert entries[0].replay()[2] == json.dumps({"k" * 1500: 1}, separators=(",", ":")).encode()
+    assert yaml.safe_load(text)["interactions"] == [cassette._compact(i) for i in (recorded, _interaction("y"))]
