@@ -33,10 +33,12 @@ _MAX_KEY = 1000  # YAML limits implicit keys to 1024 characters
 
 # Words YAML 1.1 (PyYAML) reads as booleans or null; quoted when they are strings.
 _RESERVED = frozenset("yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF null Null NULL".split())
-# Characters a plain string may hold: printable, not a line break in YAML 1.1, no tab, no "#".
-_PLAIN = re.compile("[^\x00-\x1f#\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]*")
-# ... and start with: a letter, or a non-ASCII printable character (never a YAML indicator).
-_PLAIN_START = re.compile("[A-Za-z\xa1-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+# A plain string starts with a letter or a non-ASCII printable character (never a YAML indicator)
+# and holds only printable characters that are not a line break in YAML 1.1, a tab or a "#".
+_PLAIN = re.compile(
+    "[A-Za-z\xa1-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+    "[^\x00-\x1f#\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]*"
+)
 # What a double-quoted string escapes besides \ and ": what YAML does not allow raw (or reads as
 # a line break, or strips as a byte order mark).
 _ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
@@ -46,6 +48,7 @@ _UNESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\x00", "\\": "\\", '"': '"'
 _ESCAPE_SEQUENCE = re.compile(r"\\(?:x([0-9a-f]{2})|u([0-9a-f]{4})|(.))")
 # A literal block's lines may hold anything printable except a YAML 1.1 line break or a BOM.
 _LITERAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+_PLAIN_KEYS: set[str] = set()  # keys already known to be plain (they repeat across interactions)
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?[0-9]+\.[0-9]*(?:e[-+][0-9]+)?")
 
@@ -69,7 +72,9 @@ def dump(value: Any) -> str:
 def _node(value: Any, head: str, column: int, lines: list[str]) -> None:
     """Append `value`'s lines. `head` is the start of its first line: "" at the top, "<key>:" or a
     sequence dash ("- ", possibly after other text); `column` is where its nested lines start."""
-    if isinstance(value, dict) and value:
+    if type(value) is str:
+        _string(value, head, column, lines)
+    elif isinstance(value, dict) and value:
         if head and not head.endswith("- "):
             lines.append(head)
             head = " " * column
@@ -85,7 +90,7 @@ def _node(value: Any, head: str, column: int, lines: list[str]) -> None:
             _node(item, head + "- ", column + 2, lines)
             head = " " * column
     elif isinstance(value, str):
-        _string(value, head, column, lines)
+        _string(str(value), head, column, lines)
     else:
         lines.append(_joined(head, _scalar(value)))
 
@@ -95,11 +100,16 @@ def _joined(head: str, text: str) -> str:
 
 
 def _key(key: Any) -> str:
+    if key in _PLAIN_KEYS:
+        return key
     if not isinstance(key, str):
         raise Unsupported(f"a mapping key must be a string, not {type(key).__name__}")
     if len(key) > _MAX_KEY:
         raise Unsupported("a mapping key is too long for YAML's implicit keys")
-    return key if _is_plain(key) else _quoted(key)
+    if not _is_plain(key):
+        return _quoted(key)
+    _remember_plain_key(key)
+    return key
 
 
 def _scalar(value: Any) -> str:
@@ -129,8 +139,7 @@ def _scalar(value: Any) -> str:
 
 def _is_plain(text: str) -> bool:
     return (
-        _PLAIN_START.match(text) is not None
-        and _PLAIN.fullmatch(text) is not None
+        _PLAIN.fullmatch(text) is not None
         and text not in _RESERVED
         and ": " not in text
         and text[-1] not in ": "
@@ -339,12 +348,13 @@ class _Reader:
         return text if header.endswith("-") else text + "\n"  # "|+": the empty lines are the newlines kept
 
 
-_PLAIN_KEYS: set[str] = set()  # plain keys already checked (keys repeat across interactions)
-
-
 def _check_plain_key(key: str, index: int) -> None:
     if not _is_plain(key):
         raise Unsupported(f"line {index + 1}: a mapping key dump would have quoted: {key[:40]!r}")
+    _remember_plain_key(key)
+
+
+def _remember_plain_key(key: str) -> None:
     if len(_PLAIN_KEYS) < 10_000:
         _PLAIN_KEYS.add(key)
 
