@@ -58,12 +58,20 @@ def _layout_of(raw: bytes, document: Any) -> str | None:
     """The layout that re-serialises `document` to exactly `raw`, if any."""
     newline = raw.endswith(b"\n")
     ascii_only = raw.isascii()
-    for name in _LAYOUTS:
+    for name in _likely_layouts(raw):
         for ensure_ascii in (False, True) if ascii_only else (False,):
             layout = " ".join([name] + ["ascii"] * ensure_ascii + ["newline"] * newline)
             if _dumps(document, layout) == raw:
                 return layout
     return None
+
+
+def _likely_layouts(raw: bytes) -> list[str]:
+    """The layout names, the one `raw` looks like first: each try is a whole serialisation."""
+    if raw[1:2] != b"\n":
+        return list(_LAYOUTS)
+    first = "indent=4" if raw[2:6] == b"    " else "indent=2"
+    return [first, *(name for name in _LAYOUTS if name != first)]
 
 
 def encode_body(raw: bytes, content_type: str = "") -> StoredBody:

@@ -20,7 +20,7 @@ json_values = st.recursive(
     max_leaves=20,
 )
 dumps_options = st.sampled_from(
-    [{"separators": (",", ":")}, {}, {"indent": 2}, {"indent": 2, "ensure_ascii": False}, {"separators": (",", ":"), "ensure_ascii": False}]
+    [{"separators": (",", ":")}, {}, {"indent": 2}, {"indent": 4}, {"indent": 2, "ensure_ascii": False}, {"separators": (",", ":"), "ensure_ascii": False}]
 )
 
 
