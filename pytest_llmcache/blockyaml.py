@@ -1,4 +1,5 @@
-"""The YAML cassettes are written in: a block-style subset, written and read here without PyYAML.
+"""The YAML cassettes are written in: a block-style subset, written and read here without PyYAML's
+parser or emitter.
 
 Recording and replay spend most of their own time turning interactions into YAML and back.
 PyYAML does it through Python callbacks per node (its C parser builds a Python node, mark and
@@ -11,10 +12,11 @@ What `dump` writes, for dicts with str keys, lists, str, int, float, bool and No
 
 - mappings and sequences in block style, two spaces a level, a sequence under a key at the key's
   column (as PyYAML writes it); an empty one as ``{}`` or ``[]``;
-- a string plain when YAML can't read it as anything else (it starts with a letter, holds no
-  ``#`` or ``: ``, is not a word like ``yes`` or ``null``...), multi-line text as a literal block
-  (``|``, ``|-``, ``|+``), anything else double-quoted with escapes; long plain and double-quoted
-  strings folded at a single space, which YAML reads back as that space;
+- a string plain when YAML reads it back as that string (no indicator first, no ``#`` or ``: ``,
+  not a word like ``yes`` or ``null``; PyYAML's own resolver judges strings that start like a
+  number or a date), multi-line text as a literal block
+  (``|``, ``|-``, ``|+``), anything else single-quoted, or double-quoted when it needs escapes; long
+  plain and quoted strings folded at a single space, which YAML reads back as that space;
 - numbers, booleans and null as PyYAML writes them.
 
 `load` reads only text `dump` wrote and raises `Unsupported` for anything else (the caller
@@ -26,6 +28,8 @@ import math
 import re
 from typing import Any
 
+import yaml
+
 __all__ = ["Unsupported", "dump", "load"]
 
 _WIDTH = 100  # fold plain and quoted strings longer than this, where a single space allows
@@ -33,18 +37,26 @@ _MAX_KEY = 1000  # YAML limits implicit keys to 1024 characters
 
 # Words YAML 1.1 (PyYAML) reads as booleans or null; quoted when they are strings.
 _RESERVED = frozenset("yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF null Null NULL".split())
-# A plain string starts with a letter or a non-ASCII printable character (never a YAML indicator)
-# and holds only printable characters that are not a line break in YAML 1.1, a tab or a "#".
+# A plain string holds only printable characters that are not a line break in YAML 1.1, a tab or
+# a "#", and does not start with a space or an indicator (- ? : , [ ] { } & * ! | > ' " % @ `).
 _PLAIN = re.compile(
-    "[A-Za-z\xa1-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+    "[^\x00-\x20#\x7f-\xa0\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff\\-?:,\\[\\]{}&*!|>'\"%@`]"
     "[^\x00-\x1f#\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]*"
 )
+# First characters for which PyYAML's resolver may read a plain scalar as something other than a
+# string (a number, a date, a merge key...): PyYAML itself decides those. For letters the only
+# other readings are the words in _RESERVED.
+_RESOLVED_FIRST = frozenset("+0123456789.<~=")
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = "tag:yaml.org,2002:str"
 # What a double-quoted string escapes besides \ and ": what YAML does not allow raw (or reads as
 # a line break, or strips as a byte order mark).
 _ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # no YAML escape reads back as one
 _SHORT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x00": "\\0"}
 _UNESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\x00", "\\": "\\", '"': '"'}
+_QUOTES = "'\""
+_DOUBLE_QUOTED_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.DOTALL)
 _ESCAPE_SEQUENCE = re.compile(r"\\(?:x([0-9a-f]{2})|u([0-9a-f]{4})|(.))")
 # A literal block's lines may hold anything printable except a YAML 1.1 line break or a BOM.
 _LITERAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
@@ -138,12 +150,12 @@ def _scalar(value: Any) -> str:
 
 
 def _is_plain(text: str) -> bool:
-    return (
-        _PLAIN.fullmatch(text) is not None
-        and text not in _RESERVED
-        and ": " not in text
-        and text[-1] not in ": "
-    )
+    """Whether `text` written unquoted reads back as this string (in PyYAML too)."""
+    if _PLAIN.fullmatch(text) is None or ": " in text or text[-1] in ": " or text.startswith("..."):
+        return False  # ("..." at the start of a line can end a document)
+    if text[0] in _RESOLVED_FIRST:
+        return _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG
+    return text not in _RESERVED
 
 
 def _string(text: str, head: str, column: int, lines: list[str]) -> None:
@@ -202,8 +214,11 @@ def _fold_point(line: str, low: int, high: int) -> int | None:
 
 
 def _quoted(text: str) -> str:
+    """Single-quoted when nothing needs an escape (only ' is doubled), else double-quoted."""
     if _SURROGATE.search(text) is not None:
         raise Unsupported("a string holds a lone surrogate")
+    if _ESCAPED.search(text) is None:
+        return "'" + text.replace("'", "''") + "'"
     text = text.replace("\\", "\\\\").replace('"', '\\"')
     if _ESCAPED.search(text) is not None:
         text = _ESCAPED.sub(_escape, text)
@@ -254,7 +269,7 @@ class _Reader:
             line = lines[index]
             if line.startswith("- ", column):
                 break
-            if line[column : column + 1] == '"':
+            if line[column : column + 1] in _QUOTES:
                 key, end = _read_quoted_line(line, column)
                 if not (line.endswith(":") and len(line) == end + 1 or line.startswith(": ", end)):
                     raise Unsupported(f"line {index + 1}: a quoted key without ':'")
@@ -269,7 +284,7 @@ class _Reader:
                 if key not in _PLAIN_KEYS:
                     _check_plain_key(key, index)
             index += 1
-            if rest and rest[0] not in '|"' and (index == count or indents[index] <= column):
+            if rest and rest[0] not in "|'\"" and (index == count or indents[index] <= column):
                 result[key] = _plain_value(rest)  # the common case: a one-line plain scalar
                 continue
             self.index = index
@@ -305,11 +320,8 @@ class _Reader:
         first = rest[0]
         if first == "|":
             return self.literal(rest, column)
-        if first == '"':
-            parts = [rest] if _closes(rest) else [rest, *self.continuation(column)]
-            if not _closes(parts[-1]) or any(_closes(part) for part in parts[:-1]):
-                raise Unsupported(f"line {self.index}: a quoted string dump would not write")
-            return _unescape(" ".join(parts)[1:-1])
+        if first in _QUOTES:
+            return _unquoted(" ".join([rest, *self.continuation(column)]), self.index)
         continued = self.continuation(column)
         if not continued:
             return _plain_value(rest)
@@ -361,7 +373,7 @@ def _remember_plain_key(key: str) -> None:
 
 def _starts_mapping(rest: str) -> bool:
     """Whether a sequence item's first line starts a mapping (`key: ...` or `"key": ...`)."""
-    if rest.startswith('"'):
+    if rest[:1] in _QUOTES:
         try:
             _, end = _read_quoted_line(rest, 0)
         except Unsupported:
@@ -371,24 +383,32 @@ def _starts_mapping(rest: str) -> bool:
 
 
 def _read_quoted_line(line: str, start: int) -> tuple[str, int]:
-    """A double-quoted string starting at `start` and ending on the same line, and the index after it."""
-    position = start + 1
+    """A quoted string starting at `start` and ending on the same line, and the index after it."""
+    quote, position = line[start], start + 1
     while True:
-        position = line.find('"', position)
+        position = line.find(quote, position)
         if position == -1:
             raise Unsupported("an unterminated quoted key")
-        backslashes = position - len(line[:position].rstrip("\\"))
-        if not backslashes % 2:
-            return _unescape(line[start + 1 : position]), position + 1
-        position += 1
+        if quote == "'" and line.startswith("''", position):
+            position += 2
+        elif quote == '"' and (position - len(line[:position].rstrip("\\"))) % 2:
+            position += 1  # an escaped quote
+        else:
+            return _unquoted(line[start : position + 1], 0), position + 1
 
 
-def _closes(text: str) -> bool:
-    """Whether `text` (a quoted string's last line) ends with an unescaped quote."""
-    if not text.endswith('"') or text == '"':
-        return False
-    backslashes = len(text) - 1 - len(text[:-1].rstrip("\\"))
-    return not backslashes % 2
+def _unquoted(text: str, line: int) -> str:
+    """The string a quoted scalar (already unfolded) holds; Unsupported unless dump wrote it."""
+    quote, inner = text[0], text[1:-1]
+    if len(text) < 2 or text[-1] != quote:
+        raise Unsupported(f"line {line}: an unterminated quoted string")
+    if quote == "'":
+        if "'" in inner.replace("''", ""):
+            raise Unsupported(f"line {line}: a single-quoted string dump would not write")
+        return inner.replace("''", "'")
+    if _DOUBLE_QUOTED_BODY.fullmatch(inner) is None:
+        raise Unsupported(f"line {line}: a double-quoted string dump would not write")
+    return _unescape(inner)
 
 
 def _unescape(text: str) -> str:
@@ -419,13 +439,11 @@ def _plain_value(text: str) -> Any:
         return {}
     if text == "[]":
         return []
-    first = text[0]
-    if first in "-0123456789":
+    if text[0] in "-0123456789":
         if _INT.fullmatch(text):
             return int(text)
         if _FLOAT.fullmatch(text):
             return float(text)
-        raise Unsupported(f"a plain scalar dump would not write: {text[:40]!r}")
     if not _is_plain(text):
         raise Unsupported(f"a plain scalar dump would not write: {text[:40]!r}")
     return text

@@ -23,7 +23,8 @@ awkward_words = st.sampled_from(
         "a: b", "a:", ":a", "a:b", "a #b", "#x", "?a", "!a", "&a", "*a", "|a", ">a", "'a'", '"a"', "%a", "@a",
         "`a", "{a}", "[a]", "a,b", "a ", " a", "é", "ü a", "…", "你好", "\U0001f600", "a\n", "\n", "\na",
         "a\n\n", "a\r\nb", "\t", "a\tb", "\x85", "\u2028", "\ufeff", "\x00", "\x7f", "\\", "\\n", "--- a",
-        "a\n---\nb", "a\n...\nb", "https://x.test/v1?q=1", "data: {\"a\":1}\n\ndata: [DONE]\n\n",
+        "a\n---\nb", "a\n...\nb", "...", "... a", "https://x.test/v1?q=1", "8.64s", "132ms", "0777", "1:30:00", "12:30", "0x1F",
+        "+.inf", "1.0e+16", "2001-12-14t21:59:43.10-05:00", "<redacted>", "<x", "=x", "~x", ".x", "(x)", "$x", "\\x", "data: {\"a\":1}\n\ndata: [DONE]\n\n",
     ]
 )
 fragments = st.one_of(awkward_words, st.text(alphabet="ab \n\t:#-\"\\'|>", max_size=6), st.text(max_size=12))
@@ -98,15 +99,15 @@ def test_it_reads_like_a_cassette_a_person_would_write():
     stream = 'data: {"choices":[]}\n\ndata: [DONE]\n\n'
     prose = " ".join(["Paris is the capital of France, and its largest city by far."] * 4)
     text = blockyaml.dump(
-        [{"response": {"status": {"code": 200}, "headers": {"x-ratelimit": "7184", "retry-after": "yes"}, "body": {"sse": stream, "json": {"content": prose, "poem": "one\ntwo\n", "empty": [], "none": {}}}}}]
+        [{"response": {"status": {"code": 200}, "headers": {"x-ratelimit": "7184", "retry-after": "yes"}, "body": {"sse": stream, "json": {"content": prose, "poem": "one\ntwo\n", "arguments": '{"city": "Paris"}', "tab": "a\tb", "empty": [], "none": {}}}}}]
     )
     assert text.splitlines() == [
         "- response:",
         "    status:",
         "      code: 200",
         "    headers:",
-        '      x-ratelimit: "7184"',  # would read as a number unquoted
-        '      retry-after: "yes"',  # would read as a boolean
+        "      x-ratelimit: '7184'",  # would read as a number unquoted
+        "      retry-after: 'yes'",  # would read as a boolean
         "    body:",
         "      sse: |+",
         '        data: {"choices":[]}',
@@ -120,6 +121,8 @@ def test_it_reads_like_a_cassette_a_person_would_write():
         "        poem: |",
         "          one",
         "          two",
+        """        arguments: '{"city": "Paris"}'""",  # nothing to escape: single quotes
+        '        tab: "a\\tb"',  # an escape needs double quotes
         "        empty: []",
         "        none: {}",
     ]
@@ -131,7 +134,7 @@ def test_it_reads_like_a_cassette_a_person_would_write():
     [
         "- a: 1\n  b: &anchor 2\n",  # YAML it never writes
         "- {a: 1}\n",
-        "- 'single quoted'\n",
+        "- 'a' 'b'\n",
         "- a: |\n    one\n\n",  # clip chomping with a trailing empty line
         "- a:\n",  # a key without a value
         '- "unterminated\n',
