@@ -11,7 +11,8 @@ writes to the same values, which a property test checks over arbitrary values.
 What `dump` writes, for dicts with str keys, lists, str, int, float, bool and None:
 
 - mappings and sequences in block style, two spaces a level, a sequence under a key at the key's
-  column (as PyYAML writes it); an empty one as ``{}`` or ``[]``;
+  column (as PyYAML writes it); an empty one as ``{}`` or ``[]``; a list of numbers (an
+  embedding) as a flow sequence, ``[0.1, -0.2, ...]``, folded after its commas;
 - a string plain when YAML reads it back as that string (no indicator first, no ``#`` or ``: ``,
   not a word like ``yes`` or ``null``; PyYAML's own resolver judges strings that start like a
   number or a date), multi-line text as a literal block
@@ -24,6 +25,7 @@ then reads it with PyYAML): it never guesses.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -63,6 +65,8 @@ _LITERAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\ud
 _PLAIN_KEYS: set[str] = set()  # keys already known to be plain (they repeat across interactions)
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?[0-9]+\.[0-9]*(?:e[-+][0-9]+)?")
+_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:e[-+][0-9]+)?)?"
+_FLOW_NUMBERS = re.compile(rf"\[{_NUMBER}(?:, {_NUMBER})*\]")
 
 
 class Unsupported(ValueError):
@@ -94,6 +98,10 @@ def _node(value: Any, head: str, column: int, lines: list[str]) -> None:
             _node(item, head + _key(key) + ":", column + 2, lines)
             head = " " * column
     elif isinstance(value, list) and value:
+        tokens = _number_tokens(value) if head else None  # a document is a block
+        if tokens is not None:
+            _flow(tokens, head, column, lines)
+            return
         if head and not head.endswith("- "):
             lines.append(head)
             column -= 2  # a sequence under a key starts at the key's column
@@ -105,6 +113,32 @@ def _node(value: Any, head: str, column: int, lines: list[str]) -> None:
         _string(str(value), head, column, lines)
     else:
         lines.append(_joined(head, _scalar(value)))
+
+
+def _number_tokens(values: list[Any]) -> list[str] | None:
+    """The numbers of a list of finite numbers as written, or None for any other list."""
+    tokens = []
+    for value in values:
+        kind = type(value)
+        if kind is int or kind is float and math.isfinite(value):
+            tokens.append(_scalar(value))
+        else:
+            return None
+    return tokens
+
+
+def _flow(tokens: list[str], head: str, column: int, lines: list[str]) -> None:
+    """A list of numbers (an embedding, token ids) as a flow sequence, folded after its commas."""
+    line = _joined(head, "[")
+    fresh = True  # nothing after the bracket or the indentation yet
+    for position, token in enumerate(tokens):
+        piece = token + ("]" if position == len(tokens) - 1 else ",")
+        if not fresh and len(line) + 1 + len(piece) > _WIDTH:
+            lines.append(line)
+            line, fresh = " " * column, True
+        line += piece if fresh else " " + piece
+        fresh = False
+    lines.append(line)
 
 
 def _joined(head: str, text: str) -> str:
@@ -326,6 +360,8 @@ class _Reader:
         if not continued:
             return _plain_value(rest)
         text = " ".join([rest, *continued])
+        if first == "[":
+            return _flow_numbers(text)
         if not _is_plain(text):
             raise Unsupported(f"line {self.index}: a folded plain scalar dump would not write")
         return text
@@ -427,6 +463,12 @@ def _unescaped(match: re.Match[str]) -> str:
         raise Unsupported(f"an escape dump does not write: \\{match.group(3)}") from None
 
 
+def _flow_numbers(text: str) -> list[Any]:
+    if _FLOW_NUMBERS.fullmatch(text) is None:
+        raise Unsupported(f"a flow sequence dump would not write: {text[:40]!r}")
+    return json.loads(text)  # the same numbers: every token is also JSON
+
+
 _PLAIN_VALUES: dict[str, Any] = {"null": None, "true": True, "false": False, ".inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
 
 
@@ -439,6 +481,8 @@ def _plain_value(text: str) -> Any:
         return {}
     if text == "[]":
         return []
+    if text[0] == "[":
+        return _flow_numbers(text)
     if text[0] in "-0123456789":
         if _INT.fullmatch(text):
             return int(text)

@@ -34,8 +34,13 @@ texts = st.one_of(
     st.lists(fragments, max_size=80).map(" ".join),  # long enough to be folded
     st.lists(fragments, max_size=12).map("\n".join),  # multi-line: literal blocks
 )
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), texts)
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(texts, inner, max_size=5), max_leaves=30)
+numbers = st.integers() | st.floats(allow_nan=False)
+scalars = st.one_of(st.none(), st.booleans(), numbers, texts)
+values = st.recursive(
+    scalars | st.lists(numbers, max_size=60),  # embeddings and token ids: flow sequences
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(texts, inner, max_size=5),
+    max_leaves=30,
+)
 documents = st.lists(values, min_size=1, max_size=4) | st.dictionaries(texts, values, min_size=1, max_size=4)
 
 many = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -99,7 +104,7 @@ def test_it_reads_like_a_cassette_a_person_would_write():
     stream = 'data: {"choices":[]}\n\ndata: [DONE]\n\n'
     prose = " ".join(["Paris is the capital of France, and its largest city by far."] * 4)
     text = blockyaml.dump(
-        [{"response": {"status": {"code": 200}, "headers": {"x-ratelimit": "7184", "retry-after": "yes"}, "body": {"sse": stream, "json": {"content": prose, "poem": "one\ntwo\n", "arguments": '{"city": "Paris"}', "tab": "a\tb", "empty": [], "none": {}}}}}]
+        [{"response": {"status": {"code": 200}, "headers": {"x-ratelimit": "7184", "retry-after": "yes"}, "body": {"sse": stream, "json": {"content": prose, "poem": "one\ntwo\n", "arguments": '{"city": "Paris"}', "tab": "a\tb", "embedding": [0.25, -1.5e-07, 3], "empty": [], "none": {}}}}}]
     )
     assert text.splitlines() == [
         "- response:",
@@ -123,6 +128,7 @@ def test_it_reads_like_a_cassette_a_person_would_write():
         "          two",
         """        arguments: '{"city": "Paris"}'""",  # nothing to escape: single quotes
         '        tab: "a\\tb"',  # an escape needs double quotes
+        "        embedding: [0.25, -1.5e-07, 3]",  # numbers: a flow sequence, folded when long
         "        empty: []",
         "        none: {}",
     ]
@@ -135,6 +141,8 @@ def test_it_reads_like_a_cassette_a_person_would_write():
         "- a: 1\n  b: &anchor 2\n",  # YAML it never writes
         "- {a: 1}\n",
         "- 'a' 'b'\n",
+        "- [1, 1e5]\n",  # PyYAML reads 1e5 as a string
+        "- [1, .inf]\n",
         "- a: |\n    one\n\n",  # clip chomping with a trailing empty line
         "- a:\n",  # a key without a value
         '- "unterminated\n',
