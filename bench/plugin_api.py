@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from workload import BASE_URL, CHAT_PATH, SDK_REQUEST_HEADERS, Interaction
+from workload import BASE_URL, SDK_REQUEST_HEADERS, Interaction
 
 
 def available() -> str | None:
@@ -35,7 +35,7 @@ def stored_interactions(interactions: list[Interaction], base_url: str = BASE_UR
     for interaction in interactions:
         headers = dict(SDK_REQUEST_HEADERS, **{"content-length": str(len(interaction.request_bytes))})
         out.append({
-            "request": scrubber.request("POST", base_url + CHAT_PATH, headers, interaction.request_bytes),
+            "request": scrubber.request("POST", base_url + interaction.path, headers, interaction.request_bytes),
             "response": scrubber.response(
                 {"code": 200, "message": "OK"},
                 {name: [value] for name, value in interaction.response_headers.items()},

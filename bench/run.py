@@ -53,7 +53,8 @@ from vcr.cassette import Cassette as VcrCassette  # noqa: E402
 
 import plugin_api  # noqa: E402
 from workload import (  # noqa: E402
-    API_KEY, BASE_URL, Interaction, build_interactions, canonical_key, check_sdk_bytes, write_vcr_cassette,
+    API_KEY, BASE_URL, Interaction, build_interactions, canonical_key, check_sdk_bytes, embeddings_interaction,
+    write_vcr_cassette,
 )
 
 VCR_MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "body")
@@ -73,6 +74,7 @@ class Settings:
     load_repeats: int = 3  # cassette loads timed per engine and size (fewer when N is large)
     record_rounds: int = 4
     record_calls: int = 50  # per round
+    large_repeats: int = 5  # calls per engine replaying the one large response
     cache_sizes: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
     cache_ops: int = 500
     token_texts: int = 300
@@ -83,7 +85,7 @@ class Settings:
     def from_args(cls, args: argparse.Namespace) -> Settings:
         if args.quick:
             settings = cls(sizes=[10, 100, 1_000], samples=60, warmup=10, vcr_budget_s=4.0, load_repeats=2,
-                           record_rounds=2, record_calls=20, cache_sizes=[1_000, 10_000], cache_ops=200,
+                           record_rounds=2, record_calls=20, large_repeats=3, cache_sizes=[1_000, 10_000], cache_ops=200,
                            token_texts=100)
         else:
             settings = cls(sizes=[10, 100, 1_000, 10_000])
@@ -444,6 +446,45 @@ def measure_recording(settings: Settings, interactions: list[Interaction], workd
 
 
 # ---------------------------------------------------------------------------------------------
+# A large body
+# ---------------------------------------------------------------------------------------------
+
+def measure_large_body(settings: Settings, workdir: Path, plugin_missing: str | None) -> dict[str, Any]:
+    """One 4 MB embeddings response (float vectors) replayed through the SDK: by the plugin, by
+    vcrpy, and over the in-memory transport; one call per cassette context (a recording plays
+    once), the call alone timed."""
+    interaction = embeddings_interaction(seed=settings.seed)
+    expected = json.loads(interaction.response_bytes)["data"][-1]["embedding"]
+
+    def call(client: openai.OpenAI) -> None:
+        vectors = client.embeddings.create(**interaction.body).data
+        if vectors[-1].embedding != expected:
+            raise RuntimeError("the large embeddings response was replayed wrong")
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers=interaction.response_headers, content=interaction.response_bytes)
+
+    result: dict[str, Any] = {"response_mb": len(interaction.response_bytes) / 1e6}
+    memory = sdk_client(httpx2.Client(transport=InMemoryTransport(handler)))
+    result["sdk_s"] = statistics.median(time_each(lambda _: call(memory), range(settings.large_repeats))) * NS
+    client = sdk_client()
+    engines: list[tuple[str, Path, Callable[[], Any]]] = []
+    vcr_path = write_vcr_cassette(workdir / "large-vcrpy.yaml", [interaction])
+    engines.append(("vcrpy", vcr_path, lambda: vcr.VCR(record_mode="none", match_on=VCR_MATCH_ON).use_cassette(str(vcr_path))))
+    if plugin_missing is None:
+        plugin_path = plugin_api.write_cassette(workdir / "large-llmcache.yaml", [interaction])
+        engines.append(("plugin", plugin_path, lambda: plugin_api.replaying(plugin_path)))
+    for name, path, enter in engines:
+        samples = []
+        for _ in range(settings.large_repeats):
+            with enter():
+                samples += time_each(lambda _: call(client), [None])
+        result[f"{name}_s"] = statistics.median(samples) * NS
+        result[f"{name}_file_mb"] = path.stat().st_size / 1e6
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
 # API cache
 # ---------------------------------------------------------------------------------------------
 
@@ -726,6 +767,15 @@ def print_replay(replay: list[ReplayRow]) -> None:
 
 def print_rest(results: dict[str, Any], record: RecordRow | None, cache: list[dict[str, Any]],
                tokens_: dict[str, Any], suite: dict[str, Any] | None) -> None:
+    large = results.get("large_body")
+    if large is not None:
+        print()
+        print(f"A large body (one embeddings response, 120 x 1,536 floats, {large['response_mb']:.1f} MB of JSON; "
+              "median s per call through the SDK)")
+        print(table(["plugin s", "vcrpy s", "SDK mem s", "plugin/SDK", "plugin file", "vcrpy file"],
+                    [[fmt(large.get("plugin_s"), 3), fmt(large["vcrpy_s"], 3), fmt(large["sdk_s"], 3),
+                      fmt(ratio(large.get("plugin_s"), large["sdk_s"]), 2, "x"),
+                      fmt(large.get("plugin_file_mb"), 1, " MB"), fmt(large["vcrpy_file_mb"], 1, " MB")]]))
     if record is not None:
         print()
         print(f"Recording, per call (median ms; {record.note})")
@@ -799,7 +849,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, help="timed requests per engine and size (default 200)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--suite", action="store_true", help="also time the property tests and the whole offline suite")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: replay,record,cache,tokens")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: replay,record,large,cache,tokens")
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args(argv)
     settings = Settings.from_args(args)
@@ -817,6 +867,7 @@ def main(argv: list[str] | None = None) -> int:
 
     replay: list[ReplayRow] = []
     record: RecordRow | None = None
+    large: dict[str, Any] | None = None
     cache: list[dict[str, Any]] = []
     tokens_: dict[str, Any] = {"skipped": "skipped by --skip"}
     suite: dict[str, Any] | None = None
@@ -832,6 +883,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             record = measure_recording(settings, interactions, workdir, plugin_missing)
             print(f"  recording done in {time.perf_counter() - t0:.1f} s", flush=True)
+        if "large" not in skip:
+            t0 = time.perf_counter()
+            large = measure_large_body(settings, workdir, plugin_missing)
+            print(f"  large body done in {time.perf_counter() - t0:.1f} s", flush=True)
         if "cache" not in skip:
             t0 = time.perf_counter()
             cache = measure_cache(settings, interactions, workdir)
@@ -850,6 +905,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "replay": [row.__dict__ for row in replay],
         "record": None if record is None else {**record.__dict__, "plugin_overhead_with_save_ms": record.plugin_overhead_with_save_ms},
+        "large_body": large,
         "cache": cache,
         "tokens": tokens_,
         "suite": suite,

@@ -44,13 +44,14 @@ _VALUES = ("honesty", "curiosity", "punctuality", "kindness", "efficiency")
 
 @dataclass(frozen=True)
 class Interaction:
-    """One recorded chat exchange."""
+    """One recorded exchange: a chat completion unless `path` says otherwise."""
 
     index: int
-    body: dict[str, Any]  # keyword arguments for client.chat.completions.create, in the SDK's key order
+    body: dict[str, Any]  # keyword arguments for the SDK call (chat.completions.create), in the SDK's key order
     request_bytes: bytes  # exactly what the SDK sends
     response_bytes: bytes
     response_headers: dict[str, str] = field(default_factory=dict)
+    path: str = CHAT_PATH
 
     @property
     def expected_content(self) -> str:
@@ -161,6 +162,25 @@ def build_interactions(n: int, seed: int = 1234) -> list[Interaction]:
     return out
 
 
+EMBEDDINGS_PATH = "/embeddings"
+
+
+def embeddings_interaction(vectors: int = 120, dimensions: int = 1536, seed: int = 1234) -> Interaction:
+    """One large exchange: an embeddings response with float vectors, pretty-printed as the
+    service sends it (about 4 MB for 120 x 1,536)."""
+    rng = random.Random(f"{seed}:embeddings")
+    body = {"input": [f"document {index}" for index in range(vectors)], "model": "text-embedding-3-small", "encoding_format": "float"}
+    response = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": index, "embedding": [round(rng.uniform(-0.1, 0.1), 9) for _ in range(dimensions)]}
+                 for index in range(vectors)],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 2 * vectors, "total_tokens": 2 * vectors},
+    }
+    raw = json.dumps(response, indent=2).encode("utf-8")
+    return Interaction(0, body, sdk_json(body), raw, {"content-type": "application/json"}, EMBEDDINGS_PATH)
+
+
 # --- the SDK's side -------------------------------------------------------------------------
 
 SDK_REQUEST_HEADERS = {
@@ -206,7 +226,7 @@ def vcr_cassette_dict(interactions: list[Interaction], base_url: str = BASE_URL)
     requests, responses = [], []
     for interaction in interactions:
         headers = dict(SDK_REQUEST_HEADERS, **{"content-length": str(len(interaction.request_bytes))})
-        requests.append(Request("POST", base_url + CHAT_PATH, interaction.request_bytes, headers))
+        requests.append(Request("POST", base_url + interaction.path, interaction.request_bytes, headers))
         responses.append({
             "status": {"code": 200, "message": "OK"},
             "headers": {name: [value] for name, value in interaction.response_headers.items()},
