@@ -6,11 +6,15 @@ import textwrap
 from pathlib import Path
 from typing import Any, Iterator
 
-import hypothesis  # noqa: F401 - imported once here, not again by every inner session
-import openai  # noqa: F401 - same
+# Imported once here, not again by every inner session (pytester drops what an inner run imports).
+# httpcore2 above all: httpx2 caches its exception classes on first use, and a copy imported by an
+# inner session would leave later timeouts in this process unmapped (a raw httpcore2.ReadTimeout).
+import httpcore2  # noqa: F401
+import hypothesis  # noqa: F401
+import openai  # noqa: F401
 import pytest
 
-import tinytroupe.openai_utils  # noqa: F401 - same
+import tinytroupe.openai_utils  # noqa: F401
 from fakeopenai import FakeOpenAIServer
 
 OPENAI_KEY = "sk-live-openai-key-0123456789abcdef"
