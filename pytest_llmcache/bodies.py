@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import json
 import re
 import zlib
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["StoredBody", "decode_body", "decompress", "encode_body", "parse_json"]
 
@@ -129,18 +130,21 @@ def decode_body(stored: Any) -> bytes:
 
 
 def decompress(raw: bytes, headers: dict[str, list[str]]) -> tuple[bytes, dict[str, list[str]]]:
-    """`raw` and `headers` with a gzip/deflate content-encoding undone, so cassettes stay readable.
+    """`raw` and `headers` with the content-encoding undone, so cassettes stay readable (and the
+    secret check sees the text).
 
-    The content-encoding header goes and content-length follows, so replayed responses stay
-    consistent. Other encodings (e.g. br) are kept as they are.
+    gzip and deflate always; br and zstd when their decoder is installed, which is also the only
+    case in which httpx asks a server for them. The content-encoding header goes and
+    content-length follows, so replayed responses stay consistent. An encoding that can't be
+    undone is kept as it is.
     """
     encoding = next((values for name, values in headers.items() if name.lower() == "content-encoding"), None)
-    if not raw or not encoding or encoding[-1].strip().lower() not in ("gzip", "deflate", "x-gzip"):
+    decoder = _DECODERS.get(encoding[-1].strip().lower()) if raw and encoding else None
+    if decoder is None:
         return raw, headers
     try:
-        # wbits 47 = auto-detect gzip or zlib header; plain deflate needs -15.
-        decoded = zlib.decompress(raw, 47) if encoding[-1].strip().lower() != "deflate" else _inflate(raw)
-    except zlib.error:
+        decoded = decoder(raw)
+    except Exception:  # noqa: BLE001 - each decoder has its own error type
         return raw, headers  # not what it claims to be: keep the bytes as they came
     kept = {name: values for name, values in headers.items() if name.lower() != "content-encoding"}
     for name in kept:
@@ -153,4 +157,29 @@ def _inflate(raw: bytes) -> bytes:
     try:
         return zlib.decompress(raw)
     except zlib.error:
-        return zlib.decompress(raw, -15)
+        return zlib.decompress(raw, -15)  # raw deflate, without the zlib header
+
+
+def _optional_decoders() -> dict[str, Callable[[bytes], bytes]]:
+    decoders: dict[str, Callable[[bytes], bytes]] = {}
+    for module in ("brotli", "brotlicffi"):
+        try:
+            decoders["br"] = importlib.import_module(module).decompress
+            break
+        except ImportError:
+            continue
+    for module in ("compression.zstd", "backports.zstd"):
+        try:
+            decoders["zstd"] = importlib.import_module(module).decompress
+            break
+        except ImportError:
+            continue
+    return decoders
+
+
+_DECODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": lambda raw: zlib.decompress(raw, 47),  # wbits 47: a gzip or a zlib header
+    "x-gzip": lambda raw: zlib.decompress(raw, 47),
+    "deflate": _inflate,
+    **_optional_decoders(),
+}

@@ -108,6 +108,11 @@ class Reply:
         return cls(status=status, body=body, headers=dict(headers or {}))
 
     @classmethod
+    def raw(cls, status: int, body: bytes, headers: dict[str, str] | None = None) -> Reply:
+        """These exact body bytes (say, compressed, with a content-encoding header)."""
+        return cls(status=status, body=body, headers=dict(headers or {}))
+
+    @classmethod
     def drop(cls) -> Reply:
         return cls(disconnect=True)
 
@@ -513,6 +518,8 @@ def _missing_parameter(name: str) -> _Response:
 
 
 def _dumps(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
     return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 

@@ -72,6 +72,19 @@ def test_json_that_does_not_reserialise_exactly_is_kept_as_text():
     assert encode_body(raw, "application/json") == {"string": raw.decode()}
 
 
+def test_brotli_bodies_are_stored_decoded_with_consistent_headers():
+    import brotli
+
+    raw = json.dumps({"x": "y" * 100}).encode()
+    body, headers = decompress(brotli.compress(raw), {"content-encoding": ["br"], "content-length": ["9"]})
+    assert body == raw and headers == {"content-length": [str(len(raw))]}
+
+
+def test_a_body_that_is_not_what_its_encoding_claims_is_kept_as_it_came():
+    assert decompress(b"not brotli", {"content-encoding": ["br"]}) == (b"not brotli", {"content-encoding": ["br"]})
+    assert decompress(b"x", {"content-encoding": ["compress"]}) == (b"x", {"content-encoding": ["compress"]})
+
+
 def test_gzip_bodies_are_stored_decoded_with_consistent_headers():
     raw = json.dumps({"x": "y" * 100}).encode()
     body, headers = decompress(gzip.compress(raw), {"Content-Encoding": ["gzip"], "Content-Length": ["12"], "a": ["b"]})

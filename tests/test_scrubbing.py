@@ -1,6 +1,9 @@
 """Secrets never reach a cassette: scrubbing rules, and the final check of the bytes written."""
 from __future__ import annotations
 
+import json
+
+import brotli
 import pytest
 
 from conftest import AZURE_KEY, OPENAI_KEY
@@ -73,5 +76,18 @@ def test_a_response_echoing_the_key_is_written_masked_and_replays(suite):
     suite.run("--llm-record-mode=once").assert_outcomes(passed=1)
     assert "your key is <redacted>" in (suite.cassettes / "test_x" / "test_leaky.yaml").read_text()
     assert OPENAI_KEY not in suite.files_text() and AZURE_KEY not in suite.files_text()
+    suite.offline()
+    suite.run().assert_outcomes(passed=1)
+
+
+def test_a_key_echoed_in_a_brotli_compressed_response_is_written_masked_and_replays(suite):
+    suite.write(LEAKY)
+    suite.live()
+    echoed = json.dumps({"id": "x", "choices": [], "note": f"your key is {OPENAI_KEY}"}).encode()
+    suite.server.script(Reply.raw(200, brotli.compress(echoed), {"content-encoding": "br", "content-type": "application/json"}))
+    suite.run("--llm-record-mode=once").assert_outcomes(passed=1)
+    written = (suite.cassettes / "test_x" / "test_leaky.yaml").read_text()
+    assert "your key is <redacted>" in written and "content-encoding" not in written  # stored decoded
+    assert OPENAI_KEY not in suite.files_text()
     suite.offline()
     suite.run().assert_outcomes(passed=1)
