@@ -101,13 +101,32 @@ def _parse_yaml(text: str) -> Any:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        return None if node is None else _build(node, loader)
+        if node is None:
+            return None
+        _check_expansion(node, 2 * len(text) + 1000)
+        return _build(node, loader)
     except TypeError as err:  # e.g. a list used as a mapping key
         raise yaml.YAMLError(f"unusable mapping key: {err}") from None
     except RecursionError:
         raise yaml.YAMLError("it is nested too deeply to be a cassette") from None
     finally:
         loader.dispose()
+
+
+def _check_expansion(root: yaml.Node, budget: int) -> None:
+    """Refuses a document whose aliases expand to more values than its text could hold without
+    them (a "billion laughs" file), before anything is built from it."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise yaml.YAMLError("its aliases (*name) expand to far more values than the file holds (an alias bomb?)")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack += (key, value)
 
 
 def _build(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
