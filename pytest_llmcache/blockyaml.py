@@ -63,9 +63,9 @@ _ESCAPE_SEQUENCE = re.compile(r"\\(?:x([0-9a-f]{2})|u([0-9a-f]{4})|(.))")
 # A literal block's lines may hold anything printable except a YAML 1.1 line break or a BOM.
 _LITERAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _PLAIN_KEYS: set[str] = set()  # keys already known to be plain (they repeat across interactions)
-_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
-_FLOAT = re.compile(r"-?[0-9]+\.[0-9]*(?:e[-+][0-9]+)?")
+# A number as `dump` writes it (an int, or a float with a dot, as YAML 1.1 needs), and a list of them.
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:e[-+][0-9]+)?)?"
+_ONE_NUMBER = re.compile(_NUMBER)
 _FLOW_NUMBERS = re.compile(rf"\[{_NUMBER}(?:, {_NUMBER})*\]")
 
 
@@ -484,10 +484,8 @@ def _plain_value(text: str) -> Any:
     if text[0] == "[":
         return _flow_numbers(text)
     if text[0] in "-0123456789":
-        if _INT.fullmatch(text):
-            return int(text)
-        if _FLOAT.fullmatch(text):
-            return float(text)
+        if _ONE_NUMBER.fullmatch(text):
+            return float(text) if "." in text else int(text)
     if not _is_plain(text):
         raise Unsupported(f"a plain scalar dump would not write: {text[:40]!r}")
     return text
