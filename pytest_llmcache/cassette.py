@@ -21,15 +21,16 @@ cassette starting with the header comment but missing it was truncated.
 
 Each interaction is preceded by an index comment, ``# llmcache-key k1 <request key> <digest> y1``:
 its matching key, a digest of its YAML text, and ``y1`` when that text is in the subset of YAML
-`pytest_llmcache.blockyaml` writes and reads (PyYAML reads it too; other text is read by PyYAML). `load_entries` reads a file by these comments
-alone and parses an interaction's YAML only when it is needed (replayed, shown, re-keyed), so
-opening a 10,000-interaction cassette costs a hash of the text, not a YAML parse. An
-interaction whose text no longer matches its digest (edited by hand) is parsed and re-keyed. Plain vcrpy and
-pytest-recording cassettes (string or ``!!binary`` bodies, gzip-encoded responses) and
-pydantic-ai style ``parsed_body`` load too, and are saved in this format once re-recorded.
+that `pytest_llmcache.blockyaml` writes and reads (PyYAML reads it too; any other text is read by
+PyYAML). `load_entries` reads a file by these comments alone and parses an interaction's YAML
+only when it is needed (replayed, shown, re-keyed), so opening a 10,000-interaction cassette
+costs a hash of the text, not a YAML parse. An interaction whose text no longer matches its
+digest (edited by hand) is parsed and re-keyed. Plain vcrpy and pytest-recording cassettes
+(string or ``!!binary`` bodies, gzip-encoded responses) and pydantic-ai style ``parsed_body``
+load too, and are saved in this format once re-recorded.
 
 In memory an interaction is a plain dict ``{"request": {...}, "response": {...}}`` shaped as
-above, with every header value a list. YAML is read with a safe loader only.
+above, with every header value a list. YAML is read by blockyaml or a safe loader only.
 """
 from __future__ import annotations
 
