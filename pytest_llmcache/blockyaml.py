@@ -393,6 +393,8 @@ class _Reader:
         if header.startswith("|2") != (content[0] == "" or content[0].startswith((" ", "\t"))):
             raise Unsupported(f"line {self.index}: an indentation indicator where dump would not write one, or none where it would")
         text = "\n".join(content)
+        if _LITERAL_UNSAFE.search(text) is not None:  # dump quotes such text
+            raise Unsupported(f"line {self.index}: a literal block holding a character dump would have escaped")
         return text if header.endswith("-") else text + "\n"  # "|+": the empty lines are the newlines kept
 
 
@@ -438,6 +440,8 @@ def _unquoted(text: str, line: int) -> str:
     quote, inner = text[0], text[1:-1]
     if len(text) < 2 or text[-1] != quote:
         raise Unsupported(f"line {line}: an unterminated quoted string")
+    if _ESCAPED.search(inner) is not None:  # dump escapes these (some are line breaks to YAML)
+        raise Unsupported(f"line {line}: a quoted string holding a raw control character or line separator")
     if quote == "'":
         if "'" in inner.replace("''", ""):
             raise Unsupported(f"line {line}: a single-quoted string dump would not write")

@@ -143,6 +143,8 @@ def test_it_reads_like_a_cassette_a_person_would_write():
         "- 'a' 'b'\n",
         "- [1, 1e5]\n",  # PyYAML reads 1e5 as a string
         "- [1, .inf]\n",
+        "- '\u2028  '\n",  # PyYAML's: a raw line separator, which YAML folds
+        "- |-\n  a\u2028b\n",
         "- a: |\n    one\n\n",  # clip chomping with a trailing empty line
         "- a:\n",  # a key without a value
         '- "unterminated\n',
