@@ -161,19 +161,15 @@ def _inflate(raw: bytes) -> bytes:
 
 
 def _optional_decoders() -> dict[str, Callable[[bytes], bytes]]:
+    """The br and zstd decoders that are installed (C bindings first, then the alternatives)."""
     decoders: dict[str, Callable[[bytes], bytes]] = {}
-    for module in ("brotli", "brotlicffi"):
-        try:
-            decoders["br"] = importlib.import_module(module).decompress
-            break
-        except ImportError:
-            continue
-    for module in ("compression.zstd", "backports.zstd"):
-        try:
-            decoders["zstd"] = importlib.import_module(module).decompress
-            break
-        except ImportError:
-            continue
+    for encoding, modules in (("br", ("brotli", "brotlicffi")), ("zstd", ("compression.zstd", "backports.zstd"))):
+        for module in modules:
+            try:
+                decoders[encoding] = importlib.import_module(module).decompress
+                break
+            except ImportError:
+                continue
     return decoders
 
 
