@@ -38,7 +38,7 @@ _WIDTH = 100  # fold plain and quoted strings longer than this, where a single s
 _MAX_KEY = 1000  # YAML limits implicit keys to 1024 characters
 
 # Words YAML 1.1 (PyYAML) reads as booleans or null; quoted when they are strings.
-_RESERVED = frozenset("yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF null Null NULL".split())
+_RESERVED = frozenset(["yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "null", "Null", "NULL"])
 # A plain string holds only printable characters that are not a line break in YAML 1.1, a tab or
 # a "#", and does not start with a space or an indicator (- ? : , [ ] { } & * ! | > ' " % @ `).
 _PLAIN = re.compile(
@@ -120,7 +120,7 @@ def _number_tokens(values: list[Any]) -> list[str] | None:
     tokens = []
     for value in values:
         kind = type(value)
-        if kind is int or kind is float and math.isfinite(value):
+        if kind is int or (kind is float and math.isfinite(value)):
             tokens.append(_scalar(value))
         else:
             return None
@@ -305,7 +305,7 @@ class _Reader:
                 break
             if line[column : column + 1] in _QUOTES:
                 key, end = _read_quoted_line(line, column)
-                if not (line.endswith(":") and len(line) == end + 1 or line.startswith(": ", end)):
+                if not ((line.endswith(":") and len(line) == end + 1) or line.startswith(": ", end)):
                     raise Unsupported(f"line {index + 1}: a quoted key without ':'")
                 rest = line[end + 2 :]
             else:

@@ -19,7 +19,8 @@ import importlib
 import json
 import re
 import zlib
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 __all__ = ["StoredBody", "decode_body", "decompress", "encode_body", "parse_json"]
 
@@ -144,7 +145,7 @@ def decompress(raw: bytes, headers: dict[str, list[str]]) -> tuple[bytes, dict[s
         return raw, headers
     try:
         decoded = decoder(raw)
-    except Exception:  # noqa: BLE001 - each decoder has its own error type
+    except Exception:
         return raw, headers  # not what it claims to be: keep the bytes as they came
     kept = {name: values for name, values in headers.items() if name.lower() != "content-encoding"}
     for name in kept:

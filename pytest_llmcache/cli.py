@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from pytest_llmcache._commands import importing, listing, prune, show, stats, tokens, verify
 from pytest_llmcache._commands.common import EXIT_BAD_INPUT, InputError, add_common_options

@@ -11,7 +11,8 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from pytest_llmcache.bodies import decode_body, parse_json
@@ -39,7 +40,7 @@ def request_key(method: str, uri: str, body: bytes | None = None, document: Any 
     if document is None and body:
         document = parse_json(body)
     content = _canonical_json(document) if document is not None else (body or b"")
-    head = f"{method.upper()} {_target(uri)}\n".encode("utf-8")
+    head = f"{method.upper()} {_target(uri)}\n".encode()
     return hashlib.blake2b(head + content, digest_size=16).hexdigest()
 
 

@@ -11,7 +11,8 @@ import contextlib
 import os
 import shlex
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -176,7 +177,7 @@ def _covers_suite(config: pytest.Config) -> bool:
     def covered(root: Path) -> bool:
         return any(path == root or path in root.parents for path in given)
 
-    return covered(roots[0]) or bool(testpaths) and all(covered(root) for root in testpaths)
+    return covered(roots[0]) or (bool(testpaths) and all(covered(root) for root in testpaths))
 
 
 def default_cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:

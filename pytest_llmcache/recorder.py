@@ -218,7 +218,7 @@ class _MaskingContext(CassetteContextDecorator):
         self._masking.__enter__()
         return cassette
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         try:
             super().__exit__(*exc_info)
         finally:

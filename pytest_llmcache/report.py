@@ -29,7 +29,8 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 import pytest

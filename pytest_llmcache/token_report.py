@@ -26,7 +26,8 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
 from pytest_llmcache import cassette as cassette_file

@@ -11,7 +11,8 @@ import email.utils
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 import openai
 

@@ -46,7 +46,8 @@ import re
 import warnings
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import tiktoken
 
@@ -737,7 +738,7 @@ def count_tokens(
 # --------------------------------------------------------------------------
 
 
-def count_embedding_tokens(input: str | Sequence[Any], model: str) -> int:  # noqa: A002 - API field name
+def count_embedding_tokens(input: str | Sequence[Any], model: str) -> int:
     """Tokens billed for an ``embeddings`` request.
 
     ``input`` is the request field: a string, a list of strings, a list of

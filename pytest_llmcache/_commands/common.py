@@ -6,7 +6,8 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
 
 from pytest_llmcache import cassette as cassette_file
 from pytest_llmcache.errors import CassetteError
