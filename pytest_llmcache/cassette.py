@@ -2,7 +2,7 @@
 
 A cassette is a UTF-8 YAML file, one per test::
 
-    # pytest-llmcache cassette: recorded OpenAI / Azure OpenAI exchanges, replayed byte for byte.
+    # pytest-llmcache cassette: recorded LLM API exchanges, replayed byte for byte.
     version: 1
     interactions:
     - request:
@@ -69,9 +69,12 @@ __all__ = [
 FORMAT_VERSION = 1
 Interaction = dict[str, Any]
 
-_HEADER = "# pytest-llmcache cassette: recorded OpenAI / Azure OpenAI exchanges, replayed byte for byte.\n"
+_HEADER = "# pytest-llmcache cassette: recorded LLM API exchanges, replayed byte for byte.\n"
+# What files written before the header became provider-neutral start with: still read, and truncation still detected.
+_HEADERS = (_HEADER, "# pytest-llmcache cassette: recorded OpenAI / Azure OpenAI exchanges, replayed byte for byte.\n")
 _TRAILER = "# end of cassette\n"
-_PREAMBLE = f"{_HEADER}version: {FORMAT_VERSION}\ninteractions:\n"
+_VERSION_LINES = f"version: {FORMAT_VERSION}\ninteractions:\n"
+_PREAMBLE = _HEADER + _VERSION_LINES
 _INDEX = "# llmcache-key "
 # In the text `dumps` writes, the only line that is exactly this one starts an interaction's response.
 _RESPONSE_LINE = "\n  response:\n"
@@ -228,9 +231,12 @@ def loads_entries(text: str, path: Path | str = "<cassette>") -> list[Entry]:
     """The interactions in cassette `text`, parsed lazily when the file carries index comments."""
     if not text.strip():
         raise CassetteError(path, "the file is empty (an interrupted write?)")
-    if text.startswith(_HEADER) and not text.endswith(_TRAILER):
+    header = next((header for header in _HEADERS if text.startswith(header)), None)
+    if header is not None and not text.endswith(_TRAILER):
         raise CassetteError(path, f"the file is truncated (its last line should be {_TRAILER.strip()!r})")
-    indexed = _indexed_entries(text, path) if text.startswith(_PREAMBLE + _INDEX) else None
+    indexed = None
+    if header is not None and text.startswith(_VERSION_LINES + _INDEX, len(header)):
+        indexed = _indexed_entries(text[len(header) :], path)
     if indexed is not None:
         return indexed
     try:
@@ -245,8 +251,9 @@ def loads_entries(text: str, path: Path | str = "<cassette>") -> list[Entry]:
 
 
 def _indexed_entries(text: str, path: Path | str) -> list[Entry] | None:
-    """Entries from the index comments, or None when the layout is not the one `dumps` writes."""
-    body = text[len(_PREAMBLE) + len(_INDEX) : len(text) - len(_TRAILER)]
+    """Entries from the index comments (`text` after the header line), or None when the layout is not
+    the one `dumps` writes."""
+    body = text[len(_VERSION_LINES) + len(_INDEX) : len(text) - len(_TRAILER)]
     parts = body.split("\n" + _INDEX)
     entries = []
     for index, part in enumerate(parts):
