@@ -1,16 +1,30 @@
-"""The network guard: in replay mode no socket may connect anywhere, loopback included.
+"""The network guard: in replay mode no socket may reach anywhere, loopback included.
 
 vcrpy only patches the HTTP clients it knows; code under test may also use plain sockets,
-`requests` or `urllib`. Every Python socket connects through `socket.socket.connect` /
-`connect_ex` (asyncio, `http.client`, `urllib3` and `socket.create_connection` included), and
-unconnected UDP sockets send through `sendto` / `sendmsg` with an address: guarding these catches
-them all. Unix domain sockets are local IPC, not network, and stay allowed. (Name resolution in
-the C library and subprocesses are out of reach of any in-process guard.)
+`requests`, `urllib`, asyncio or the C-level `_socket` module. Two mechanisms cover them all:
+
+- New connections and datagrams: CPython raises the audit events ``socket.connect`` (``connect``
+  and ``connect_ex``), ``socket.sendto`` and ``socket.sendmsg`` inside the C socket methods
+  themselves, for every socket object (``_socket.socket`` included) and however the method is
+  reached. An audit hook cannot be removed, so one hook is installed on first use and consults the
+  guard active at the time (none: it returns at once).
+- Connections opened before the guard (a keep-alive connection in a pool from an earlier test):
+  no audit event covers sending on them, so while a guard is active the send methods of
+  `socket.socket` and `ssl.SSLSocket` check the peer of a socket once and refuse to send to a peer
+  that is not allowed. asyncio transports send through these methods too.
+
+Unix domain sockets are local IPC, not network, and stay allowed. (Name resolution in the C
+library, subprocesses and raw ``_socket.socket`` objects connected before the guard are out of
+reach of any in-process guard.)
 """
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Iterator
+import ssl
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +33,14 @@ from pytest_llmcache.errors import LLMCacheError
 
 __all__ = ["NetworkBlocked", "NetworkGuard", "network_blocked"]
 
-_GUARDED = ("connect", "connect_ex", "sendto", "sendmsg")  # sendmsg: not on every platform
+_NETWORK_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+# The audit events that open a connection or send a datagram to an address: (socket, address).
+_AUDITED = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg"})
+# Methods that send over an already connected socket, per class that defines its own.
+_SENDS: dict[type, tuple[str, ...]] = {
+    socket.socket: ("send", "sendall", "sendmsg", "sendfile"),
+    ssl.SSLSocket: ("send", "sendall", "write", "sendfile"),
+}
 
 
 class NetworkBlocked(LLMCacheError, ConnectionError):
@@ -28,77 +49,136 @@ class NetworkBlocked(LLMCacheError, ConnectionError):
     retryable = False
 
 
-@dataclass
+@dataclass(eq=False)
 class NetworkGuard:
     """What the guard allowed and what it refused while it was active."""
 
     allowed_hosts: frozenset[str]
     hint: str
-    blocked: list[str] = field(default_factory=list)  # host:port of each refused connection
+    blocked: list[str] = field(default_factory=list)  # host:port of each refused connection or send
     errors: list[NetworkBlocked] = field(default_factory=list)  # kept: the code under test may swallow them
+    # Sockets whose peer was found allowed: later sends on them skip the check.
+    _cleared: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False)
 
-    def check(self, sock: socket.socket, address: object) -> None:
-        if sock.family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple) or len(address) < 2:
+    def check(self, sock: Any, address: object, opened_before: bool = False) -> None:
+        """Raises NetworkBlocked when `sock` (TCP or UDP) would reach `address`, a host not allowed."""
+        if getattr(sock, "family", None) not in _NETWORK_FAMILIES or not isinstance(address, tuple) or len(address) < 2:
             return  # Unix sockets; a malformed address fails in the real call
-        host, port = address[0], address[1]
-        if host in self.allowed_hosts:
+        host, port = str(address[0]), address[1]
+        if host in self.allowed_hosts or _plain_host(host) in self.allowed_hosts:
             return
         target = f"{host}:{port}"
         self.blocked.append(target)
-        error = NetworkBlocked(
-            f"pytest-llmcache blocked a connection to {target}: the network is off while replaying "
-            f"(record mode 'none'). {self.hint}"
-        )
+        what = f"data to {target} over a connection opened before replay began" if opened_before else f"a connection to {target}"
+        error = NetworkBlocked(f"pytest-llmcache blocked {what}: the network is off while replaying (record mode 'none'). {self.hint}")
         self.errors.append(error)
         raise error
+
+    def check_peer(self, sock: Any) -> None:
+        """Before a send on a connected socket: refuses when its peer is not allowed."""
+        try:
+            if sock in self._cleared:
+                return
+        except TypeError:  # not weakly referable: checked every time
+            pass
+        if getattr(sock, "family", None) not in _NETWORK_FAMILIES:
+            return
+        try:
+            peer = sock.getpeername()
+        except OSError:
+            return  # not connected: the send fails by itself
+        self.check(sock, peer, opened_before=True)
+        try:
+            self._cleared.add(sock)
+        except TypeError:
+            pass
+
+
+def _plain_host(host: str) -> str:
+    """An IPv4-mapped IPv6 address as its IPv4 address, without an IPv6 zone."""
+    host = host.partition("%")[0]
+    return host[7:] if host.lower().startswith("::ffff:") and "." in host else host
+
+
+def _addresses(host: str) -> set[str]:
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return set()  # an unresolvable name can only match literally
 
 
 def _resolve(hosts: Iterable[str]) -> frozenset[str]:
     """The names as given plus every address they resolve to (IPs are compared after DNS)."""
-    resolved = set(hosts)
-    for host in list(resolved):
-        try:
-            resolved.update(info[4][0] for info in socket.getaddrinfo(host, None))
-        except OSError:
-            pass  # an unresolvable name can only match literally
-    return frozenset(resolved)
+    names = set(hosts)
+    return frozenset(names.union(*map(_addresses, names)))
+
+
+# The active guards, innermost last; shared by every thread, as sockets are.
+_active: list[NetworkGuard] = []
+_lock = threading.Lock()
+_hook_installed = False
+_restore: list[Callable[[], None]] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    # Called for every audit event of the process for as long as it lives: keep the idle path to a
+    # list's truth test.
+    if _active and event in _AUDITED:
+        guard = _active[-1]
+        guard.check(args[0], args[1])
+        if event == "socket.connect":
+            try:
+                guard._cleared.add(args[0])  # allowed: its sends need no check
+            except TypeError:
+                pass
+
+
+def _guarded_send(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    def send(sock: Any, *args: Any, **kwargs: Any) -> Any:
+        if _active:
+            _active[-1].check_peer(sock)
+        return real(sock, *args, **kwargs)
+
+    send.__name__ = send.__qualname__ = name
+    send.__doc__ = real.__doc__
+    return send
+
+
+def _patch_sends() -> None:
+    for cls, names in _SENDS.items():
+        for name in names:
+            real = getattr(cls, name, None)
+            if real is None:  # sendmsg: not on every platform
+                continue
+            _restore.append(_restorer(cls, name))
+            setattr(cls, name, _guarded_send(name, real))
+
+
+def _restorer(cls: type, name: str) -> Callable[[], None]:
+    """Puts `cls.name` back exactly: its own method, or none when it was inherited."""
+    if name in vars(cls):
+        method = vars(cls)[name]
+        return lambda: setattr(cls, name, method)
+    return lambda: delattr(cls, name)
 
 
 @contextmanager
 def network_blocked(allowed_hosts: Iterable[str] = (), hint: str = "") -> Iterator[NetworkGuard]:
-    """Refuses every TCP/UDP connection except to `allowed_hosts` while the block runs."""
+    """Refuses every TCP/UDP connection and send except to `allowed_hosts` while the block runs."""
+    global _hook_installed
     guard = NetworkGuard(_resolve(allowed_hosts), hint)
-
-    def guarded_connect(sock: socket.socket, address: object) -> None:
-        guard.check(sock, address)
-        return real_connect(sock, address)
-
-    def guarded_connect_ex(sock: socket.socket, address: object) -> int:
-        guard.check(sock, address)
-        return real_connect_ex(sock, address)
-
-    def guarded_sendto(sock: socket.socket, data: Any, *rest: Any) -> int:
-        if rest:  # sendto(data, address) or sendto(data, flags, address)
-            guard.check(sock, rest[-1])
-        return real_sendto(sock, data, *rest)
-
-    def guarded_sendmsg(sock: socket.socket, buffers: Any, *rest: Any) -> int:
-        if len(rest) >= 3 and rest[2] is not None:  # sendmsg(buffers, ancdata, flags, address)
-            guard.check(sock, rest[2])
-        return real_sendmsg(sock, buffers, *rest)
-
-    real = {name: getattr(socket.socket, name) for name in _GUARDED if hasattr(socket.socket, name)}
-    own = {name for name in real if name in vars(socket.socket)}  # the others are inherited from _socket
-    real_connect, real_connect_ex = real["connect"], real["connect_ex"]
-    real_sendto, real_sendmsg = real["sendto"], real.get("sendmsg")
-    replacements = {"connect": guarded_connect, "connect_ex": guarded_connect_ex, "sendto": guarded_sendto, "sendmsg": guarded_sendmsg}
-    for name in real:
-        setattr(socket.socket, name, replacements[name])
+    with _lock:
+        if not _hook_installed:
+            sys.addaudithook(_audit)
+            _hook_installed = True
+        if not _active:
+            _patch_sends()
+        _active.append(guard)
     try:
         yield guard
     finally:
-        for name, method in real.items():
-            if name in own:
-                setattr(socket.socket, name, method)
-            else:
-                delattr(socket.socket, name)
+        with _lock:
+            _active.remove(guard)
+            if not _active:
+                while _restore:
+                    _restore.pop()()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import urllib.request
 
@@ -22,17 +23,16 @@ def port_of(server) -> int:
 
 
 def test_plain_socket_to_loopback_is_blocked_and_reported(server):
-    with network_blocked(hint="Record with --llm-record-mode=once.") as guard:
-        with pytest.raises(NetworkBlocked, match=r"127\.0\.0\.1:\d+.*record mode 'none'.*--llm-record-mode=once"):
-            socket.create_connection(("127.0.0.1", port_of(server)), timeout=2)
+    refusal = r"127\.0\.0\.1:\d+.*record mode 'none'.*--llm-record-mode=once"
+    with network_blocked(hint="Record with --llm-record-mode=once.") as guard, pytest.raises(NetworkBlocked, match=refusal):
+        socket.create_connection(("127.0.0.1", port_of(server)), timeout=2)
     assert guard.blocked == [f"127.0.0.1:{port_of(server)}"]
     assert server.hits == 0
 
 
 def test_urllib_is_blocked(server):
-    with network_blocked():
-        with pytest.raises(Exception) as error:
-            urllib.request.urlopen(server.base_url + "/models", timeout=2)
+    with network_blocked(), pytest.raises(Exception) as error:
+        urllib.request.urlopen(server.base_url + "/models", timeout=2)
     assert isinstance(error.value, NetworkBlocked) or isinstance(getattr(error.value, "reason", None), NetworkBlocked)
     assert server.hits == 0
 
@@ -41,15 +41,13 @@ def test_asyncio_connections_are_blocked(server):
     async def connect():
         await asyncio.open_connection("127.0.0.1", port_of(server))
 
-    with network_blocked():
-        with pytest.raises(NetworkBlocked):
-            asyncio.run(connect())
+    with network_blocked(), pytest.raises(NetworkBlocked):
+        asyncio.run(connect())
 
 
 def test_connect_ex_is_blocked_too(server):
-    with network_blocked(), socket.socket() as sock:
-        with pytest.raises(NetworkBlocked):
-            sock.connect_ex(("127.0.0.1", port_of(server)))
+    with network_blocked(), socket.socket() as sock, pytest.raises(NetworkBlocked):
+        sock.connect_ex(("127.0.0.1", port_of(server)))
 
 
 def test_allowed_hosts_pass_and_the_guard_goes_away_afterwards(server):
@@ -67,3 +65,101 @@ def test_unix_sockets_are_local_ipc_and_stay_allowed(tmp_path):
         listener.listen()
         with network_blocked(), socket.socket(socket.AF_UNIX) as client:
             client.connect(path)
+
+
+# -- every way to a socket: the C-level module, unbound methods, connections opened before -------
+
+AUTH = {"Authorization": "Bearer sk-test"}
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_a_socket_of_the_c_module_is_blocked(server):
+    import _socket
+
+    sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        with network_blocked() as guard:
+            with pytest.raises(NetworkBlocked):
+                sock.connect(("127.0.0.1", port_of(server)))
+            with pytest.raises(NetworkBlocked):
+                sock.connect_ex(("127.0.0.1", port_of(server)))
+    finally:
+        sock.close()
+    assert guard.blocked == [f"127.0.0.1:{port_of(server)}"] * 2
+
+
+def test_unbound_c_methods_on_an_ordinary_socket_are_blocked(server):
+    import _socket
+
+    with network_blocked(), socket.socket() as sock, pytest.raises(NetworkBlocked):
+        _socket.socket.connect(sock, ("127.0.0.1", port_of(server)))
+    with network_blocked(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, pytest.raises(NetworkBlocked):
+        _socket.socket.sendto(udp, b"x", ("127.0.0.1", port_of(server)))
+
+
+def test_a_keep_alive_connection_pooled_before_the_guard_is_blocked(server):
+    requests = pytest.importorskip("requests")
+    with requests.Session() as session:
+        assert session.post(server.base_url + "/chat/completions", json=CHAT, headers=AUTH, timeout=5).status_code == 200
+        with network_blocked() as guard, pytest.raises(OSError):  # requests' ConnectionError, or ours
+            session.post(server.base_url + "/chat/completions", json=CHAT, headers=AUTH, timeout=5)
+    assert server.hits == 1
+    assert any("over a connection opened before replay began" in str(error) for error in guard.errors)
+
+
+def test_a_pooled_connection_to_an_allowed_host_keeps_working(server):
+    requests = pytest.importorskip("requests")
+    with requests.Session() as session:
+        session.post(server.base_url + "/chat/completions", json=CHAT, headers=AUTH, timeout=5)
+        with network_blocked(allowed_hosts=["localhost"]) as guard:
+            for _ in range(3):
+                assert session.post(server.base_url + "/chat/completions", json=CHAT, headers=AUTH, timeout=5).status_code == 200
+    assert server.hits == 4 and guard.errors == []
+
+
+def test_an_asyncio_connection_opened_before_the_guard_cannot_send(server):
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk-test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(json.dumps(CHAT))}\r\n\r\n{json.dumps(CHAT)}"
+    ).encode()
+
+    async def scenario() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        with network_blocked() as guard:
+            writer.write(request)  # the transport swallows the error and closes
+            try:
+                await writer.drain()
+                answer = await reader.read(100)
+            except OSError:
+                answer = b""
+        writer.close()
+        assert guard.errors, "the refusal must be kept for the test to fail"
+        return answer
+
+    assert asyncio.run(scenario()) == b""
+    assert server.hits == 0
+
+
+def test_a_session_from_an_earlier_test_fails_the_replaying_test_even_when_swallowed(suite):
+    suite.write(
+        f'''
+import requests
+
+SESSION = requests.Session()
+URL = "http://127.0.0.1:{suite.server.port}/v1/chat/completions"
+ARGS = dict(json={CHAT!r}, headers={AUTH!r}, timeout=5)
+
+def test_1_no_cassette():
+    assert SESSION.post(URL, **ARGS).status_code == 200
+
+def test_2_replaying(llm_cassette):
+    try:
+        SESSION.post(URL, **ARGS)
+    except Exception:
+        pass  # code under test that hides network errors
+'''
+    )
+    result = suite.run("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    assert "blocked data to 127.0.0.1:" in result.stdout.str()
+    assert suite.server.hits == 1
