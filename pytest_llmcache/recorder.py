@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 import time
 import weakref
 from collections import deque
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from vcr import patch as vcr_patch
 from vcr.cassette import Cassette, CassetteContextDecorator
 from vcr.patch import PATCHER_NAMES
 from vcr.record_mode import RecordMode
@@ -35,6 +37,24 @@ RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
 _VCR_MODES = {"none": RecordMode.NONE, "once": RecordMode.ONCE, "new_episodes": RecordMode.NEW_EPISODES, "all": RecordMode.ALL, "rewrite": RecordMode.ALL}
 # The openai SDK sends through httpx2 (httpx when a legacy client is passed in); leave other libraries alone.
 _PATCHED = ("httpx", "httpx2")
+# vcrpy's own httpx patcher imports httpx, httpx_curl_cffi and pyreqwest for every cassette, and an
+# import of a library that is not installed searches sys.path again each time (0.2 ms apiece, more
+# than a replayed request costs): it is skipped, and the same patches are made from vcrpy's own
+# stubs for the transports vcrpy found when it was imported (`_httpx_patches`).
+_SKIPPED = (*(name for name in PATCHER_NAMES if name not in _PATCHED), "httpx")
+# (module, class, method, vcrpy's name for the original method)
+_HTTPX_TRANSPORTS = (
+    ("httpx", "HTTPTransport", "handle_request", "_HttpxHttpTransport_handle_request"),
+    ("httpx", "AsyncHTTPTransport", "handle_async_request", "_HttpxAsyncHttpTransport_handle_async_request"),
+    ("httpx", "WSGITransport", "handle_request", "_HttpxWsgiTransport_handle_request"),
+    ("httpx", "ASGITransport", "handle_async_request", "_HttpxAsgiTransport_handle_async_request"),
+    ("httpx", "MockTransport", "handle_request", "_HttpxMockTransport_handle_request"),
+    ("httpx", "MockTransport", "handle_async_request", "_HttpxMockTransport_handle_async_request"),
+    ("httpx_curl_cffi", "CurlTransport", "handle_request", "_HttpxCurlTransport_handle_request"),
+    ("httpx_curl_cffi", "AsyncCurlTransport", "handle_async_request", "_HttpxAsyncCurlTransport_handle_async_request"),
+    ("pyreqwest.compatibility.httpx", "SyncHttpxTransport", "handle_request", "_HttpxSyncPyreqwestTransport_handle_request"),
+    ("pyreqwest.compatibility.httpx", "HttpxTransport", "handle_async_request", "_HttpxPyreqwestTransport_handle_async_request"),
+)
 
 
 class LLMCassette(Cassette):
@@ -50,8 +70,9 @@ class LLMCassette(Cassette):
     ) -> None:
         if record_mode not in RECORD_MODES:
             raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
-        skip = tuple(name for name in PATCHER_NAMES if name not in _PATCHED)
-        super().__init__(Path(path), record_mode=_VCR_MODES[record_mode], skip_patchers=skip, **vcr_options)
+        custom_patches: tuple[Any, ...] = tuple(vcr_options.pop("custom_patches", ()))
+        super().__init__(Path(path), record_mode=_VCR_MODES[record_mode], skip_patchers=_SKIPPED, **vcr_options)
+        self.custom_patches = (*custom_patches, *_httpx_patches(self))
         self.mode = record_mode
         self.test_id = test_id
         self.scrubber = scrubber if scrubber is not None else Scrubber()
@@ -223,6 +244,21 @@ class _MaskingContext(CassetteContextDecorator):
             super().__exit__(*exc_info)
         finally:
             self._masking.__exit__(None, None, None)
+
+
+def _httpx_patches(cassette: Cassette) -> list[tuple[Any, str, Any]]:
+    """vcrpy's patches of the httpx transports (vcrpy's "httpx" patcher, without its imports)."""
+    httpx = sys.modules.get("httpx")
+    if httpx is None or not hasattr(vcr_patch, "_HttpxHttpTransport_handle_request"):
+        return []  # httpx was not installed when vcrpy was imported: its patcher would patch nothing
+    from vcr.stubs.httpx_stubs import vcr_handle_async_request, vcr_handle_request
+
+    patches = []
+    for module, name, method, original in _HTTPX_TRANSPORTS:
+        if hasattr(vcr_patch, original) and module in sys.modules:
+            stub = vcr_handle_async_request if method == "handle_async_request" else vcr_handle_request
+            patches.append((getattr(sys.modules[module], name), method, stub(cassette, getattr(vcr_patch, original), httpx)))
+    return patches
 
 
 def _display(path: Path) -> str:

@@ -1,0 +1,82 @@
+"""Which transports a cassette patches, and that entering one costs no import attempts."""
+from __future__ import annotations
+
+import importlib.abc
+import sys
+from pathlib import Path
+
+import httpx2
+import openai
+import pytest
+
+from fakeopenai import FakeOpenAIServer
+from pytest_llmcache import cassette as cassette_file
+from pytest_llmcache.recorder import LLMCassette
+
+
+class _ImportSpy(importlib.abc.MetaPathFinder):
+    """Notes every import that reaches the finders (one already in sys.modules never does)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        self.names.append(name)
+        return None
+
+
+def test_entering_a_cassette_attempts_no_import(tmp_path: Path) -> None:
+    """vcrpy's httpx patcher tried to import httpx, httpx_curl_cffi and pyreqwest for every
+    cassette; a library that is not installed was searched for on sys.path each time."""
+    for _ in range(2):  # the first entry may import the plugin's own lazy modules
+        spy = _ImportSpy()
+        sys.meta_path.insert(0, spy)
+        try:
+            with LLMCassette.use(path=tmp_path / "c.yaml", record_mode="none"):
+                pass
+        finally:
+            sys.meta_path.remove(spy)
+    assert spy.names == []
+
+
+def test_httpx2_transports_are_patched_inside_and_restored_after(tmp_path: Path) -> None:
+    originals = {name: getattr(httpx2, name).handle_request for name in ("HTTPTransport", "MockTransport")}
+    with LLMCassette.use(path=tmp_path / "c.yaml", record_mode="none"):
+        for name, original in originals.items():
+            assert getattr(httpx2, name).handle_request is not original
+    for name, original in originals.items():
+        assert getattr(httpx2, name).handle_request is original
+
+
+def test_a_legacy_httpx_client_records_and_replays(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+    """With httpx installed (the compat extra), requests sent through it are recorded and replayed too."""
+    httpx = pytest.importorskip("httpx")
+    path = tmp_path / "legacy.yaml"
+    body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+    headers = {"content-type": "application/json", "authorization": "Bearer sk-test-0123456789"}
+    with LLMCassette.use(path=path, record_mode="once") as recording, httpx.Client() as client:
+        live = client.post(f"{fake_openai.base_url}/chat/completions", content=body, headers=headers)
+    recording.save()
+    assert live.status_code == 200 and len(recording.recorded) == 1
+    fake_openai.stop()
+    with LLMCassette.use(path=path, record_mode="none") as replaying, httpx.Client() as client:
+        replayed = client.post(f"{fake_openai.base_url}/chat/completions", content=body, headers=headers)
+    assert replaying.played == [0]
+    assert replayed.content == live.content == cassette_file.response_body(cassette_file.load(path)[0])
+
+
+def test_openai_sdk_replays_after_many_cassettes(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+    """The patches come back off cleanly every time (nothing stacks up across cassettes)."""
+    path = tmp_path / "sdk.yaml"
+    client = openai.OpenAI(api_key="sk-test-0123456789", base_url=fake_openai.base_url, max_retries=0)
+    with LLMCassette.use(path=path, record_mode="once") as recording:
+        live = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}])
+    recording.save()
+    fake_openai.stop()
+    original = httpx2.HTTPTransport.handle_request
+    for _ in range(20):
+        with LLMCassette.use(path=path, record_mode="none") as replaying:
+            replayed = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}])
+        assert replaying.played == [0]
+        assert replayed.model_dump() == live.model_dump()
+    assert httpx2.HTTPTransport.handle_request is original
