@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from workload import BASE_URL, SDK_REQUEST_HEADERS, Interaction
 
@@ -15,7 +16,7 @@ from workload import BASE_URL, SDK_REQUEST_HEADERS, Interaction
 def available() -> str | None:
     """None when the plugin's record/replay API is importable, else the reason it is not."""
     try:
-        from pytest_llmcache import cassette, recorder, scrubbing  # noqa: F401
+        from pytest_llmcache import cassette, recorder, scrubbing
 
         recorder.LLMCassette.use  # noqa: B018
         cassette.save  # noqa: B018
@@ -83,3 +84,10 @@ def recording(path: Path) -> Iterator[Any]:
 def save(cassette: Any) -> None:
     """Write what a `recording` cassette recorded (the plugin saves after its context)."""
     cassette.save()
+
+
+def default_cassette(rootdir: Path, module: Path, test_name: str) -> Path:
+    """Where the plugin looks for the cassette of `test_name` in `module` (default cassette directory)."""
+    from pytest_llmcache.paths import cassette_path
+
+    return cassette_path(rootdir / "cassettes", rootdir, module, test_name)

@@ -173,6 +173,7 @@ class Entry:
     key: str | None = None  # the matching key from the index comment, when it can be trusted
     in_subset: bool = False  # whether `text` is unedited blockyaml output (read without PyYAML)
     _interaction: Interaction | None = field(default=None, repr=False)
+    _response: dict[str, Any] | None = field(default=None, repr=False)  # the response part, as `replay` parsed it
 
     def _parse(self, text: str) -> Any:
         if self.in_subset:
@@ -209,6 +210,7 @@ class Entry:
         try:
             document = self._parse(self.text[start + 1 :])
             response, content = _response(document["response"])
+            self._response = response
         except yaml.YAMLError as err:
             raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {err}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -217,7 +219,10 @@ class Entry:
         return response["status"], response["headers"], content
 
     def __getitem__(self, name: str) -> Any:
-        """`entry["request"]` / `entry["response"]`, as on a plain interaction dict."""
+        """`entry["request"]` / `entry["response"]`, as on a plain interaction dict (a response
+        already parsed by `replay` is not parsed again, nor is the request for it)."""
+        if name == "response" and self._interaction is None and self._response is not None:
+            return self._response
         return self.interaction[name]
 
     @property

@@ -240,11 +240,11 @@ class Report:
 
     def add(self, cassette: LLMCassette, node_id: str | None = None) -> None:
         """Take what `cassette` did in test `node_id` (called at the test's teardown)."""
-        replayed = _tally(_plain(cassette.loaded[index]) for index in cassette.played)
+        replayed = _tally(cassette.loaded[index] for index in cassette.played)  # entries: the response replay parsed is reused
         recorded = _tally(cassette.recorded)
         part: dict[str, Any] = {
             "counts": {"replayed": len(cassette.played), "recorded": len(cassette.recorded), "missing": len(cassette.misses)},
-            "cassettes": {self.cassette_name(Path(cassette.path)): dict(zip(("interactions", "played"), cassette.file_usage()))},
+            "cassettes": {self.cassette_name(Path(cassette.path)): dict(zip(("interactions", "played"), cassette.file_usage(), strict=True))},
             "tokens": {"replayed": replayed, "recorded": recorded},
             "tests": {},
         }
