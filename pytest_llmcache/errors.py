@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CassetteError", "LLMCacheError", "MissingRecording", "SecretLeakError"]
+__all__ = ["CassetteError", "LLMCacheError", "MarkerError", "MissingRecording", "SecretLeakError"]
 
 
 class LLMCacheError(Exception):
@@ -24,6 +24,15 @@ class CassetteError(LLMCacheError):
             f"cassette {self.path} can't be used: {problem}. Fix or restore the file{backup}, "
             "or delete it and record again."
         )
+
+
+class MarkerError(LLMCacheError, ValueError):
+    """A test's ``llm`` marker has an argument that can't be used; an error of that test only."""
+
+    def __init__(self, test_id: str, argument: str, problem: str) -> None:
+        self.test_id = test_id
+        self.argument = argument
+        super().__init__(f"{test_id}: llm marker argument {argument} {problem}")
 
 
 class SecretLeakError(LLMCacheError):

@@ -1,10 +1,12 @@
 """The ``llm`` marker: per-test API type(s), API cache, cassette name and record mode."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 
 import pytest
 
+from pytest_llmcache.errors import MarkerError
 from pytest_llmcache.recorder import RECORD_MODES
 
 __all__ = ["API_TYPES", "MARKER_HELP", "LLMMarker"]
@@ -17,7 +19,8 @@ MARKER_HELP = (
     "api_type='openai'|'azure': the API type of llm_client (default: the configured one). "
     "api_types=['openai', 'azure']: run the test once per API type, one cassette each. "
     "cache=True: turn the client's API cache on, in a file under the test's tmp_path. "
-    "cassette='dir/name.yaml': the cassette file, relative to the cassette directory (several tests may share one). "
+    "cassette='dir/name.yaml': the cassette file, relative to the cassette directory, or an absolute path "
+    "(several tests may share one). "
     "record_mode='once'|...: this test's record mode, overriding --llm-record-mode."
 )
 
@@ -34,22 +37,64 @@ class LLMMarker:
 
     @classmethod
     def of(cls, node: pytest.Item | pytest.Collector) -> LLMMarker:
+        """The marker arguments of `node`, each checked; raises MarkerError naming the test and
+        the argument."""
+        test_id = node.nodeid
         arguments: dict[str, object] = {}
         known = {f.name for f in fields(cls)}
-        for marker in node.iter_markers("llm"):
-            if marker.args:
-                raise pytest.UsageError(f"{node.nodeid}: the llm marker takes keyword arguments only ({MARKER_HELP})")
-            unknown = set(marker.kwargs) - known
+        for mark in node.iter_markers("llm"):
+            if mark.args:
+                raise MarkerError(test_id, repr(mark.args[0]), f"is positional: the llm marker takes keyword arguments only ({MARKER_HELP})")
+            unknown = set(mark.kwargs) - known
             if unknown:
-                raise pytest.UsageError(f"{node.nodeid}: unknown llm marker argument(s) {', '.join(sorted(unknown))} ({MARKER_HELP})")
-            for name, value in marker.kwargs.items():
+                raise MarkerError(test_id, ", ".join(sorted(unknown)), f"is unknown ({MARKER_HELP})")
+            for name, value in mark.kwargs.items():
                 arguments.setdefault(name, value)
-        if "api_types" in arguments:
-            arguments["api_types"] = tuple(arguments["api_types"])  # type: ignore[arg-type]
-        marker = cls(**arguments)  # type: ignore[arg-type]
-        for api_type in (marker.api_type, *marker.api_types):
-            if api_type is not None and api_type not in API_TYPES:
-                raise pytest.UsageError(f"{node.nodeid}: llm marker api type {api_type!r} is not one of {', '.join(API_TYPES)}")
-        if marker.record_mode is not None and marker.record_mode not in RECORD_MODES:
-            raise pytest.UsageError(f"{node.nodeid}: llm marker record_mode {marker.record_mode!r} is not one of {', '.join(RECORD_MODES)}")
-        return marker
+        return cls(
+            api_type=_api_type(test_id, "api_type", arguments.get("api_type")),
+            api_types=_api_types(test_id, arguments.get("api_types", ())),
+            cache=_cache(test_id, arguments.get("cache", False)),
+            cassette=_cassette(test_id, arguments.get("cassette")),
+            record_mode=_record_mode(test_id, arguments.get("record_mode")),
+        )
+
+
+def _choice(test_id: str, argument: str, value: object, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise MarkerError(test_id, f"{argument}={value!r}", f"is not one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def _api_type(test_id: str, argument: str, value: object) -> str | None:
+    return None if value is None else _choice(test_id, argument, value, API_TYPES)
+
+
+def _api_types(test_id: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        hint = f"; for one API type write api_type={value!r}" if isinstance(value, str) else ""
+        raise MarkerError(test_id, f"api_types={value!r}", f"must be a list such as ['openai', 'azure']{hint}")
+    types = tuple(_choice(test_id, "api_types item", item, API_TYPES) for item in value)
+    if len(set(types)) != len(types):
+        raise MarkerError(test_id, f"api_types={value!r}", "names an API type twice")
+    return types
+
+
+def _cache(test_id: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise MarkerError(test_id, f"cache={value!r}", "must be True or False")
+    return value
+
+
+def _cassette(test_id: str, value: object) -> str | None:
+    if value is None:
+        return None
+    path = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(path, str):
+        raise MarkerError(test_id, f"cassette={value!r}", "must be a path (a string such as 'shared/chat.yaml')")
+    return path
+
+
+def _record_mode(test_id: str, value: object) -> str | None:
+    return None if value is None else _choice(test_id, "record_mode", value, RECORD_MODES)

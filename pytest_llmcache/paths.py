@@ -1,17 +1,23 @@
 """Where a test's cassette lives: ``<cassette dir>/<module path>/<Class.test_name[param-id]>.yaml``.
 
-Every component is made a safe file name, so nothing in a test id (``..``, separators, absolute
-paths, odd characters) can place a cassette outside the cassette directory. Making a name safe
-never merges two tests into one cassette: a name that had to be changed (or shortened) gets a
-short digest of the original, so ``test[a b]``, ``test[a/b]`` and ``test[a_b]`` stay three files.
+Names derived from a test id: every component is made a safe file name, so nothing in a test id
+(``..``, separators, absolute paths, odd characters) can place a cassette outside the cassette
+directory. Making a name safe never merges two tests into one cassette: a name that had to be
+changed (or shortened) gets a short digest of the original, so ``test[a b]``, ``test[a/b]`` and
+``test[a_b]`` stay three files.
+
+A path the user wrote (the marker's ``cassette=``) is used as written: an absolute path as it is,
+a relative one under the cassette directory; it is never renamed or shortened (an imported
+cassette keeps its long name). Where it can't be used, `BadCassettePath` says why.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-__all__ = ["SUFFIX", "cassette_path", "safe_name"]
+__all__ = ["SUFFIX", "BadCassettePath", "cassette_path", "explicit_cassette_path", "safe_name"]
 
 _UNSAFE = re.compile(r"[^\w.\-\[\]=+,@]+")
 _MAX_NAME = 120  # well below common file name limits, with room for the suffix and a digest
@@ -35,27 +41,60 @@ def safe_name(text: str) -> str:
     return f"{name[:_MAX_NAME - _DIGEST]}-{_digest(text)}"
 
 
-def _safe_file_name(name: str) -> str:
-    """`name` (ending in .yaml or .yml) made safe, its suffix kept."""
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return safe_name(name[: -len(suffix)]) + suffix
-    return safe_name(name) + SUFFIX
+class BadCassettePath(ValueError):
+    """A cassette path written by the user can't be used; the message says why."""
 
 
-def cassette_path(cassette_dir: Path, rootdir: Path, module: Path, test_name: str, override: str | None = None) -> Path:
-    """The cassette of test `test_name` (``Class.test[id]``) in `module`, or the marker's `override`.
+def explicit_cassette_path(cassette_dir: Path, written: str | os.PathLike[str]) -> Path:
+    """The cassette file a user named: absolute as it is, relative under `cassette_dir` (where it
+    must stay), with ``.yaml`` added when it has neither suffix. Nothing is renamed or shortened.
 
-    `override` is relative to `cassette_dir`; the suffix is added when it has none.
+    Raises BadCassettePath when the path can't name a cassette file.
     """
-    if override is not None:
-        *folders, name = PurePosixPath(str(override).replace("\\", "/")).parts or ("_",)
-        folders = [part for part in folders if part not in ("/", "..", ".")]
-        file_name = _safe_file_name(name)
+    text = os.fspath(written)
+    if not text.strip():
+        raise BadCassettePath("it is empty")
+    if "\0" in text:
+        raise BadCassettePath("it contains a NUL character")
+    if os.sep == "/":
+        text = text.replace("\\", "/")  # either separator, so one test file works on every OS
+    if text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
+        raise BadCassettePath("it names a folder, not a file")
+    if Path(text).name in _SUFFIXES:
+        raise BadCassettePath("it has no file name before its suffix")
+    if not text.endswith(_SUFFIXES):
+        text += SUFFIX
+    if os.path.isabs(text):
+        path = Path(os.path.normpath(text))
     else:
-        try:
-            folders = list(module.with_suffix("").relative_to(rootdir).parts)
-        except ValueError:  # a test module outside the rootdir
-            folders = [module.stem]
-        file_name = safe_name(test_name) + SUFFIX
-    return cassette_dir.joinpath(*map(safe_name, folders), file_name)
+        path = Path(os.path.normpath(cassette_dir / text))
+        if not path.is_relative_to(os.path.normpath(cassette_dir)):
+            raise BadCassettePath(f"it leaves the cassette directory {cassette_dir} (write an absolute path for a file elsewhere)")
+    limit = _name_limit(path.parent)
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > limit]
+    if too_long:
+        raise BadCassettePath(f"{too_long[0][:40]}... is longer than the file system allows ({limit} bytes)")
+    if path.is_dir():
+        raise BadCassettePath(f"{path} is a folder")
+    return path
+
+
+def _name_limit(folder: Path) -> int:
+    """The longest file name the file system of `folder` (or its closest existing parent) takes."""
+    existing = next((candidate for candidate in (folder, *folder.parents) if candidate.exists()), None)
+    try:
+        return os.pathconf(existing or "/", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no such setting
+        return 255
+
+
+def cassette_path(cassette_dir: Path, rootdir: Path, module: Path, test_name: str, override: str | os.PathLike[str] | None = None) -> Path:
+    """The cassette of test `test_name` (``Class.test[id]``) in `module`, or the marker's `override`
+    (see `explicit_cassette_path`)."""
+    if override is not None:
+        return explicit_cassette_path(cassette_dir, override)
+    try:
+        folders = list(module.with_suffix("").relative_to(rootdir).parts)
+    except ValueError:  # a test module outside the rootdir
+        folders = [module.stem]
+    return cassette_dir.joinpath(*map(safe_name, folders), safe_name(test_name) + SUFFIX)

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 import pytest
 
 from pytest_llmcache import options
-from pytest_llmcache.errors import MissingRecording
+from pytest_llmcache.errors import MarkerError, MissingRecording
 from pytest_llmcache.markers import MARKER_HELP, LLMMarker
 from pytest_llmcache.network import NetworkBlocked, NetworkGuard, network_blocked
-from pytest_llmcache.paths import cassette_path
+from pytest_llmcache.paths import BadCassettePath, cassette_path
 from pytest_llmcache.recorder import LLMCassette, sdk_sleep_patches
 from pytest_llmcache.report import Report, stale_message, unplayed
 from pytest_llmcache.scrubbing import AZURE_PLACEHOLDER_URL, Scrubber
@@ -55,7 +55,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     try:
         api_types = LLMMarker.of(metafunc.definition).api_types
-    except pytest.UsageError:
+    except MarkerError:
         return  # reported by the llm_marker fixture, as an error of this test only
     if api_types:
         metafunc.parametrize("llm_api_type", api_types, indirect=True)
@@ -125,7 +125,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             continue
         try:
             path = default_cassette_path(item, directory, LLMMarker.of(item))
-        except pytest.UsageError:
+        except MarkerError:
             continue  # the test errors with it
         users.setdefault(report.cassette_name(path), []).append(item.nodeid)
     report.collected(users, custom, _scope(session, items, directory))
@@ -181,9 +181,13 @@ def _covers_suite(config: pytest.Config) -> bool:
 
 
 def default_cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:
-    """``<cassette dir>/<module path>/<Class.test_name[param-id]>.yaml``, or the marker's cassette=."""
+    """``<cassette dir>/<module path>/<Class.test_name[param-id]>.yaml``, or the marker's cassette=
+    (raises MarkerError when that path can't be used)."""
     test_name = ".".join(node.nodeid.split("::")[1:])  # Class.test_name[param-id]
-    return cassette_path(directory, node.config.rootpath, Path(node.path), test_name, marker.cassette)
+    try:
+        return cassette_path(directory, node.config.rootpath, Path(node.path), test_name, marker.cassette)
+    except BadCassettePath as err:
+        raise MarkerError(node.nodeid, f"cassette={marker.cassette!r}", f"can't be used: {err}") from None
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -198,7 +202,10 @@ def llm_cassette_dir(pytestconfig: pytest.Config) -> Path:
 @pytest.fixture
 def llm_marker(request: pytest.FixtureRequest) -> LLMMarker:
     """The test's merged ``llm`` marker arguments."""
-    return LLMMarker.of(request.node)
+    try:
+        return LLMMarker.of(request.node)
+    except MarkerError as error:  # an error of this test only: the message, without a traceback
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture
@@ -210,7 +217,10 @@ def llm_record_mode(llm_marker: LLMMarker, pytestconfig: pytest.Config) -> str:
 @pytest.fixture
 def llm_cassette_path(request: pytest.FixtureRequest, llm_cassette_dir: Path, llm_marker: LLMMarker) -> Path:
     """``<cassette dir>/<module path>/<Class.test_name[param-id]>.yaml``, or the marker's cassette=."""
-    return default_cassette_path(request.node, llm_cassette_dir, llm_marker)
+    try:
+        return default_cassette_path(request.node, llm_cassette_dir, llm_marker)
+    except MarkerError as error:  # an error of this test only: the message, without a traceback
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture
