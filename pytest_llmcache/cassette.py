@@ -38,6 +38,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,17 +297,46 @@ def loads(text: str, path: Path | str = "<cassette>") -> list[Interaction]:
     return [entry.interaction for entry in loads_entries(text, path)]
 
 
+# Far above any cassette a test suite commits (10,000 interactions take about 30 MB), far below
+# what would exhaust memory while the text is parsed.
+MAX_CASSETTE_BYTES = 256 * 1024 * 1024
+
+
 def _read_text(path: Path) -> str:
+    """The text of the cassette file at `path`: a regular file of at most MAX_CASSETTE_BYTES.
+
+    It is opened without blocking and checked on the open descriptor, so a FIFO, a device such as
+    /dev/zero or a file swapped in meanwhile is refused at once, with the file named.
+    """
     try:
-        data = path.read_bytes()
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise  # not an unusable cassette: no cassette
     except OSError as err:
         raise CassetteError(path, f"it can't be read ({err.strerror or err})") from None
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_CASSETTE_BYTES:
+        os.close(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise CassetteError(path, f"it is not a regular file but {_file_kind(status.st_mode)}")
+        raise CassetteError(path, f"it is {status.st_size:,} bytes, over the {MAX_CASSETTE_BYTES:,}-byte limit for a cassette")
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            data = handle.read(MAX_CASSETTE_BYTES + 1)  # bounded even if the file grows meanwhile
+        except OSError as err:
+            raise CassetteError(path, f"it can't be read ({err.strerror or err})") from None
+    if len(data) > MAX_CASSETTE_BYTES:
+        raise CassetteError(path, f"it is over the {MAX_CASSETTE_BYTES:,}-byte limit for a cassette")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise CassetteError(path, f"it is not UTF-8 text (byte {err.start})") from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def load_entries(path: Path | str) -> list[Entry]:
