@@ -139,12 +139,17 @@ def decompress(raw: bytes, headers: dict[str, list[str]]) -> tuple[bytes, dict[s
     content-length follows, so replayed responses stay consistent. An encoding that can't be
     undone is kept as it is.
     """
-    encoding = next((values for name, values in headers.items() if name.lower() == "content-encoding"), None)
-    decoder = _DECODERS.get(encoding[-1].strip().lower()) if raw and encoding else None
-    if decoder is None:
+    values = next((values for name, values in headers.items() if name.lower() == "content-encoding"), None) or []
+    values = [values] if isinstance(values, str) else values
+    # Applied in the order listed ("gzip, gzip" twice): undone from the last; all or nothing.
+    encodings = [item.strip().lower() for value in values for item in str(value).split(",") if item.strip().lower() not in ("", "identity")]
+    decoders = [_DECODERS.get(encoding) for encoding in reversed(encodings)]
+    if not raw or not encodings or None in decoders:
         return raw, headers
+    decoded = raw
     try:
-        decoded = decoder(raw)
+        for decoder in decoders:
+            decoded = decoder(decoded)  # type: ignore[misc]
     except Exception:
         return raw, headers  # not what it claims to be: keep the bytes as they came
     kept = {name: values for name, values in headers.items() if name.lower() != "content-encoding"}

@@ -38,13 +38,15 @@ class MarkerError(LLMCacheError, ValueError):
 class SecretLeakError(LLMCacheError):
     """A live credential was about to be written into a cassette; nothing was written."""
 
-    def __init__(self, path: Path | str, where: list[str]) -> None:
+    RECORD_ADVICE = "Add a scrubbing rule for that field (see the llm_scrubber fixture) and record again."
+
+    def __init__(self, path: Path | str, where: list[str], advice: str = RECORD_ADVICE) -> None:
+        # `where` names each credential by its source (an environment variable, a header), never by value.
         self.path = Path(path)
         self.where = where
         super().__init__(
             f"refusing to write cassette {self.path}: it would contain a live API key or credential "
-            f"({'; '.join(where)}). Nothing was written. Add a scrubbing rule for that field "
-            "(see the llm_scrubber fixture) and record again."
+            f"({'; '.join(where)}). Nothing was written. {advice}"
         )
 
 

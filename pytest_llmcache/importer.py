@@ -1,10 +1,11 @@
 """Converting other tools' cassettes (vcrpy, pytest-recording, pydantic-ai) to this project's format.
 
 `cassette.load` already reads those flavours (string / ``!!binary`` bodies, gzip-encoded
-responses, ``parsed_body``); importing then scrubs every interaction as if it had just been
-recorded (placeholder host, no auth headers or cookies, masked organisation ids), keeps only the
-OpenAI / Azure OpenAI calls, and saves atomically, refusing to write a credential it saw. The
-output depends only on the input, so importing again changes nothing.
+responses, ``parsed_body``); importing keeps only the LLM API calls (every provider of
+`pytest_llmcache.providers`, and OpenAI-compatible endpoints by path), scrubs them with
+`Scrubber.stored_interactions` (the credentials of every request in the file are learned before
+any response is scrubbed), and saves atomically, refusing to write a credential it saw. The output
+depends only on the input, so importing again changes nothing.
 """
 from __future__ import annotations
 
@@ -13,19 +14,22 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pytest_llmcache import cassette as cassette_file
-from pytest_llmcache._commands.exchange import endpoint_name
-from pytest_llmcache.bodies import decode_body
-from pytest_llmcache.scrubbing import OPENAI_PLACEHOLDER_URL, Scrubber, is_azure
+from pytest_llmcache.errors import SecretLeakError
+from pytest_llmcache.providers import OPENAI_COMPATIBLE, endpoint_for, provider_for
+from pytest_llmcache.scrubbing import Scrubber
 
-__all__ = ["ImportResult", "convert", "import_cassette", "is_openai_call"]
+__all__ = ["ImportResult", "convert", "import_cassette", "is_llm_call"]
 
-_OPENAI_HOSTS = frozenset({"api.openai.com", urlsplit(OPENAI_PLACEHOLDER_URL).hostname})
+# What to do about a refused import: the source is what holds the credential, not a recording.
+_LEAK_ADVICE = (
+    "Remove it from the source cassette (or add a scrubbing rule for that field: "
+    "Scrubber(extra_headers=..., extra_query_params=...)) and import again."
+)
 
 
-def is_openai_call(uri: str) -> bool:
-    """Whether `uri` is an OpenAI / Azure OpenAI (or OpenAI-compatible) API call worth keeping."""
-    parts = urlsplit(uri)
-    return is_azure(uri) or parts.hostname in _OPENAI_HOSTS or endpoint_name(parts.path) is not None
+def is_llm_call(uri: str) -> bool:
+    """Whether `uri` is a call to a known provider, or an LLM endpoint of an OpenAI-compatible one."""
+    return provider_for(uri) is not OPENAI_COMPATIBLE or endpoint_for(uri) is not None
 
 
 @dataclass
@@ -38,26 +42,16 @@ class ImportResult:
 
 
 def convert(interactions: list[cassette_file.Interaction], scrubber: Scrubber) -> tuple[list[cassette_file.Interaction], list[str]]:
-    """The scrubbed OpenAI calls among `interactions`, and the hosts of the ones left out."""
+    """The scrubbed LLM calls among `interactions`, and the hosts of the ones left out."""
+    for interaction in interactions:
+        scrubber.learn_interaction(interaction)  # a call left out may still carry the same cookie or key
     kept, skipped = [], []
     for interaction in interactions:
-        request, response = interaction["request"], interaction["response"]
-        if not is_openai_call(request["uri"]):
-            skipped.append(urlsplit(request["uri"]).hostname or request["uri"])
-            continue
-        body = decode_body(response["body"])
-        scrubbed = scrubber.response(response["status"], response["headers"], body)
-        for name in scrubbed["headers"]:
-            if name.lower() == "content-length":
-                # pydantic-ai's parsed_body is re-serialised, so the original length no longer holds.
-                scrubbed["headers"][name] = [str(len(body))]
-        kept.append(
-            {
-                "request": scrubber.request(request["method"], request["uri"], request["headers"], decode_body(request["body"])),
-                "response": scrubbed,
-            }
-        )
-    return kept, skipped
+        if is_llm_call(interaction["request"]["uri"]):
+            kept.append(interaction)
+        else:
+            skipped.append(urlsplit(interaction["request"]["uri"]).hostname or interaction["request"]["uri"])
+    return scrubber.stored_interactions(kept), skipped
 
 
 def import_cassette(source: Path, destination: Path, scrubber: Scrubber | None = None) -> ImportResult:
@@ -73,7 +67,10 @@ def import_cassette(source: Path, destination: Path, scrubber: Scrubber | None =
         result.status = "empty"
         return result
     text = cassette_file.dumps(kept)
-    scrubber.check(text, destination)
+    try:
+        scrubber.check(text, destination, kept)
+    except SecretLeakError as error:
+        raise SecretLeakError(destination, error.where, advice=_LEAK_ADVICE) from None
     if destination.exists():
         if destination.read_bytes() == text.encode("utf-8"):
             result.status = "unchanged"

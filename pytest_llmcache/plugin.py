@@ -12,7 +12,7 @@ import os
 import shlex
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -23,19 +23,16 @@ from pytest_llmcache.network import NetworkBlocked, NetworkGuard, network_blocke
 from pytest_llmcache.paths import BadCassettePath, cassette_path
 from pytest_llmcache.recorder import LLMCassette, sdk_sleep_patches
 from pytest_llmcache.report import Report, stale_message, unplayed
-from pytest_llmcache.scrubbing import AZURE_PLACEHOLDER_URL, Scrubber
+from pytest_llmcache.providers import placeholder_env
+from pytest_llmcache.scrubbing import Scrubber
 
 _REPORT = pytest.StashKey[Report]()
 _CASSETTE = pytest.StashKey[LLMCassette]()
 _GUARD = pytest.StashKey[NetworkGuard]()
+_SCRUBBER = pytest.StashKey[Scrubber]()
 
-# What replay needs to build SDK clients when no real credentials are configured.
-PLACEHOLDER_ENV = {
-    "OPENAI_API_KEY": "sk-llmcache-placeholder",
-    "AZURE_OPENAI_KEY": "llmcache-placeholder",
-    "AZURE_OPENAI_API_KEY": "llmcache-placeholder",
-    "AZURE_OPENAI_ENDPOINT": AZURE_PLACEHOLDER_URL,
-}
+# What replay needs to build every provider's SDK client when no real credentials are configured.
+PLACEHOLDER_ENV = placeholder_env()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,6 +70,25 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     _raise_swallowed_refusal(item, None)
     _fail_stale(item)
     return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Mask the live credentials the test's scrubber knows in its failure report: pytest prints the
+    arguments of failing frames (a vcrpy request with its URL, a body about to be written), their
+    locals with -l, and full reprs with -vv; none of that text may show a key."""
+    report: pytest.TestReport = yield
+    scrubber = item.stash.get(_SCRUBBER, None)
+    if scrubber is None or (report.longrepr is None and not report.sections):
+        return report
+    scrubber.learn_environment()  # the test may have set a key after the scrubber was made
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        masked = scrubber.mask_text(text)
+        if masked != text:
+            report.longrepr = masked
+    report.sections = [(title, scrubber.mask_text(content)) for title, content in report.sections]
+    return report
 
 
 def _raise_swallowed_refusal(item: pytest.Item, error: BaseException | None) -> None:
@@ -257,6 +273,7 @@ def llm_cassette(
     skipped while replaying). In record mode none every other connection is refused too. It is
     saved after the test, secrets checked first.
     """
+    request.node.stash[_SCRUBBER] = llm_scrubber
     context = LLMCassette.use(path=llm_cassette_path, record_mode=llm_record_mode, test_id=request.node.nodeid, scrubber=llm_scrubber)
     with context as cassette, contextlib.ExitStack() as stack:
         if cassette.mode == "none":

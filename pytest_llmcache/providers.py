@@ -116,6 +116,12 @@ class Provider:
     request_markers: tuple[str, ...] = ()  # request headers only this provider's SDK sends
 
     @property
+    def credential_hint(self) -> str:
+        """The environment variables to set for recording, as a miss message names them."""
+        names = (*self.endpoint_env_vars[:1], *self.credential_env_vars[:1])
+        return " and ".join(names) if names else "the client's base URL and key"
+
+    @property
     def placeholder_host(self) -> str:
         return urlsplit(self.placeholder_url).netloc
 

@@ -28,7 +28,8 @@ from vcr.request import Request
 from pytest_llmcache import cassette as cassette_file
 from pytest_llmcache.errors import MissingRecording
 from pytest_llmcache.matching import RequestView, body_diff, closest, request_key, stored_request_key
-from pytest_llmcache.scrubbing import Scrubber, is_azure
+from pytest_llmcache.providers import provider_for
+from pytest_llmcache.scrubbing import Scrubber
 
 __all__ = ["RECORD_MODES", "LLMCassette", "sdk_sleep_patches"]
 
@@ -188,7 +189,10 @@ class LLMCassette(Cassette):
         layout = self._file_layout()
         if layout is None:
             return
-        cassette_file.save(self._path, [interaction for interaction, _ in layout], check=lambda text: self.scrubber.check(text, Path(self._path)))
+        # Every interaction written goes through the scrubber: old ones of a plain vcrpy cassette too.
+        interactions = self.scrubber.stored_interactions(interaction for interaction, _ in layout)
+        fresh = [interaction for interaction in interactions if isinstance(interaction, dict)]
+        cassette_file.save(self._path, interactions, check=lambda text: self.scrubber.check(text, Path(self._path), fresh))
         self.dirty = False
 
     def sleep(self, seconds: float) -> None:
@@ -223,7 +227,7 @@ class LLMCassette(Cassette):
                 lines.append(f"Same body; the method or path differs ({recorded.method} {recorded.target}).")
         else:
             lines.append("The cassette file does not exist yet." if not self.existed else "The cassette has no interactions.")
-        credentials = "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_KEY" if is_azure(request.uri) else "OPENAI_API_KEY"
+        credentials = provider_for(request.uri, request.headers).credential_hint
         mode = "new_episodes" if self.existed else "once"
         command = f"pytest {shlex.quote(self.test_id)} --llm-record-mode={mode}" if self.test_id else f"pytest --llm-record-mode={mode}"
         lines += [f"To record it, set {credentials} to a real endpoint/key and run:", f"    {command}"]

@@ -1,20 +1,25 @@
-"""Keeping secrets out of cassettes (and out of the messages about them).
+"""Keeping secrets out of cassettes, the API cache, log records, messages and reprs.
 
-Three layers:
+Four layers:
 
-1. The scrubber learns the live credential values: from the environment (``OPENAI_API_KEY``,
-   ``AZURE_OPENAI_KEY``, ``OPENAI_ORG_ID``, the ``AZURE_OPENAI_ENDPOINT`` host, ...) and from every
-   request it sees (``Authorization``, ``api-key`` and other key-like headers, organisation and
-   project headers, cookies, key-like query parameters, the Azure resource host).
-2. `Scrubber.request` / `Scrubber.response` drop what is sensitive by name (auth headers, cookies,
-   key-like query values, the endpoint host) and then mask every learned value wherever else it
-   is (a JSON body field, another query parameter, a response echoing it...): credentials become
+1. The scrubber learns the live credential values: from the environment (every provider's key
+   variables in `pytest_llmcache.providers`, the Azure endpoint host) and from every request it
+   sees (`credentials_in`: each provider's credential headers and query parameters, and
+   anything *shaped* like a credential: a header, query parameter or JSON body field whose name
+   says auth / key / token / secret / signature / password / cookie / session, and URL userinfo),
+   plus names a project adds (``Scrubber(extra_headers=..., extra_query_params=...)``).
+2. `Scrubber.request` / `Scrubber.response` drop or mask what is sensitive by name, put the
+   provider's placeholder host in the URL, and then mask every learned value wherever else it is
+   (a JSON body field, another query parameter, a response echoing it...): credentials become
    ``<redacted>``, an Azure resource host becomes the placeholder host.
-3. `Scrubber.check` looks for the learned values in the exact text about to be written and
-   refuses the write if any is left (say, in a form no rule knows).
-
-While a cassette is in use, `Scrubber.masking_logs` masks the same values in every log record
-made in the process (vcrpy and httpx log request URLs, the client library logs server errors).
+   `Scrubber.stored_interactions` does the same to interactions read from a file (a plain vcrpy
+   cassette carried over by ``new_episodes``, an import), learning from all of them first.
+3. `Scrubber.check` (the text about to be written) and `Scrubber.check_interaction` (its bodies,
+   decompressed, streams put back together) look for the learned values in every encoding a
+   client or server might have used (plain, JSON ``\\u`` escapes, URL-encoded, base64 at any byte
+   alignment) and refuse the write if any is left.
+4. While a cassette is in use, `Scrubber.masking_logs` masks the learned values in every log
+   record; `repr(scrubber)` shows counts and sources, never values.
 
 Masking is symmetric: `Scrubber.masked_request` masks a request's own credentials the same way
 before it is keyed, so a recording whose body held the live key replays with another key (or the
@@ -22,67 +27,104 @@ replay placeholder) in its place.
 """
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import re
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Iterator, Mapping
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
-from pytest_llmcache.bodies import decompress, encode_body
+from pytest_llmcache import providers
+from pytest_llmcache.bodies import decode_body, decompress, encode_body
 from pytest_llmcache.errors import SecretLeakError
+from pytest_llmcache.providers import is_azure, provider_for, secret_host
 
-__all__ = ["AZURE_PLACEHOLDER_URL", "KEY_LIKE_PARAM", "OPENAI_PLACEHOLDER_URL", "REDACTED", "Scrubber", "is_azure"]
+__all__ = [
+    "KEY_LIKE_PARAM",
+    "NOT_CREDENTIALS",
+    "REDACTED",
+    "Credential",
+    "Scrubber",
+    "credentials_in",
+    "is_azure",
+    "is_credential_name",
+]
 
 REDACTED = "<redacted>"
-OPENAI_PLACEHOLDER_URL = "https://api.openai.test"
-AZURE_PLACEHOLDER_URL = "https://placeholder.openai.azure.com"
-_AZURE_PLACEHOLDER_HOST = urlsplit(AZURE_PLACEHOLDER_URL).netloc
 
-# Request headers that are secret, or change between runs without changing meaning.
-_DROPPED_REQUEST_HEADERS = frozenset(
-    {"authorization", "api-key", "cookie", "user-agent", "host", "content-length", "accept-encoding", "connection", "proxy-authorization"}
+# Names that look like credentials but are not (usage counts, rate limits, request identifiers):
+# masking them would hide what a cassette is about, or break matching. Lower case, exact.
+NOT_CREDENTIALS = frozenset(
+    {
+        "max_tokens", "max_completion_tokens", "max_output_tokens", "maxoutputtokens", "max_tokens_to_sample",
+        "prompt_cache_key", "idempotency-key", "azureml-model-session", "keep-alive",
+    }
 )
-_MASKED_HEADERS = frozenset({"openai-organization", "openai-project"})
-_DROPPED_RESPONSE_HEADERS = frozenset({"set-cookie", "set-cookie2"})
-KEY_LIKE_PARAM = re.compile(r"(?i)(key|token|secret|sig|signature|password|credential)")
-# Where live credentials come from besides the requests themselves.
-_SECRET_ENV_VARS = (
-    "OPENAI_API_KEY", "AZURE_OPENAI_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "OPENAI_ADMIN_KEY",
-    "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+_NOT_CREDENTIAL_PARTS = ("ratelimit", "rate-limit")  # x-ratelimit-remaining-tokens, anthropic-ratelimit-tokens-limit...
+# A header or query parameter name that says it holds a credential. `code` (Azure Functions) and
+# `sig` (SAS tokens) only as a whole word: they are too short to look for inside other names.
+KEY_LIKE_PARAM = re.compile(
+    r"(?i)auth|key|token|secret|signature|passw|pwd|credential|cookie|session|(?:^|[-_.])(?:sig|code)(?:$|[-_.])"
 )
-_ENDPOINT_ENV_VARS = ("AZURE_OPENAI_ENDPOINT",)
-_WATCHED_ENV_VARS = _SECRET_ENV_VARS + _ENDPOINT_ENV_VARS
+# A JSON body field that holds a credential: narrower, as request bodies are full of "tokens".
+_KEY_LIKE_FIELD = re.compile(
+    r"(?i)^(?:key|token|password|passwd|secret)$|api[-_]?key|secret|passw|credential|(?:access|auth|refresh|id|bearer)[-_]?token"
+)
+# A cheap look before parsing a body: some string field with a key-like name.
+_KEY_LIKE_FIELD_BYTES = re.compile(rb'(?i)"[^"]{0,60}(?:key|token|passw|secret|credential)[^"]{0,60}"\s*:\s*"')
+# Request headers that change between runs without changing meaning: never stored.
+_VOLATILE_REQUEST_HEADERS = frozenset({"user-agent", "host", "content-length", "accept-encoding", "connection"})
+_COOKIE_HEADERS = frozenset({"cookie", "set-cookie", "set-cookie2"})
+_AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
 # Shorter values would match innocent text; real keys are far longer.
 _MIN_SECRET_LENGTH = 8
+# Bounds on what the final check decompresses and walks (a hostile body must not exhaust memory).
+_MAX_INFLATED = 64 * 1024 * 1024
+_MAX_LAYERS = 4
 
 
-def is_azure(uri: str) -> bool:
-    """Whether `uri` is an Azure OpenAI endpoint (by host or by the /openai/ path prefix)."""
-    parts = urlsplit(uri)
-    host = parts.hostname or ""
-    return host.endswith((".openai.azure.com", ".cognitiveservices.azure.com")) or parts.path.startswith("/openai/")
+def is_credential_name(name: str, extra: Iterable[str] = ()) -> bool:
+    """Whether a header or query parameter called `name` holds a credential: a provider's credential
+    header, a name shaped like one (see `KEY_LIKE_PARAM`, minus `NOT_CREDENTIALS`), or one in `extra`."""
+    lowered = name.lower()
+    if lowered in extra or lowered in _KNOWN_CREDENTIAL_NAMES:
+        return True
+    if lowered in NOT_CREDENTIALS or any(part in lowered for part in _NOT_CREDENTIAL_PARTS) or lowered.startswith("x-stainless-"):
+        return False
+    return KEY_LIKE_PARAM.search(lowered) is not None
 
 
-def _azure_host(uri: str) -> str | None:
-    """The resource host of an Azure endpoint URL (not the placeholder), else None."""
-    try:
-        host = urlsplit(uri if "//" in uri else "https://" + uri).hostname or ""
-    except ValueError:
-        return None
-    if host.endswith((".openai.azure.com", ".cognitiveservices.azure.com")) and host != _AZURE_PLACEHOLDER_HOST:
-        return host
-    return None
+_KNOWN_CREDENTIAL_NAMES = frozenset(
+    name for provider in providers.PROVIDERS for name in (*provider.credential_headers, *provider.credential_query_params)
+) | _AUTH_HEADERS | _COOKIE_HEADERS
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A credential found in a request or response: where (safe to show) and its value (never shown)."""
+
+    kind: str  # "header", "query parameter", "userinfo", "body field"
+    name: str
+    value: str = field(repr=False)
+
+    @property
+    def source(self) -> str:
+        return f"the {self.name} {self.kind}"
 
 
 def _values(headers: Mapping[str, Any], name: str) -> list[str]:
-    value = next((value for key, value in headers.items() if key.lower() == name), None)
-    if value is None:
-        return []
-    return [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
+    """Every value of header `name` (any case; a value may be a list)."""
+    found: list[str] = []
+    for key, value in headers.items():
+        if str(key).lower() == name:
+            found += [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
+    return found
 
 
 def _cookie_values(header: str) -> list[str]:
@@ -96,22 +138,100 @@ def _credential(value: str) -> str:
     return rest.strip() if rest and scheme.isalpha() else value.strip()
 
 
-@dataclass
+def _json_fields(document: Any) -> Iterator[tuple[str, str]]:
+    """(name, value) of every string field of a JSON document, at any depth (iteratively: a
+    request body may nest deeper than Python's recursion limit)."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for name, value in node.items():
+                if isinstance(value, str):
+                    yield str(name), value
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(item for item in node if isinstance(item, (dict, list)))
+
+
+def credentials_in(
+    uri: str, headers: Mapping[str, Any], body: bytes | None = None, extra_headers: Iterable[str] = (), extra_query_params: Iterable[str] = ()
+) -> Iterator[Credential]:
+    """Every credential a request (or, with its headers only, a response) carries, by the one set of
+    rules the scrubber and ``llmcache verify`` share. Values are yielded as found (a placeholder
+    too): callers filter."""
+    extra_headers, extra_query_params = frozenset(extra_headers), frozenset(extra_query_params)
+    for name, value in headers.items():
+        lowered = str(name).lower()
+        values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
+        if lowered in _AUTH_HEADERS:
+            for item in values:
+                yield Credential("header", lowered, _credential(item))
+        elif lowered in _COOKIE_HEADERS:
+            for item in values:
+                for cookie in _cookie_values(item.partition(";")[0] if lowered != "cookie" else item):
+                    yield Credential("header", lowered, cookie)
+        elif is_credential_name(lowered, extra_headers) or any(lowered in provider.masked_headers for provider in providers.PROVIDERS):
+            for item in values:
+                yield Credential("header", lowered, _credential(item))
+    try:
+        parts = urlsplit(uri)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        password, username = parts.password, parts.username
+    except ValueError:
+        return
+    for name, value in query:
+        if is_credential_name(name, extra_query_params):
+            yield Credential("query parameter", name.lower(), value)
+    if password:
+        yield Credential("userinfo", "URL", password)
+        yield Credential("userinfo", "URL", f"{username or ''}:{password}")
+    elif username:
+        yield Credential("userinfo", "URL", username)
+    if body and _KEY_LIKE_FIELD_BYTES.search(body) and body.lstrip()[:1] in (b"{", b"["):
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return
+        for name, value in _json_fields(document):
+            if name.lower() not in NOT_CREDENTIALS and _KEY_LIKE_FIELD.search(name):
+                yield Credential("body field", repr(name), value)
+
+
+@dataclass(eq=False)
 class Scrubber:
-    """Scrubs recorded interactions and remembers the live credentials it saw, for masking and `check`."""
+    """Scrubs recorded interactions and remembers the live credentials it saw, for masking and `check`.
+
+    A project adds credential names through the ``llm_scrubber`` fixture::
+
+        @pytest.fixture
+        def llm_scrubber():
+            return Scrubber(extra_headers=["x-gateway-pass"], extra_query_params=["ticket"])
+    """
 
     secrets: dict[str, str] = field(default_factory=dict)  # value -> where it came from
     hosts: dict[str, str] = field(default_factory=dict)  # Azure resource host -> where it came from
+    extra_headers: Iterable[str] = ()
+    extra_query_params: Iterable[str] = ()
 
     def __post_init__(self) -> None:
-        self._learn_environment()
+        self.extra_headers = frozenset(name.lower() for name in self.extra_headers)
+        self.extra_query_params = frozenset(name.lower() for name in self.extra_query_params)
+        self.learn_environment()
+
+    def __repr__(self) -> str:
+        # Never the values: pytest prints fixture arguments and locals (-l) of failing frames.
+        sources = sorted({*self.secrets.values(), *self.hosts.values()})
+        return f"<Scrubber: {len(self.secrets)} credential(s), {len(self.hosts)} secret host(s) learned from {', '.join(sources) or 'nothing'}>"
+
+    __str__ = __repr__
 
     # -- learning --------------------------------------------------------------------------
 
     def remember(self, values: Iterable[str], source: str) -> None:
         for value in values:
             value = value.strip()
-            if len(value) >= _MIN_SECRET_LENGTH and value != REDACTED and value not in self.secrets:
+            if len(value) >= _MIN_SECRET_LENGTH and value != REDACTED and value not in self.secrets and value not in _PLACEHOLDER_HOSTS:
                 self.secrets[value] = source
                 self._patterns = None
 
@@ -120,42 +240,37 @@ class Scrubber:
             self.hosts[host.lower()] = source
             self._patterns = None
 
-    def _learn_environment(self) -> None:
-        """The credentials in the environment now (a test may set them after this scrubber was made)."""
+    def learn_environment(self) -> None:
+        """Learns the credentials in the environment now (a test may set them after this scrubber was made)."""
         snapshot = tuple(os.environ.get(name, "") for name in _WATCHED_ENV_VARS)
         if snapshot == self._environment:
             return
         self._environment = snapshot
-        for name, value in zip(_SECRET_ENV_VARS, snapshot):
-            if value and value.strip() not in self.secrets:
-                self.remember([value], f"${name}")
-        for name, value in zip(_ENDPOINT_ENV_VARS, snapshot[len(_SECRET_ENV_VARS) :]):
-            host = _azure_host(value)
-            if host and host not in self.hosts:
-                self.remember_host(host, f"${name}")
-
-    def learn_request(self, uri: str, headers: Mapping[str, Any]) -> None:
-        """Remembers the credentials a live request carries (the environment is read when recording)."""
-        for name, value in headers.items():
-            lowered = name.lower()
-            if lowered.startswith("x-stainless-"):
+        for name, value in zip(_WATCHED_ENV_VARS, snapshot, strict=True):
+            if not value:
                 continue
-            values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
-            if lowered in ("authorization", "proxy-authorization"):
-                self.remember((_credential(item) for item in values), f"the {lowered} header")
-            elif lowered == "cookie":
-                for item in values:
-                    self.remember(_cookie_values(item), "a cookie")
-            elif lowered in ("api-key", *_MASKED_HEADERS) or KEY_LIKE_PARAM.search(lowered):
-                self.remember(values, f"the {lowered} header")
-        if "?" in uri:
-            try:
-                query = parse_qsl(urlsplit(uri).query, keep_blank_values=True)
-            except ValueError:
-                query = []
-            self.remember((value for name, value in query if KEY_LIKE_PARAM.search(name)), "a query parameter")
-        if ".azure.com" in uri:
-            self.remember_host(_azure_host(uri), "the Azure endpoint")
+            if name in _ENDPOINT_ENV_VARS:
+                self.remember_host(secret_host(value), f"${name}")
+            elif value.strip() not in self.secrets:
+                self.remember([value], f"${name}")
+
+    def learn_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None = None) -> None:
+        """Remembers the credentials a live request carries (the environment is read when recording)."""
+        for credential in credentials_in(uri, headers, body, self.extra_headers, self.extra_query_params):
+            self.remember([credential.value], credential.source)
+        self.remember_host(secret_host(uri), "the Azure endpoint")
+
+    def learn_interaction(self, interaction: Mapping[str, Any]) -> None:
+        """Remembers the credentials of a stored interaction's request, and the cookies its response set."""
+        request, response = interaction["request"], interaction["response"]
+        try:
+            body = decode_body(request.get("body"))
+        except ValueError:
+            body = b""
+        self.learn_request(str(request["uri"]), request.get("headers") or {}, body)
+        for name in _COOKIE_HEADERS:
+            for value in _values(response.get("headers") or {}, name):
+                self.remember(_cookie_values(value.partition(";")[0]), f"a {name} header")
 
     # -- masking ---------------------------------------------------------------------------
 
@@ -163,14 +278,14 @@ class Scrubber:
     _environment: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def _replacements(self) -> list[tuple[str, str]]:
-        """(found, replacement) pairs, longest first, each secret also in its URL-encoded forms."""
+        """(found, replacement) pairs, longest first, each secret also in its URL-encoded and JSON-escaped forms."""
         if self._patterns is None:
             pairs: dict[str, str] = {}
             for secret in self.secrets:
-                for form in (secret, quote(secret, safe=""), quote_plus(secret, safe="")):
+                for form in (secret, quote(secret, safe=""), quote_plus(secret, safe=""), json.dumps(secret)[1:-1]):
                     pairs.setdefault(form, REDACTED)
             for host in self.hosts:
-                pairs.setdefault(host, _AZURE_PLACEHOLDER_HOST)
+                pairs.setdefault(host, provider_for(host).placeholder_host)
             self._patterns = sorted(pairs.items(), key=lambda pair: -len(pair[0]))
         return self._patterns
 
@@ -192,8 +307,8 @@ class Scrubber:
     def masked_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None) -> tuple[str, bytes]:
         """The URI and body of a live request with its credentials masked, as they will be stored:
         what the request is keyed by, and what a missing-recording message may show."""
-        self.learn_request(uri, headers)
-        return self.mask_text(uri), self.mask_bytes(body or b"")
+        self.learn_request(uri, headers, body)
+        return self.mask_text(_without_userinfo(uri)), self.mask_bytes(body or b"")
 
     @contextmanager
     def masking_logs(self) -> Iterator[None]:
@@ -223,46 +338,48 @@ class Scrubber:
 
     # -- the stored forms ------------------------------------------------------------------
 
-    def uri(self, uri: str) -> str:
-        """`uri` with a placeholder host, key-like query values and learned credentials masked."""
-        self._learn_environment()
-        self.learn_request(uri, {})
-        parts = urlsplit(self.mask_text(uri))
+    def uri(self, uri: str, headers: Mapping[str, Any] | None = None) -> str:
+        """`uri` with its provider's placeholder host, no userinfo, credential query values and
+        learned credentials masked."""
+        self.learn_environment()
+        self.learn_request(uri, headers or {})
+        parts = urlsplit(self.mask_text(_without_userinfo(uri)))
         query = parse_qsl(parts.query, keep_blank_values=True)
-        masked = [(name, REDACTED if KEY_LIKE_PARAM.search(name) else value) for name, value in query]
-        base = urlsplit(AZURE_PLACEHOLDER_URL if is_azure(uri) else OPENAI_PLACEHOLDER_URL)
+        masked = [(name, REDACTED if is_credential_name(name, self.extra_query_params) else value) for name, value in query]
+        base = urlsplit(provider_for(uri, headers).placeholder_url)
         return urlunsplit((base.scheme, base.netloc, parts.path, urlencode(masked, safe="-_.~<>"), ""))
 
     def request(self, method: str, uri: str, headers: Mapping[str, Any], body: bytes) -> dict[str, Any]:
         """The stored form of a live request, scrubbed."""
-        self._learn_environment()
-        self.learn_request(uri, headers)
+        self.learn_environment()
+        self.learn_request(uri, headers, body)
         kept: dict[str, list[str]] = {}
         for name in headers:
-            lowered = name.lower()
-            if lowered in _DROPPED_REQUEST_HEADERS or lowered.startswith("x-stainless-"):
+            lowered = str(name).lower()
+            if lowered in _VOLATILE_REQUEST_HEADERS or lowered in _KNOWN_CREDENTIAL_NAMES or lowered.startswith("x-stainless-"):
                 continue
-            if lowered in _MASKED_HEADERS or KEY_LIKE_PARAM.search(lowered):
+            if is_credential_name(lowered, self.extra_headers) or lowered in _MASKED_HEADERS:
                 kept[lowered] = [REDACTED]
             else:
                 kept[lowered] = [self.mask_text(value) for value in _values(headers, lowered)]
         content_type = (kept.get("content-type") or [""])[0]
-        return {"method": method.upper(), "uri": self.uri(uri), "headers": kept, "body": encode_body(self.mask_bytes(body), content_type)}
+        return {"method": method.upper(), "uri": self.uri(uri, headers), "headers": kept, "body": encode_body(self.mask_bytes(body), content_type)}
 
-    def response(self, status: Mapping[str, Any], headers: Mapping[str, list[str]], body: bytes) -> dict[str, Any]:
+    def response(self, status: Mapping[str, Any], headers: Mapping[str, Any], body: bytes) -> dict[str, Any]:
         """The stored form of a live response, scrubbed and decompressed."""
-        self._learn_environment()
-        for name, values in headers.items():
-            if name.lower() in _DROPPED_RESPONSE_HEADERS:
+        self.learn_environment()
+        listed = {str(name): _values(headers, str(name).lower()) for name in headers}
+        for name, values in listed.items():
+            if name.lower() in _COOKIE_HEADERS:
                 for value in values:
-                    self.remember(_cookie_values(value.partition(";")[0]), "a set-cookie header")
+                    self.remember(_cookie_values(value.partition(";")[0]), f"a {name.lower()} header")
             elif name.lower() in _MASKED_HEADERS:
                 self.remember(values, f"the {name.lower()} header")
-        body, plain_headers = decompress(body, dict(headers))
+        body, plain_headers = decompress(body, listed)
         kept = {
-            name: [REDACTED] if name.lower() in _MASKED_HEADERS else [self.mask_text(str(value)) for value in values]
+            name: [REDACTED] if name.lower() in _MASKED_HEADERS or is_credential_name(name, self.extra_headers) else [self.mask_text(value) for value in values]
             for name, values in plain_headers.items()
-            if name.lower() not in _DROPPED_RESPONSE_HEADERS
+            if name.lower() not in _COOKIE_HEADERS
         }
         masked = self.mask_bytes(body)
         if masked != body:
@@ -276,16 +393,183 @@ class Scrubber:
             "body": encode_body(masked, content_type),
         }
 
+    def stored_interaction(self, interaction: Mapping[str, Any]) -> dict[str, Any]:
+        """`interaction` (read from any cassette flavour) scrubbed as if it had just been recorded.
+
+        Raises ValueError for a body that is not one."""
+        request, response = interaction["request"], interaction["response"]
+        body = decode_body(response.get("body"))
+        scrubbed = self.response(response["status"], response.get("headers") or {}, body)
+        for name in scrubbed["headers"]:
+            if name.lower() == "content-length":
+                # A re-serialised body (pydantic-ai's parsed_body) no longer has the recorded length.
+                scrubbed["headers"][name] = [str(len(decode_body(scrubbed["body"])))]
+        return {
+            "request": self.request(request["method"], str(request["uri"]), request.get("headers") or {}, decode_body(request.get("body"))),
+            "response": scrubbed,
+        }
+
+    def stored_interactions(self, interactions: Iterable[Any]) -> list[Any]:
+        """Every interaction as it may be written: the credentials of all of them learned first (a key
+        echoed by the first response is masked like the same echo later), then each one scrubbed.
+
+        Items that are `cassette.Entry` objects read with their text from a file this plugin wrote
+        were scrubbed when recorded and are kept as they are (the final check still reads them);
+        everything else (new recordings, a plain vcrpy cassette's interactions) is scrubbed again."""
+        items = list(interactions)
+        foreign = [index for index, item in enumerate(items) if getattr(item, "text", None) is None]
+        for index in foreign:
+            item = items[index]
+            self.learn_interaction(getattr(item, "interaction", item))
+        for index in foreign:
+            item = items[index]
+            items[index] = self.stored_interaction(getattr(item, "interaction", item))
+        return items
+
     # -- the last line of defence --------------------------------------------------------------
 
-    def check(self, text: str, path: Path) -> None:
-        """Raise SecretLeakError if `text` (about to be written to `path`) holds a live credential."""
-        self._learn_environment()
-        where = []
-        for secret, source in [*self.secrets.items(), *self.hosts.items()]:
-            lines = sorted({text.count("\n", 0, match.start()) + 1 for match in re.finditer(re.escape(secret), text)})
-            if lines:
-                # Name the credential by where it came from, never by value.
-                where.append(f"the value of {source} on line(s) {', '.join(map(str, lines[:5]))}")
+    def check(self, text: str, path: Path, interactions: Iterable[Any] = ()) -> None:
+        """Raise SecretLeakError if `text` (about to be written to `path`) or the bodies of
+        `interactions` (decoded, decompressed, streams put together) hold a live credential in any
+        encoding."""
+        self.learn_environment()
+        where = self._find(text, line_numbers=True)
+        for index, item in enumerate(interactions):
+            interaction = getattr(item, "interaction", item)
+            for side in ("request", "response"):
+                for view in _body_views(interaction[side]):
+                    where += [f"{found} in the {side} body of interaction #{index}" for found in self._find(view, line_numbers=False)]
         if where:
-            raise SecretLeakError(path, where)
+            raise SecretLeakError(path, list(dict.fromkeys(where)))
+
+    def _find(self, text: str, line_numbers: bool) -> list[str]:
+        """Where `text` holds a learned value, each named by its source, never by value."""
+        found: list[str] = []
+        views = _decoded_views(text)
+        packed = re.sub(r"\s+", "", text)
+        for secret, source in [*self.secrets.items(), *self.hosts.items()]:
+            name = f"the value of {source}"
+            if secret in text:
+                if line_numbers:
+                    lines = sorted({text.count("\n", 0, match.start()) + 1 for match in re.finditer(re.escape(secret), text)})
+                    found.append(f"{name} on line(s) {', '.join(map(str, lines[:5]))}")
+                else:
+                    found.append(name)
+                continue
+            encoding = next((label for label, view in views if secret in view), None)
+            if encoding is None and any(core in packed for core in _base64_cores(secret)):
+                encoding = "base64-encoded"
+            if encoding is not None:
+                found.append(f"{name} ({encoding})")
+        return found
+
+
+_PLACEHOLDER_HOSTS = providers.placeholder_hosts()
+_MASKED_HEADERS = frozenset(name for provider in providers.PROVIDERS for name in provider.masked_headers)
+_ENDPOINT_ENV_VARS = providers.endpoint_env_vars()
+_WATCHED_ENV_VARS = (*providers.credential_env_vars(), *_ENDPOINT_ENV_VARS)
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _without_userinfo(uri: str) -> str:
+    """`uri` without ``user:password@`` (a proxy's credentials must not reach a key or a message)."""
+    scheme, separator, rest = uri.partition("://")
+    if not separator:
+        return uri
+    authority, slash, tail = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{tail}"
+
+
+def _decoded_views(text: str) -> list[tuple[str, str]]:
+    """(encoding, `text` decoded from it) for the text encodings a credential may hide in."""
+    unescaped = _UNICODE_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), text).replace("\\/", "/")
+    views = [("JSON-escaped", unescaped), ("URL-encoded", unquote(text)), ("JSON-escaped and URL-encoded", unquote(unescaped))]
+    return [(label, view) for label, view in views if view != text]
+
+
+def _base64_cores(secret: str) -> set[str]:
+    """The base64 characters that encode `secret` whatever bytes surround it: for each of the three
+    alignments, the characters fully determined by the secret's bits (standard and URL-safe)."""
+    data = secret.encode("utf-8")
+    cores = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode("ascii")
+        core = encoded[-(-8 * offset // 6) : (8 * (offset + len(data))) // 6]
+        cores |= {core, core.translate(str.maketrans("+/", "-_"))}
+    return {core for core in cores if len(core) >= _MIN_SECRET_LENGTH}
+
+
+def _body_views(part: Mapping[str, Any]) -> Iterator[str]:
+    """The texts a stored body holds beyond its stored form: each compressed layer undone (gzip or
+    zlib streams anywhere in it, an uploaded .gz file too; a doubled content-encoding), and a
+    stream's text fields put together across its events (a key split over two deltas)."""
+    try:
+        raw = decode_body(part.get("body"))
+    except ValueError:
+        return
+    encodings = [item.strip().lower() for value in _values(part.get("headers") or {}, "content-encoding") for item in value.split(",")]
+    for layer in _layers(raw, encodings):
+        text = layer.decode("utf-8", "replace")
+        if layer is not raw:
+            yield text
+        joined = _joined_stream_text(text)
+        if joined:
+            yield joined
+
+
+def _layers(raw: bytes, encodings: list[str]) -> list[bytes]:
+    """`raw` and every decompressed form found in it, up to `_MAX_LAYERS` deep."""
+    layers, pending = [raw], [(raw, 0)]
+    while pending:
+        data, depth = pending.pop()
+        if depth >= _MAX_LAYERS:
+            continue
+        for inflated in _inflate_all(data, encodings if depth == 0 else []):
+            layers.append(inflated)
+            pending.append((inflated, depth + 1))
+    return layers
+
+
+def _inflate_all(data: bytes, encodings: list[str]) -> Iterator[bytes]:
+    """Each gzip / zlib stream starting anywhere in `data`, decompressed; and `data` undone by the
+    content-encodings named (brotli and zstd have no magic bytes to look for)."""
+    starts = [match.start() for match in re.finditer(rb"\x1f\x8b\x08|\x78[\x01\x5e\x9c\xda]", data[: _MAX_INFLATED])][:32]
+    for start in starts:
+        try:
+            inflater = zlib.decompressobj(47)
+            inflated = inflater.decompress(data[start:], _MAX_INFLATED)
+        except zlib.error:
+            continue
+        if inflated:
+            yield inflated
+    for encoding in reversed(encodings):
+        if encoding in ("gzip", "x-gzip", "deflate", "identity", ""):
+            continue  # found by their magic bytes above
+        decoded, _ = decompress(data, {"content-encoding": [encoding]})
+        if decoded is not data:
+            yield decoded
+
+
+def _joined_stream_text(text: str) -> str:
+    """For a server-sent-events stream of JSON events: each string field's values across all events
+    joined (``choices.0.delta.content`` of every chunk, one line per field), else ""."""
+    if "data:" not in text:
+        return ""
+    joined: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.startswith("data:"):
+            continue
+        try:
+            document = json.loads(line[5:])
+        except ValueError:
+            continue
+        stack: list[tuple[str, Any]] = [("", document)]
+        while stack:
+            path, node = stack.pop()
+            if isinstance(node, str):
+                joined.setdefault(path, []).append(node)
+            elif isinstance(node, dict):
+                stack.extend((f"{path}.{name}", value) for name, value in node.items())
+            elif isinstance(node, list):
+                stack.extend((f"{path}.{index}", value) for index, value in enumerate(node))
+    return "\n".join("".join(values) for values in joined.values() if len(values) > 1)

@@ -410,11 +410,17 @@ def test_import_pydantic_ai_parsed_body_and_azure(cli, tmp_path: Path):
     assert cli("verify", tmp_path)[0] == 0  # the real Azure host verify found above is gone
 
 
-def test_import_leaves_out_other_services(cli, tmp_path: Path):
+def test_import_keeps_every_provider_and_leaves_out_other_services(cli, tmp_path: Path):
     code, out, _ = cli("import", REALWORLD / "pydanticai-multiple_agent_tool_calls.yaml", "--to", tmp_path)
-    assert code == 0
-    assert "2 interaction(s)" in out and "left out 2 call(s) to generativelanguage.googleapis.com" in out
-    assert all("api.openai.test" in item["request"]["uri"] for item in cassette_file.load(tmp_path / "pydanticai-multiple_agent_tool_calls.yaml"))
+    assert code == 0 and "4 interaction(s)" in out and "left out" not in out
+    hosts = [item["request"]["uri"].split("/")[2] for item in cassette_file.load(tmp_path / "pydanticai-multiple_agent_tool_calls.yaml")]
+    assert hosts == ["generativelanguage.googleapis.test"] * 2 + ["api.openai.test"] * 2
+    source = tmp_path / "mixed.yaml"
+    other = cassette_file.load(REALWORLD / "pydanticai-valid_response.yaml")[0]
+    telemetry = {**other, "request": {**other["request"], "uri": "https://telemetry.example.org/v1/events"}}
+    source.write_text(cassette_file.dumps([telemetry, other]))
+    code, out, _ = cli("import", source, "--to", tmp_path / "out")
+    assert code == 0 and "1 interaction(s)" in out and "left out 1 call(s) to telemetry.example.org" in out
 
 
 def test_import_a_directory_keeps_relative_paths(cli, tmp_path: Path):

@@ -12,45 +12,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from pytest_llmcache.scrubbing import Scrubber
 from tinytroupe.errors import CacheError
 
 FORMAT = "tinytroupe-api-cache"
 FORMAT_VERSION = "1"
 _PICKLE_MAGIC = (b"\x80", b"(dp", b"}q")
-_SECRET_ENV_VARS = (
-    "OPENAI_API_KEY", "AZURE_OPENAI_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "OPENAI_ADMIN_KEY",
-    "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
-)
-_MIN_SECRET_LENGTH = 8
-REDACTED = "<redacted>"
-AZURE_PLACEHOLDER_HOST = "placeholder.openai.azure.com"
 
 
 def mask_secrets(text: str) -> str:
-    """`text` (JSON) with the live credentials of the environment, and the Azure resource host, masked."""
-    replacements: dict[str, str] = {}
-    for name in _SECRET_ENV_VARS:
-        value = os.environ.get(name, "").strip()
-        if len(value) >= _MIN_SECRET_LENGTH:
-            replacements[value] = REDACTED
-            replacements[json.dumps(value)[1:-1]] = REDACTED  # as it appears inside a JSON string
-    endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT", "")
-    try:
-        host = urlsplit(endpoint if "//" in endpoint else "https://" + endpoint).hostname
-    except ValueError:
-        host = None
-    if host and host.endswith((".openai.azure.com", ".cognitiveservices.azure.com")):
-        replacements[host] = AZURE_PLACEHOLDER_HOST
-    for found in sorted(replacements, key=len, reverse=True):
-        text = text.replace(found, replacements[found])
-    return text
+    """`text` (JSON) with the live credentials of the environment (every provider's), and the Azure
+    resource host, masked: the same rules as the cassettes' scrubber."""
+    return Scrubber().mask_text(text)
 
 
 def request_key(model: str | None, params: dict[str, Any]) -> str:

@@ -3,9 +3,11 @@
 Three checks, each finding a problem (exit 1):
 
 - the file loads (not truncated, valid YAML, known format version, well-formed interactions);
-- no credential-shaped text in any URI, header or decoded body (old vcrpy cassettes hide bodies in
-  gzip + base64, so the decoded bodies are searched, not the file text): OpenAI keys, bearer and
-  JWT tokens, Azure keys in key-named headers or fields, and Azure hosts other than the placeholder;
+- nothing the scrubber would have removed (the same rules: credential headers and query parameters
+  of every provider or shaped like one, cookies, URL userinfo, key-named body fields, Azure hosts
+  other than the placeholder), and no credential-shaped text in any URI, header or decoded body
+  (old vcrpy cassettes hide bodies in gzip + base64, so the decoded bodies are searched, not the
+  file text): OpenAI and Anthropic keys, bearer and JWT tokens, key-named fields;
 - each recorded chat completion's ``usage.prompt_tokens`` equals what `tinytroupe.tokens`
   counts for its request (within ``--tolerance``); a difference means the library's counting
   drifted from the service's.
@@ -19,7 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterator
-from urllib.parse import parse_qsl, urlsplit
 
 from pytest_llmcache._commands.common import (
     DEFAULT_DIR,
@@ -33,21 +34,20 @@ from pytest_llmcache._commands.common import (
 from pytest_llmcache._commands.exchange import Exchange
 from pytest_llmcache.bodies import decode_body
 from pytest_llmcache.cassette import Interaction
-from pytest_llmcache.scrubbing import AZURE_PLACEHOLDER_URL, KEY_LIKE_PARAM
+from pytest_llmcache.providers import AZURE, secret_host
+from pytest_llmcache.scrubbing import credentials_in
 
 HELP = "check cassettes for corruption, key-like secrets and token-count drift (for CI and pre-commit)"
 
-_AZURE_PLACEHOLDER_HOST = urlsplit(AZURE_PLACEHOLDER_URL).hostname
-# (kind, pattern); group 1 is the secret itself. Azure keys (32 hex characters) look like any hash,
-# so they count only under a key-like name: a key header, query parameter or field.
+_AZURE_HOSTS = "|".join(re.escape(pattern.removeprefix("*.")) for pattern in AZURE.hosts)
+# (kind, pattern); group 1 is the secret itself: credentials that carry no name, found by shape.
 _SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("OpenAI API key", re.compile(r"\b(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,})")),
     ("bearer token", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)")),
     ("JWT (e.g. an Azure AD token)", re.compile(r"\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})")),
     ("API key field", re.compile(r"""(?i)(?:api|subscription|secret|access)[-_]?key[\\"']*\s*[:=]\s*[\\"']*([A-Za-z0-9_-]{20,})""")),
-    ("Azure host", re.compile(r"(?i)\b((?:[a-z0-9-]+\.)+(?:openai\.azure\.com|cognitiveservices\.azure\.com|services\.ai\.azure\.com))\b")),
+    ("Azure host", re.compile(rf"(?i)\b((?:[a-z0-9-]+\.)+(?:{_AZURE_HOSTS}))\b")),
 )
-_KEY_HEADERS = frozenset({"authorization", "api-key", "ocp-apim-subscription-key", "x-api-key"})
 # Values that mark a scrubbed or made-up credential: never reported.
 _PLACEHOLDER = re.compile(r"(?i)placeholder|redacted|filtered|dummy|fake|example|test|xxx|\*\*\*|^<.*>$")
 
@@ -85,22 +85,33 @@ def _fields(interaction: Interaction) -> Iterator[tuple[str, str, str]]:
         yield f"{side} body", "", decode_body(part["body"]).decode("utf-8", "replace")
 
 
+def _live(value: str) -> bool:
+    return bool(value.strip()) and not _PLACEHOLDER.search(value)
+
+
 def find_secrets(interaction: Interaction) -> Iterator[str]:
-    """A description of each key-like thing in `interaction` (secrets masked)."""
-    query = parse_qsl(urlsplit(interaction["request"]["uri"]).query, keep_blank_values=True)
-    for name, value in query:
-        if KEY_LIKE_PARAM.search(name) and value and not _PLACEHOLDER.search(value):
-            yield f"query parameter {name!r} holds {_mask(value)}"
-    for where, header, text in _fields(interaction):
-        if header in _KEY_HEADERS and text and not _PLACEHOLDER.search(text):
-            yield f"{where} holds {_mask(text.removeprefix('Bearer ').strip())}"
+    """A description of each key-like thing in `interaction` (secrets masked): everything the
+    scrubber would have removed, and credential-shaped text anywhere."""
+    request, response = interaction["request"], interaction["response"]
+    named = [
+        ("request", credentials_in(request["uri"], request["headers"], decode_body(request["body"]))),
+        ("response", credentials_in("", response["headers"])),
+    ]
+    reported = set()  # a header already reported by name is not searched again
+    for side, credentials in named:
+        for credential in credentials:
+            if _live(credential.value):
+                reported.add(f"{side} {credential.kind} {credential.name}")
+                yield f"{side} {credential.kind} {credential.name} holds {_mask(credential.value)}"
+    for where, _, text in _fields(interaction):
+        if where in reported:
             continue
         for kind, pattern in _SECRET_PATTERNS:
             for match in pattern.finditer(text):
                 found = match.group(1)
                 if kind == "Azure host":
-                    if found.lower() != _AZURE_PLACEHOLDER_HOST:
-                        yield f"{where}: {kind} {found!r} (not the placeholder {_AZURE_PLACEHOLDER_HOST})"
+                    if secret_host(found):
+                        yield f"{where}: {kind} {found!r} (not the placeholder {AZURE.placeholder_host})"
                 elif not _PLACEHOLDER.search(found) and not (kind == "OpenAI API key" and not re.search(r"\d", found)):
                     yield f"{where}: {kind} {_mask(found)}"
 
