@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from collections.abc import Generator, Iterator
 
 import pytest
+from _pytest._code.code import TerminalRepr
 
 from pytest_llmcache import options
 from pytest_llmcache.errors import MarkerError, MissingRecording
@@ -84,11 +86,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     scrubber.learn_environment()  # the test may have set a key after the scrubber was made
     if report.longrepr is not None:
         text = str(report.longrepr)
-        masked = scrubber.mask_text(text)
+        masked = scrubber.mask_message(text)
         if masked != text:
-            report.longrepr = masked
-    report.sections = [(title, scrubber.mask_text(content)) for title, content in report.sections]
+            crash = getattr(report.longrepr, "reprcrash", None)
+            report.longrepr = _MaskedRepr(masked, _Crash(crash.path, crash.lineno, scrubber.mask_message(crash.message)) if crash else None)
+    report.sections = [(title, scrubber.mask_message(content)) for title, content in report.sections]
     return report
+
+
+@dataclass(frozen=True)
+class _Crash:
+    """Where a failure happened, as the short test summary shows it."""
+
+    path: str
+    lineno: int
+    message: str
+
+
+class _MaskedRepr(TerminalRepr):
+    """A failure's text with credentials masked, printed as pytest printed the original."""
+
+    def __init__(self, text: str, reprcrash: _Crash | None) -> None:
+        self.text = text
+        self.reprcrash = reprcrash
+
+    def toterminal(self, tw: Any) -> None:
+        tw.line(self.text.rstrip("\n"))
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def _raise_swallowed_refusal(item: pytest.Item, error: BaseException | None) -> None:

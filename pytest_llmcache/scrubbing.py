@@ -310,6 +310,16 @@ class Scrubber:
         self.learn_request(uri, headers, body)
         return self.mask_text(_without_userinfo(uri)), self.mask_bytes(body or b"")
 
+    def mask_message(self, text: str) -> str:
+        """`text` (a log message, a failure report) with the credentials of every URL in it learned
+        first (a log record may show a request before the scrubber saw it), learned values masked and
+        URL userinfo removed whatever its length."""
+        if "://" in text:
+            for url in _URL.findall(text):
+                self.learn_request(url, {})
+            text = _USERINFO.sub(rf"\1{REDACTED}@", text)
+        return self.mask_text(text)
+
     @contextmanager
     def masking_logs(self) -> Iterator[None]:
         """Masks learned credentials in every log record created while the block runs."""
@@ -321,12 +331,12 @@ class Scrubber:
                 message = record.getMessage()
             except Exception:  # a broken format: logging reports it itself later
                 return record
-            masked = self.mask_text(message)
+            masked = self.mask_message(message)
             if masked != message:
                 record.msg, record.args = masked, None
             if record.exc_info and record.exc_info[1] is not None:
                 text = logging.Formatter().formatException(record.exc_info)
-                record.exc_text = self.mask_text(text)
+                record.exc_text = self.mask_message(text)
             return record
 
         logging.setLogRecordFactory(make_record)
@@ -468,6 +478,8 @@ _PLACEHOLDER_HOSTS = providers.placeholder_hosts()
 _MASKED_HEADERS = frozenset(name for provider in providers.PROVIDERS for name in provider.masked_headers)
 _ENDPOINT_ENV_VARS = providers.endpoint_env_vars()
 _WATCHED_ENV_VARS = (*providers.credential_env_vars(), *_ENDPOINT_ENV_VARS)
+_URL = re.compile(r"""(?i)\b[a-z][a-z0-9+.-]*://[^\s'"<>]+""")
+_USERINFO = re.compile(r"""(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@'"<>]+@""")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 

@@ -49,7 +49,8 @@ _SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("Azure host", re.compile(rf"(?i)\b((?:[a-z0-9-]+\.)+(?:{_AZURE_HOSTS}))\b")),
 )
 # Values that mark a scrubbed or made-up credential: never reported.
-_PLACEHOLDER = re.compile(r"(?i)placeholder|redacted|filtered|dummy|fake|example|test|xxx|\*\*\*|^<.*>$")
+# ("Bearer YOUR_KEY" is in OpenAI's own 401 message.)
+_PLACEHOLDER = re.compile(r"(?i)placeholder|redacted|filtered|dummy|fake|example|test|xxx|your[-_]?(?:api[-_]?)?key|\*\*\*|^<.*>$")
 
 
 @dataclass(frozen=True)
