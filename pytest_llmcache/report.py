@@ -31,18 +31,18 @@ import shlex
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
 
 import pytest
 
 from pytest_llmcache import cassette as cassette_file
 from pytest_llmcache import options
-from pytest_llmcache.bodies import decode_body, parse_json
 from pytest_llmcache.errors import LLMCacheError
+from pytest_llmcache.exchange import Exchange, ModelTotals, read_exchange, tally
+from pytest_llmcache.pricing import PriceTable, load_prices, money_text, total_cost
 from pytest_llmcache.paths import SUFFIX
 from pytest_llmcache.recorder import LLMCassette
 
-__all__ = ["MANIFEST_NAME", "Report", "interaction_usage", "stale_message", "unplayed"]
+__all__ = ["MANIFEST_NAME", "Report", "stale_message", "unplayed"]
 
 MANIFEST_NAME = ".llmcache-played.json"
 _WORKER_KEY = "llmcache_report"
@@ -51,96 +51,7 @@ _UNUSED_SHOWN = 10  # unused cassettes listed without -v
 _UNPLAYED_SHOWN = 20  # unplayed interactions listed by --llm-strict
 _CASSETTE_SUFFIXES = (SUFFIX, ".yml")
 
-# tokens per model: [responses, prompt tokens, completion tokens, responses without usage]
-ModelTokens = dict[str, list[int]]
-
-
-# -- reading usage from recorded interactions -------------------------------------------------
-
-
-def _header(headers: dict[str, Any], name: str) -> str:
-    for key, values in (headers or {}).items():
-        if key.lower() == name:
-            return str(values[-1] if isinstance(values, list) and values else values or "")
-    return ""
-
-
-def _sse_usage(text: str) -> tuple[Any, Any]:
-    """(model, usage) of the last event carrying a usage object, reading from the end."""
-    for event in reversed(text.replace("\r\n", "\n").split("\n\n")):
-        if '"usage"' not in event:
-            continue
-        data = "\n".join(line[5:].lstrip() for line in event.split("\n") if line.startswith("data:"))
-        try:
-            document = json.loads(data)
-        except ValueError:
-            continue
-        model, usage = _document_usage(document)
-        if usage is not None:
-            return model, usage
-    return None, None
-
-
-def _document_usage(document: Any) -> tuple[Any, Any]:
-    if not isinstance(document, dict):
-        return None, None
-    if isinstance(document.get("usage"), dict):
-        return document.get("model"), document["usage"]
-    inner = document.get("response")  # the Responses API's response.completed event
-    if isinstance(inner, dict) and isinstance(inner.get("usage"), dict):
-        return inner.get("model"), inner["usage"]
-    return document.get("model"), None
-
-
-def _request_model(request: dict[str, Any]) -> str | None:
-    """The model asked for: the body's ``model``, else the Azure deployment in the path."""
-    body = request.get("body")
-    if isinstance(body, dict) and "json" in body:
-        document = body["json"]
-    else:
-        try:
-            document = parse_json(decode_body(body))
-        except ValueError:
-            document = None
-    if isinstance(document, dict) and isinstance(document.get("model"), str) and document["model"]:
-        return document["model"]
-    parts = urlsplit(str(request.get("uri", ""))).path.split("/")
-    return parts[parts.index("deployments") + 1] if "deployments" in parts[:-1] else None
-
-
-def interaction_usage(interaction: Any) -> tuple[str | None, int | None, int | None]:
-    """(model, prompt tokens, completion tokens) of one recorded interaction.
-
-    The model is the one that answered (the response's, often a dated snapshot), else the one
-    asked for. The token counts are None when the response carries no usage (errors, streams
-    recorded without ``stream_options={"include_usage": True}``).
-    """
-    response = interaction["response"]
-    body = response.get("body")
-    model: Any = None
-    usage: Any = None
-    if isinstance(body, dict) and "json" in body:
-        model, usage = _document_usage(body["json"])
-    elif isinstance(body, dict) and isinstance(body.get("sse"), str):
-        model, usage = _sse_usage(body["sse"])
-    else:
-        try:
-            raw = decode_body(body)
-        except ValueError:
-            raw = b""
-        if "text/event-stream" in _header(response.get("headers", {}), "content-type").lower():
-            model, usage = _sse_usage(raw.decode("utf-8", "replace"))
-        else:
-            model, usage = _document_usage(parse_json(raw))
-    if not isinstance(model, str) or not model:
-        model = _request_model(interaction["request"])
-    if not isinstance(usage, dict):
-        return model, None, None
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    completion = usage.get("completion_tokens", usage.get("output_tokens"))
-    if not isinstance(prompt, int):
-        return model, None, None
-    return model, prompt, completion if isinstance(completion, int) else 0
+Tokens = dict[str, ModelTotals]  # billed model -> what its exchanges add up to
 
 
 def _plain(entry: Any) -> Any:
@@ -148,25 +59,21 @@ def _plain(entry: Any) -> Any:
     return getattr(entry, "interaction", entry)
 
 
-def _tally(interactions: Iterable[Any]) -> ModelTokens:
-    totals: ModelTokens = {}
-    for interaction in interactions:
-        model, prompt, completion = interaction_usage(interaction)
-        entry = totals.setdefault(model or "(no model)", [0, 0, 0, 0])
-        entry[0] += 1
-        if prompt is None:
-            entry[3] += 1
-        else:
-            entry[1] += prompt
-            entry[2] += completion or 0
-    return totals
+def _tally(interactions: Iterable[Any]) -> Tokens:
+    return tally(read_exchange(interaction) for interaction in interactions)
 
 
-def _add_tokens(into: ModelTokens, part: ModelTokens) -> None:
-    for model, counts in part.items():
-        entry = into.setdefault(model, [0, 0, 0, 0])
-        for position, count in enumerate(counts):
-            entry[position] += count
+def _add_tokens(into: Tokens, part: Tokens) -> None:
+    for model, totals in part.items():
+        into.setdefault(model, ModelTotals()).add(totals)
+
+
+def _tokens_json(tokens: Tokens) -> dict[str, dict[str, int]]:
+    return {model: totals.as_json() for model, totals in tokens.items()}
+
+
+def _tokens_from_json(document: dict[str, Any]) -> Tokens:
+    return {model: ModelTotals.from_json(totals) for model, totals in document.items()}
 
 
 # -- --llm-strict ------------------------------------------------------------------------------
@@ -177,9 +84,9 @@ def unplayed(cassette: LLMCassette) -> list[int]:
     return sorted(set(range(len(cassette.loaded))) - set(cassette.played))
 
 
-def _unplayed_lines(indexes: list[int], request_of: Callable[[int], dict[str, Any]]) -> list[str]:
+def _unplayed_lines(indexes: list[int], interaction_of: Callable[[int], Any]) -> list[str]:
     """One line per unplayed interaction (the first few), for the --llm-strict messages."""
-    lines = [f"    {_describe(index, request_of(index))}" for index in indexes[:_UNPLAYED_SHOWN]]
+    lines = [f"    {_describe(read_exchange(interaction_of(index), index))}" for index in indexes[:_UNPLAYED_SHOWN]]
     if len(indexes) > _UNPLAYED_SHOWN:
         lines.append(f"    ... and {len(indexes) - _UNPLAYED_SHOWN} more")
     return lines
@@ -189,7 +96,7 @@ def stale_message(cassette: LLMCassette, test_id: str, cassette_dir: Path) -> st
     """Why ``--llm-strict`` fails a test whose cassette has interactions it never played."""
     indexes = unplayed(cassette)
     lines = [f"--llm-strict: cassette {_display(Path(cassette.path))} holds {len(indexes)} recorded interaction(s) this test never played:"]
-    lines += _unplayed_lines(indexes, lambda index: _plain(cassette.loaded[index])["request"])
+    lines += _unplayed_lines(indexes, lambda index: _plain(cassette.loaded[index]))
     lines += [
         "The cassette is stale: the test no longer sends these requests. Re-record it:",
         f"    pytest {shlex.quote(test_id)} --llm-record-mode=rewrite",
@@ -199,8 +106,8 @@ def stale_message(cassette: LLMCassette, test_id: str, cassette_dir: Path) -> st
     return "\n".join(lines)
 
 
-def _describe(index: int, request: dict[str, Any]) -> str:
-    return f"#{index} {request['method']} {urlsplit(str(request['uri'])).path} (model {_request_model(request) or '-'})"
+def _describe(exchange: Exchange) -> str:
+    return f"#{exchange.index} {exchange.method} {exchange.path} (model {exchange.model or '-'})"
 
 
 def _display(path: Path) -> str:
@@ -223,8 +130,8 @@ class Report:
         self.record_mode = record_mode
         self.counts = {"replayed": 0, "recorded": 0, "missing": 0}
         self.cassettes: dict[str, dict[str, Any]] = {}
-        self.tokens: dict[str, ModelTokens] = {"replayed": {}, "recorded": {}}
-        # node id -> {"duration": call seconds or None, "tokens": {model: [prompt, completion]}}
+        self.tokens: dict[str, Tokens] = {"replayed": {}, "recorded": {}}
+        # node id -> {"duration": call seconds or None, "failed": bool, "tokens": {model: ModelTotals as JSON}}
         self.tests: dict[str, dict[str, Any]] = {}
         # What collection says (see `collected`); merged from the workers under xdist.
         self.expected: set[str] | None = None  # cassette names the collected tests would use
@@ -245,18 +152,15 @@ class Report:
         part: dict[str, Any] = {
             "counts": {"replayed": len(cassette.played), "recorded": len(cassette.recorded), "missing": len(cassette.misses)},
             "cassettes": {self.cassette_name(Path(cassette.path)): dict(zip(("interactions", "played"), cassette.file_usage(), strict=True))},
-            "tokens": {"replayed": replayed, "recorded": recorded},
+            "tokens": {"replayed": _tokens_json(replayed), "recorded": _tokens_json(recorded)},
             "tests": {},
         }
         if node_id is not None:
             call = self._last_call if self._last_call and self._last_call[0] == node_id else (node_id, None, True)
-            tokens: dict[str, list[int]] = {}
-            for totals in (replayed, recorded):
-                for model, (_, prompt, completion, _) in totals.items():
-                    entry = tokens.setdefault(model, [0, 0])
-                    entry[0] += prompt
-                    entry[1] += completion
-            part["tests"][node_id] = {"duration": call[1], "failed": call[2], "tokens": tokens}
+            tokens: Tokens = {}
+            _add_tokens(tokens, replayed)
+            _add_tokens(tokens, recorded)
+            part["tests"][node_id] = {"duration": call[1], "failed": call[2], "tokens": _tokens_json(tokens)}
         self._merge(part)
 
     def cassette_name(self, path: Path) -> str:
@@ -273,7 +177,7 @@ class Report:
             known = self.cassettes.setdefault(name, {"interactions": entry["interactions"], "played": []})
             known["played"] = sorted(set(known["played"]) | set(entry["played"]))
         for kind, totals in part.get("tokens", {}).items():
-            _add_tokens(self.tokens[kind], totals)
+            _add_tokens(self.tokens[kind], _tokens_from_json(totals))
         self.tests.update(part.get("tests", {}))
         if part.get("unused_candidates") is not None and self.unused_candidates is None:
             self.unused_candidates = part["unused_candidates"]  # every worker collects the same tests
@@ -352,7 +256,7 @@ class Report:
                 "shared": self.shared,
                 "counts": self.counts,
                 "cassettes": self.cassettes,
-                "tokens": self.tokens,
+                "tokens": {kind: _tokens_json(tokens) for kind, tokens in self.tokens.items()},
                 "tests": self.tests,
                 "unused_candidates": self.unused_candidates,
                 "scope": self.scope,
@@ -399,19 +303,20 @@ class Report:
         width = max(len(f"{duration:.2f}") for duration, _ in timed)
         return ["slowest tests (call duration):", *(f"  {duration:{width}.2f}s  {node_id}" for duration, node_id in timed)]
 
-    def _most_expensive(self, prices: Any) -> list[str]:
+    def _most_expensive(self, prices: PriceTable | None) -> list[str]:
         ranked = []
         for node_id, entry in self.tests.items():
-            tokens = entry.get("tokens") or {}
-            total = sum(prompt + completion for prompt, completion in tokens.values())
+            tokens = _tokens_from_json(entry.get("tokens") or {})
+            total = sum(totals.input_tokens + totals.output_tokens for totals in tokens.values())
             if not total:
                 continue
-            cost, unknown = _cost(((model, prompt, completion) for model, (prompt, completion) in tokens.items()), prices)
+            cost, unknown = total_cost(prices, ((model, t.input_tokens, t.output_tokens) for model, t in tokens.items()))
             ranked.append((cost, total, unknown, node_id))
         if not ranked:
             return []
         ranked.sort(key=lambda item: (-item[0], -item[1], item[3]))
-        rows = [(_money(cost, unknown, prices), f"{total} tokens", node_id) for cost, total, unknown, node_id in ranked[:_TOP]]
+        currency = prices.currency if prices is not None else "USD"
+        rows = [(money_text(cost, currency, unknown), f"{total} tokens", node_id) for cost, total, unknown, node_id in ranked[:_TOP]]
         money_width, tokens_width = max(len(row[0]) for row in rows), max(len(row[1]) for row in rows)
         return [
             "most expensive tests (tokens replayed + recorded, at list prices):",
@@ -426,7 +331,7 @@ class Report:
         ]
         try:
             entries = cassette_file.load_entries(path)
-            lines += _unplayed_lines(missing, lambda index: _plain(entries[index])["request"])
+            lines += _unplayed_lines(missing, lambda index: _plain(entries[index]))
         except (OSError, ValueError, IndexError, LLMCacheError):
             lines.append("    " + ", ".join(f"#{index}" for index in missing[:_UNPLAYED_SHOWN]))
         lines += [
@@ -458,68 +363,31 @@ class Report:
 # -- formatting ----------------------------------------------------------------------------------
 
 
-def _load_prices() -> Any:
+def _load_prices() -> PriceTable | None:
     """The price table, or None when it can't be loaded (every cost then shows as unknown)."""
     try:
-        from pytest_llmcache.pricing import load_prices
-    except ImportError:
-        return None
-    try:
         return load_prices()
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, ArithmeticError):
         return None
 
 
-def _price(prices: Any, model: str) -> Any:
-    return prices.price(model) if prices is not None else None
-
-
-def _cost(rows: Iterable[tuple[str, int, int]], prices: Any) -> tuple[float, bool]:
-    """(the priced cost of `rows`, whether some tokens are of a model without a price)."""
-    cost, unknown = 0.0, False
-    for model, prompt, completion in rows:
-        price = _price(prices, model)
-        if price is None:
-            unknown = unknown or bool(prompt or completion)
-        else:
-            cost += price.cost(prompt, completion)
-    return cost, unknown
-
-
-def _money(cost: float | None, unknown: bool, prices: Any) -> str:
-    symbol = "$" if prices is None or prices.currency == "USD" else ""
-    suffix = "" if symbol else f" {prices.currency}"
-    if cost is None or (unknown and not cost):
-        return "unknown"
-    text = f"{symbol}{cost:.6f}{suffix}"
-    return f"{text} + unknown" if unknown else text
-
-
-def _token_table(kind: str, totals: ModelTokens, prices: Any) -> list[str]:
+def _token_table(kind: str, totals: Tokens, prices: PriceTable | None) -> list[str]:
     as_of = f"list prices of {prices.as_of} ({prices.currency})" if prices is not None else "list prices (no price table available)"
     head = f"tokens {kind}, and their live cost at {as_of}:" if kind == "replayed" else f"tokens {kind} (live calls made now), at {as_of}:"
+    currency = prices.currency if prices is not None else "USD"
     rows = [["model", "responses", "prompt", "completion", "cost"]]
-    without_usage = 0
     for model in sorted(totals):
-        responses, prompt, completion, missing = totals[model]
-        without_usage += missing
-        price = _price(prices, model)
-        cost = None if price is None else price.cost(prompt, completion)
-        rows.append([model, str(responses), str(prompt), str(completion), _money(cost, False, prices)])
-    cost, unknown = _cost(((model, t[1], t[2]) for model, t in totals.items()), prices)
-    rows.append(
-        [
-            "total",
-            str(sum(t[0] for t in totals.values())),
-            str(sum(t[1] for t in totals.values())),
-            str(sum(t[2] for t in totals.values())),
-            _money(cost, unknown, prices),
-        ]
-    )
+        entry = totals[model]
+        cost = prices.cost(model, entry.input_tokens, entry.output_tokens) if prices is not None else None
+        rows.append([model, str(entry.calls), str(entry.input_tokens), str(entry.output_tokens), money_text(cost, currency)])
+    whole = ModelTotals()
+    for entry in totals.values():
+        whole.add(entry)
+    cost, unknown = total_cost(prices, ((model, t.input_tokens, t.output_tokens) for model, t in totals.items()))
+    rows.append(["total", str(whole.calls), str(whole.input_tokens), str(whole.output_tokens), money_text(cost, currency, unknown)])
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = [head]
-    for row in rows:
-        lines.append("  " + "  ".join(cell.ljust(widths[0]) if column == 0 else cell.rjust(widths[column]) for column, cell in enumerate(row)))
-    if without_usage:
-        lines.append(f"  ({without_usage} response(s) carry no usage: errors, or streams recorded without stream_options include_usage)")
+    lines += ["  " + "  ".join(cell.ljust(widths[0]) if column == 0 else cell.rjust(widths[column]) for column, cell in enumerate(row)) for row in rows]
+    if whole.without_usage:
+        lines.append(f"  ({whole.without_usage} response(s) carry no usage: errors, or streams recorded without stream_options include_usage)")
     return lines

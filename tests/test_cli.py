@@ -11,8 +11,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -130,7 +132,7 @@ def test_list_one_line_per_cassette(cli, tmp_path: Path):
     code, out, _ = cli("list", tmp_path)
     assert code == 0
     header, plain_line, stream_line = out.splitlines()[0], *sorted(out.splitlines()[1:])[::-1]
-    assert header.split() == ["cassette", "calls", "api", "models", "streamed", "prompt", "completion", "size"]
+    assert header.split() == ["cassette", "calls", "api", "models", "streamed", "prompt", "completion", "cost", "size"]
     assert plain_line.split()[1:7] == ["2", "openai", "gpt-4o-mini", "no", "17", "5"]
     assert stream_line.split()[1:7] == ["1", "azure", "gpt-4o", "yes", "5", "1"]
 
@@ -144,6 +146,7 @@ def test_list_one_line_per_cassette(cli, tmp_path: Path):
         "streamed": 0,
         "prompt_tokens": 17,
         "completion_tokens": 5,
+        "cost": "0.00000555",
         "bytes": None,
     }
     assert listed["test_plain.yaml"]["bytes"] == (tmp_path / "test_a" / "test_plain.yaml").stat().st_size
@@ -181,14 +184,14 @@ def test_show_prints_messages_answer_usage_and_status(cli, tmp_path: Path):
     assert "#0  POST /v1/chat/completions  (openai, gpt-4o-mini -> gpt-4o-mini-2024-07-18)  status 200" in first
     assert "[user]:\n    What is the capital of France?" in first
     assert "answer [assistant]:\n    Paris." in first
-    assert "usage: prompt 14, completion 2, total 16" in first
+    assert "usage: input 14, output 2, total 16" in first
     assert "streamed" in second and "answer [assistant]:\n    Streamed words here" in second  # deltas put together
     assert "status 404" in third and "error 404 model_not_found:\n    The model `gpt-9` does not exist" in third
 
     code, out, _ = cli("show", path, "--json")
     exchanges = json.loads(out)["exchanges"]
     assert [exchange["status"] for exchange in exchanges] == [200, 200, 404]
-    assert exchanges[1]["answer"]["content"] == "Streamed words here" and exchanges[1]["usage"]["prompt_tokens"] == 9
+    assert exchanges[1]["answer"]["text"] == "Streamed words here" and exchanges[1]["usage"]["input_tokens"] == 9
     assert exchanges[2]["error"]["code"] == "model_not_found"
 
 
@@ -494,23 +497,25 @@ def test_stats_totals_and_list_prices(cli, tmp_path: Path):
     models = {entry["model"]: entry for entry in report["models"]}
     mini = models["gpt-4o-mini-2024-07-18"]
     assert (mini["calls"], mini["prompt_tokens"], mini["completion_tokens"], mini["priced_as"]) == (2, 3000, 500, "gpt-4o-mini")
-    assert mini["cost"] == pytest.approx((3000 * 0.15 + 500 * 0.60) / 1_000_000)
+    assert mini["cost"] == "0.00075"  # (3000 * 0.15 + 500 * 0.60) / 1M, an exact decimal string
     assert models["my-finetune-2024-07-18"]["cost"] is None  # unknown: no price, never a guess
     assert models["gpt-4o-mini"] == {**models["gpt-4o-mini"], "calls": 1, "without_usage": 1, "prompt_tokens": 0}
     assert report["total"]["calls"] == 4 and report["total"]["unpriced_models"] == ["my-finetune-2024-07-18"]
     assert report["prices_as_of"] == load_prices().as_of
 
     code, out, _ = cli("stats", tmp_path)
-    assert "my-finetune-2024-07-18" in out and out.splitlines()[-1].startswith("list prices as of ")
+    assert "my-finetune-2024-07-18" in out and out.splitlines()[-1].startswith("list prices of ")
     row = next(line for line in out.splitlines() if line.startswith("my-finetune"))
-    assert row.split()[-1] == "-"
+    assert row.split()[-1] == "unknown"
+    assert next(line for line in out.splitlines() if line.startswith("gpt-4o-mini-2024")).split()[-1] == "$0.00075"
+    assert out.splitlines()[-2].split()[-3:] == ["$0.00075", "+", "unknown"]
 
 
 def test_price_table_prices_exact_names_and_listed_snapshots_only():
     prices = load_prices()
     assert prices.price("gpt-4o-2024-08-06") == prices.price("gpt-4o")
     assert prices.price("gpt-4o-2024-05-13") is None  # a different price; not in the table
-    assert prices.price("gpt-4o-mini").cost(1_000_000, 1_000_000) == pytest.approx(0.75)
+    assert prices.price("gpt-4o-mini").cost(1_000_000, 1_000_000) == Decimal("0.75")
     assert prices.price(None) is None and prices.as_of
 
 

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from pytest_llmcache.pricing import load_prices
-from pytest_llmcache.report import interaction_usage
+from pytest_llmcache.pricing import load_prices, money_text
+from pytest_llmcache.exchange import read_exchange
 
 # The fake server's usage for one user message "What is the capital of France?" (30 characters):
 # prompt = 30 // 4 + 1 = 8 tokens; the answer "echo: What is the capital of France?" = 7 words.
@@ -44,10 +44,10 @@ def test_plain():
 '''
 
 
-def money(model: str, prompt: int, completion: int) -> float:
-    price = load_prices().price(model)
-    assert price is not None, f"{model} is expected in the price table"
-    return price.cost(prompt, completion)
+def money(model: str, prompt: int, completion: int, unknown: bool = False) -> str:
+    cost = load_prices().cost(model, prompt, completion)
+    assert cost is not None, f"{model} is expected in the price table"
+    return money_text(cost, unknown=unknown)
 
 
 def section(output: str) -> str:
@@ -81,10 +81,11 @@ def test_replay_summary_counts_tokens_costs_and_ranks_tests(suite):
     assert f"tokens replayed, and their live cost at list prices of {as_of} (USD):" in report
     gpt4 = money("gpt-4", 2 * PROMPT, 2 * COMPLETION)
     mini = money("gpt-4o-mini", PROMPT, COMPLETION)
-    assert row(report, "gpt-4", 2, 2 * PROMPT, 2 * COMPLETION, f"${gpt4:.6f}")
-    assert row(report, "gpt-4o-mini", 2, PROMPT, COMPLETION, f"${mini:.6f}")  # one stream carries no usage
+    assert row(report, "gpt-4", 2, 2 * PROMPT, 2 * COMPLETION, gpt4)
+    assert row(report, "gpt-4o-mini", 2, PROMPT, COMPLETION, mini)  # one stream carries no usage
     assert row(report, "my-own-model", 1, PROMPT, COMPLETION, "unknown")  # never guessed
-    assert row(report, "total", 5, 4 * PROMPT, 4 * COMPLETION, f"${gpt4 + mini:.6f} + unknown")
+    total = load_prices().cost("gpt-4", 2 * PROMPT, 2 * COMPLETION) + load_prices().cost("gpt-4o-mini", PROMPT, COMPLETION)
+    assert row(report, "total", 5, 4 * PROMPT, 4 * COMPLETION, money_text(total, unknown=True))
     assert "(1 response(s) carry no usage" in report
 
     slowest = report.split("slowest tests (call duration):\n")[1].split("most expensive")[0].splitlines()
@@ -94,9 +95,9 @@ def test_replay_summary_counts_tokens_costs_and_ranks_tests(suite):
     expensive = report.split("most expensive tests (tokens replayed + recorded, at list prices):\n")[1].splitlines()
     one = money("gpt-4", PROMPT, COMPLETION)
     assert [line.split() for line in expensive[:4]] == [
-        [f"${one:.6f}", str(PROMPT + COMPLETION), "tokens", "test_x.py::test_known"],
-        [f"${one:.6f}", str(PROMPT + COMPLETION), "tokens", "test_x.py::test_slow"],
-        [f"${mini:.6f}", str(PROMPT + COMPLETION), "tokens", "test_x.py::test_stream_usage"],
+        [one, str(PROMPT + COMPLETION), "tokens", "test_x.py::test_known"],
+        [one, str(PROMPT + COMPLETION), "tokens", "test_x.py::test_slow"],
+        [mini, str(PROMPT + COMPLETION), "tokens", "test_x.py::test_stream_usage"],
         ["unknown", str(PROMPT + COMPLETION), "tokens", "test_x.py::test_unknown"],
     ]
     assert "unused cassettes" not in report
@@ -340,10 +341,10 @@ def interaction(response_body, request_body=None, uri="https://api.openai.test/v
             {"content_type": "text/event-stream"},
             ("m1", 2, 9),
         ),
-        ({"sse": 'data: {"model":"m1","usage":null}\n\ndata: [DONE]\n\n'}, {"content_type": "text/event-stream"}, ("asked", None, None)),
+        ({"sse": 'data: {"model":"m1","usage":null}\n\ndata: [DONE]\n\n'}, {"content_type": "text/event-stream"}, ("m1", None, None)),
         (
             {"sse": 'event: response.completed\ndata: {"type":"response.completed","response":{"model":"r1","usage":{"input_tokens":6,"output_tokens":1}}}\n\n'},
-            {"content_type": "text/event-stream"},
+            {"content_type": "text/event-stream", "uri": "https://api.openai.test/v1/responses"},
             ("r1", 6, 1),
         ),
         ({"string": '{"usage": {"prompt_tokens": 1, "completion_tokens": 2}}'}, {}, ("asked", 1, 2)),
@@ -355,7 +356,9 @@ def interaction(response_body, request_body=None, uri="https://api.openai.test/v
     ],
 )
 def test_interaction_usage(response_body, extra, expected):
-    assert interaction_usage(interaction(response_body, **extra)) == expected
+    exchange = read_exchange(interaction(response_body, **extra))
+    usage = exchange.usage
+    assert (exchange.billed_model, usage and usage.input_tokens, usage and usage.output_tokens) == expected
 
 
 RECORD_TWICE = '''

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_llmcache import token_report
+from pytest_llmcache.cli import main
 from tinytroupe import tokens
 
 DATA = Path(__file__).parent / "data" / "realworld_exchanges.jsonl"
@@ -18,9 +17,7 @@ CHAT_URI = "https://api.openai.com/v1/chat/completions"
 
 
 def _run(paths: list[str], *flags: str) -> int:
-    parser = argparse.ArgumentParser()
-    token_report.add_arguments(parser)
-    return token_report.run(parser.parse_args([*paths, *flags]))
+    return main(["tokens", *paths, *flags])
 
 
 def test_report_on_recorded_exchanges(capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,5 +127,6 @@ def test_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("interactions: []\n", encoding="utf-8")
     assert _run([str(empty)]) == 1
-    assert token_report.main([str(DATA), "--json"]) == 0
     capsys.readouterr()
+    assert _run([str(DATA), "--json", "--progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"]["count"] == 102

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import tiktoken_ext.openai_public as openai_public
 
-from pytest_llmcache.token_report import count_request, response_model_and_usage
+from pytest_llmcache.token_report import count_input_tokens, record_exchange
 from tinytroupe import tokens
 
 DATA = Path(__file__).parent / "data" / "realworld_exchanges.jsonl"
@@ -52,9 +52,8 @@ def _outcomes() -> dict[str, list[tuple[str, int, int]]]:
         category = _category(record)
         if category is None:
             continue
-        response = record.get("response_json") or record.get("response_body_text")
-        model, _ = response_model_and_usage(response)
-        counted = count_request(record["endpoint"], record["request_json"], model)
+        exchange = record_exchange(record)
+        counted = count_input_tokens(exchange, str(exchange.billed_model))
         where = f"{record['source']}#{record['interaction_index']}"
         outcomes[category].append((where, counted, record["usage"]["prompt_tokens"]))
     return outcomes

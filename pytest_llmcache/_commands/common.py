@@ -60,8 +60,9 @@ def display(path: Path) -> str:
         return str(path)
 
 
-def find_cassettes(paths: Sequence[Path]) -> list[Path]:
-    """The cassette files in `paths` (files as given, directories searched recursively, sorted).
+def find_cassettes(paths: Sequence[Path], suffixes: tuple[str, ...] = _SUFFIXES) -> list[Path]:
+    """The cassette files in `paths` (files as given, directories searched recursively for
+    names ending in `suffixes`, sorted).
 
     Hidden files (an interrupted save's ``.name.tmp``) and ``.bak`` copies are not cassettes.
     """
@@ -73,7 +74,7 @@ def find_cassettes(paths: Sequence[Path]) -> list[Path]:
             found += sorted(
                 candidate
                 for candidate in path.rglob("*")
-                if candidate.suffix in _SUFFIXES
+                if candidate.suffix in suffixes
                 and candidate.is_file()
                 and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
             )
@@ -158,6 +159,6 @@ def table(rows: Sequence[Sequence[str]], right: Iterable[int] = ()) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = []
     for row in rows:
-        cells = [cell.rjust(width) if column in right else cell.ljust(width) for column, (cell, width) in enumerate(zip(row, widths))]
+        cells = [cell.rjust(width) if column in right else cell.ljust(width) for column, (cell, width) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)

@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from pytest_llmcache import cassette as cassette_file
 from pytest_llmcache._commands.common import EXIT_OK, InputError, display, emit_json
-from pytest_llmcache._commands.exchange import Exchange
+from pytest_llmcache.exchange import EMBEDDINGS, Exchange, read_exchange
 from pytest_llmcache.errors import CassetteError
 
 HELP = "print a cassette's exchanges: messages, the answer, usage, status"
@@ -31,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.cassette}: no such file") from None
     except CassetteError as err:
         raise InputError(f"{display(err.path)}: {err.problem}") from None
-    exchanges = [Exchange.of(index, interaction) for index, interaction in enumerate(interactions)]
+    exchanges = [read_exchange(interaction, index) for index, interaction in enumerate(interactions)]
     if args.json:
-        emit_json({"path": display(args.cassette), "exchanges": [exchange.summary() for exchange in exchanges]})
+        emit_json({"path": display(args.cassette), "exchanges": [summary(exchange) for exchange in exchanges]})
         return EXIT_OK
     limit = None if args.full else 400
     print(f"{display(args.cassette)}: {len(exchanges)} exchange(s)")
@@ -41,6 +42,28 @@ def run(args: argparse.Namespace) -> int:
         print()
         print("\n".join(render(exchange, limit)))
     return EXIT_OK
+
+
+def summary(exchange: Exchange) -> dict[str, Any]:
+    """The JSON description of one exchange (``show --json``)."""
+    answer = asdict(exchange.answer)
+    if exchange.kind != EMBEDDINGS:
+        del answer["vectors"]
+    return {
+        "index": exchange.index,
+        "method": exchange.method,
+        "path": exchange.path,
+        "provider": exchange.provider,
+        "kind": exchange.kind,
+        "model": exchange.model,
+        "deployment": exchange.deployment,
+        "response_model": exchange.response_model,
+        "streamed": exchange.streamed,
+        "status": exchange.status,
+        "usage": None if exchange.usage is None else asdict(exchange.usage),
+        "error": None if exchange.error is None else asdict(exchange.error),
+        "answer": answer,
+    }
 
 
 def _cut(text: str, limit: int | None) -> str:
@@ -63,7 +86,8 @@ def _content_text(content: Any) -> str:
         parts = []
         for part in content:
             kind = part.get("type") if isinstance(part, dict) else None
-            parts.append(str(part.get("text", "")) if kind == "text" else f"[{kind or 'part'}]")
+            text = part.get("text") if isinstance(part, dict) else None
+            parts.append(text if isinstance(text, str) else f"[{kind or 'part'}]")
         return " ".join(parts)
     return "" if content is None else json.dumps(content)
 
@@ -76,64 +100,77 @@ def _function_name(tool: Any) -> str:
     return str(tool.get("type", "?")) if isinstance(tool, dict) else "?"
 
 
+def _message_lines(message: Any, limit: int | None) -> list[str]:
+    """A chat / Anthropic message or a Responses API input item, as a labelled block."""
+    if not isinstance(message, dict):
+        return []
+    kind = message.get("type")
+    if kind == "function_call":
+        return [f"  [call] {message.get('name')}({_cut(str(message.get('arguments', '')), limit)})  id {message.get('call_id')}"]
+    if kind == "function_call_output":
+        return _block(f"[output of {message.get('call_id')}]", _content_text(message.get("output")), limit)
+    if kind not in (None, "message"):
+        return [f"  [{kind}]"]
+    parts = [_content_text(message.get("content") if "content" in message else message.get("parts"))]
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts.append(f"calls {function.get('name')}({function.get('arguments', '')})")
+    return _block(f"[{message.get('role', '?')}]", "\n".join(part for part in parts if part), limit)
+
+
 def render(exchange: Exchange, limit: int | None) -> list[str]:
     """The text lines for one exchange."""
     model = exchange.model or "?"
     if exchange.response_model and exchange.response_model != exchange.model:
         model += f" -> {exchange.response_model}"
     flags = ", streamed" if exchange.streamed else ""
-    lines = [f"#{exchange.index}  {exchange.method} {exchange.path}  ({exchange.api}, {model}{flags})  status {exchange.status}"]
+    status = "?" if exchange.status is None else exchange.status
+    lines = [f"#{exchange.index}  {exchange.method} {exchange.path}  ({exchange.provider}, {model}{flags})  status {status}"]
     request = exchange.request if isinstance(exchange.request, dict) else {}
-    options = {name: value for name, value in request.items() if name not in ("messages", "model", "tools", "input", "functions")}
+    shown = ("messages", "model", "tools", "input", "functions", "instructions", "system", "contents")
+    options = {name: value for name, value in request.items() if name not in shown}
     if options:
         lines.append(f"  options: {_cut(json.dumps(options, ensure_ascii=False), limit)}")
     if isinstance(request.get("tools"), list):
         lines.append(f"  tools: {', '.join(_function_name(tool) for tool in request['tools'])}")
-    for message in exchange.messages or ():
-        if not isinstance(message, dict):
-            continue
-        parts = [_content_text(message.get("content"))]
-        for call in message.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                parts.append(f"calls {function.get('name')}({function.get('arguments', '')})")
-        lines += _block(f"[{message.get('role', '?')}]", "\n".join(part for part in parts if part), limit)
-    if exchange.endpoint == "embeddings":
-        inputs = request.get("input")
-        lines += _block("input", "\n".join(map(str, inputs if isinstance(inputs, list) else [inputs])), limit)
+    for name in ("instructions", "system"):
+        if request.get(name):
+            lines += _block(name, _content_text(request[name]), limit)
+    for message in exchange.messages:
+        lines += _message_lines(message, limit)
+    given = exchange.input
+    if exchange.kind == EMBEDDINGS:
+        lines += _block("input", "\n".join(map(str, given if isinstance(given, list) else [given])), limit)
+    elif isinstance(given, str):
+        lines += _block("[user]", given, limit)
+    elif isinstance(given, list):
+        for item in given:
+            lines += _message_lines(item, limit)
     lines += _response_lines(exchange, limit)
     if exchange.usage is not None:
-        lines.append(f"  usage: {_usage_text(exchange.usage)}")
+        usage = exchange.usage
+        lines.append(f"  usage: input {usage.input_tokens}, output {usage.output_tokens}, total {usage.input_tokens + usage.output_tokens}")
     return lines
-
-
-def _usage_text(usage: dict[str, Any]) -> str:
-    """``prompt 9, completion 10, total 19`` plus the non-zero details (cached, reasoning...)."""
-    counts = [f"{name.removesuffix('_tokens')} {value}" for name, value in usage.items() if isinstance(value, int)]
-    for name, details in usage.items():
-        if isinstance(details, dict):
-            counts += [f"{key.removesuffix('_tokens')} {value}" for key, value in details.items() if isinstance(value, int) and value]
-    return ", ".join(counts)
 
 
 def _response_lines(exchange: Exchange, limit: int | None) -> list[str]:
     error = exchange.error
     if error is not None:
-        code = error.get("code") or error.get("type") or ""
-        return _block(f"error {exchange.status} {code}".rstrip(), str(error.get("message", "")), limit)
-    if exchange.endpoint == "embeddings":
-        sizes = exchange.embeddings
-        return [f"  answer: {len(sizes)} vector(s) of {', '.join(map(str, sorted(set(sizes))))} dimensions"]
+        return _block(f"error {exchange.status} {error.code or ''}".rstrip(), error.message, limit)
     answer = exchange.answer
+    if exchange.kind == EMBEDDINGS:
+        sizes = answer.vectors
+        return [f"  answer: {len(sizes)} vector(s) of {', '.join(map(str, sorted(set(sizes))))} dimensions"]
     lines = []
-    if answer["content"] is not None:
-        lines += _block(f"answer [{answer['role'] or 'assistant'}]", answer["content"], limit)
-    if answer["refusal"]:
-        lines += _block("refusal", answer["refusal"], limit)
-    for call in answer["tool_calls"]:
-        lines.append(f"  tool call: {call['name']}({_cut(call['arguments'], limit)})  id {call['id']}")
-    if answer["finish_reason"]:
-        lines.append(f"  finish reason: {answer['finish_reason']}")
-    if not lines and exchange.response is None:
-        lines.append("  answer: (not JSON)")
+    if answer.text is not None:
+        lines += _block(f"answer [{answer.role or 'assistant'}]", answer.text, limit)
+    if answer.refusal:
+        lines += _block("refusal", answer.refusal, limit)
+    for call in answer.tool_calls:
+        lines.append(f"  tool call: {call.name}({_cut(call.arguments, limit)})  id {call.id}")
+    if answer.finish_reason:
+        lines.append(f"  finish reason: {answer.finish_reason}")
+    if not lines and not exchange.readable:
+        lines.append("  answer: (a body that is neither JSON nor an event stream)")
     return lines

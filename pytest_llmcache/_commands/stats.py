@@ -15,15 +15,16 @@ from pytest_llmcache._commands.common import (
     report_errors,
     table,
 )
-from pytest_llmcache._commands.exchange import Exchange
-from pytest_llmcache.pricing import load_prices
+from pytest_llmcache.exchange import ModelTotals, read_exchange, tally
+from pytest_llmcache.pricing import load_prices, money_json, money_text, total_cost
 
 HELP = "totals per model: calls, tokens, and their cost at list prices"
 DESCRIPTION = """\
 Totals per model (the model that answered, as the service named it; else the one asked for):
-calls, prompt and completion tokens from the recorded usage, and what they would cost at the
-packaged list prices (dated; standard tier, no cached-input or batch discounts). A model not in
-the price table gets no price: nothing is guessed."""
+calls, input (prompt) and output (completion) tokens from the recorded usage of every provider,
+and what they would cost at the packaged list prices (dated; standard tier, no cached-input or
+batch discounts). A model not in the price table gets no price: nothing is guessed. In --json,
+costs are strings holding the exact decimal amount in the table's currency (null: no price)."""
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -34,43 +35,42 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     prices = load_prices()
-    totals: dict[str, dict[str, Any]] = {}
     files = list(load_cassettes(find_cassettes(args.paths), args.progress))
+    totals: dict[str, ModelTotals] = {}
     for file in files:
-        for index, interaction in enumerate(file.interactions or ()):
-            exchange = Exchange.of(index, interaction)
-            entry = totals.setdefault(exchange.billed_model or "(unknown)", {"calls": 0, "without_usage": 0, "prompt_tokens": 0, "completion_tokens": 0})
-            entry["calls"] += 1
-            if exchange.prompt_tokens is None:
-                entry["without_usage"] += 1  # errors, and streams recorded without include_usage
-            entry["prompt_tokens"] += exchange.prompt_tokens or 0
-            entry["completion_tokens"] += exchange.completion_tokens or 0
+        tally((read_exchange(interaction, index) for index, interaction in enumerate(file.interactions or ())), into=totals)
+    whole = ModelTotals()
+    for entry in totals.values():
+        whole.add(entry)
+    cost, unknown = total_cost(prices, ((model, t.input_tokens, t.output_tokens) for model, t in totals.items()))
     models = []
     for model, entry in sorted(totals.items()):
         price = prices.price(model)
-        cost = None if price is None else price.cost(entry["prompt_tokens"], entry["completion_tokens"])
-        models.append({"model": model, **entry, "priced_as": price.model if price else None, "cost": cost})
-    priced = [entry["cost"] for entry in models if entry["cost"] is not None]
-    summary = {
-        "calls": sum(entry["calls"] for entry in models),
-        "prompt_tokens": sum(entry["prompt_tokens"] for entry in models),
-        "completion_tokens": sum(entry["completion_tokens"] for entry in models),
-        "cost": sum(priced),
-        "unpriced_models": [entry["model"] for entry in models if entry["cost"] is None],
-    }
+        models.append(
+            {
+                "model": model,
+                "calls": entry.calls,
+                "without_usage": entry.without_usage,
+                "prompt_tokens": entry.input_tokens,
+                "completion_tokens": entry.output_tokens,
+                "priced_as": price.model if price else None,
+                "cost": money_json(prices.cost(model, entry.input_tokens, entry.output_tokens)),
+            }
+        )
     if args.json:
+        summary = {
+            "calls": whole.calls,
+            "prompt_tokens": whole.input_tokens,
+            "completion_tokens": whole.output_tokens,
+            "cost": money_json(cost), "unpriced_models": [entry["model"] for entry in models if entry["cost"] is None],
+        }
         emit_json({"currency": prices.currency, "prices_as_of": prices.as_of, "models": models, "total": summary})
     else:
-        rows = [["model", "calls", "prompt", "completion", f"cost ({prices.currency})"]]
-        for entry in models:
-            rows.append([entry["model"], str(entry["calls"]), str(entry["prompt_tokens"]), str(entry["completion_tokens"]), _money(entry["cost"])])
-        rows.append(["total", str(summary["calls"]), str(summary["prompt_tokens"]), str(summary["completion_tokens"]), _money(summary["cost"])])
+        rows = [["model", "calls", "prompt", "completion", "cost"]]
+        for model, entry in sorted(totals.items()):
+            text = money_text(prices.cost(model, entry.input_tokens, entry.output_tokens), prices.currency)
+            rows.append([model, str(entry.calls), str(entry.input_tokens), str(entry.output_tokens), text])
+        rows.append(["total", str(whole.calls), str(whole.input_tokens), str(whole.output_tokens), money_text(cost, prices.currency, unknown)])
         print(table(rows, right=(1, 2, 3, 4)))
-        print(f"list prices as of {prices.as_of}; '-': no price known for that model (not counted in the total)")
+        print(f"list prices of {prices.as_of} ({prices.currency}); 'unknown': no price known for that model")
     return EXIT_BAD_INPUT if report_errors(files) else EXIT_OK
-
-
-def _money(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.6f}" if value == 0 or value >= 0.000001 else "<0.000001"

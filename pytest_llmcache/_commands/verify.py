@@ -8,9 +8,10 @@ Three checks, each finding a problem (exit 1):
   other than the placeholder), and no credential-shaped text in any URI, header or decoded body
   (old vcrpy cassettes hide bodies in gzip + base64, so the decoded bodies are searched, not the
   file text): OpenAI and Anthropic keys, bearer and JWT tokens, key-named fields;
-- each recorded chat completion's ``usage.prompt_tokens`` equals what `tinytroupe.tokens`
-  counts for its request (within ``--tolerance``); a difference means the library's counting
-  drifted from the service's.
+- each recorded chat completion's, Responses API call's and embeddings call's usage
+  (``prompt_tokens`` / ``input_tokens``) equals what `tinytroupe.tokens` counts for its request
+  (within ``--tolerance``), counted the way ``llmcache tokens`` counts it; a difference means the
+  library's counting drifted from the service's.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from pytest_llmcache._commands.common import (
     find_cassettes,
     load_cassettes,
 )
-from pytest_llmcache._commands.exchange import Exchange
+from pytest_llmcache.exchange import RESPONSES, read_exchange
+from pytest_llmcache.token_report import count_input_tokens, unmeasurable
 from pytest_llmcache.bodies import decode_body
 from pytest_llmcache.cassette import Interaction
 from pytest_llmcache.providers import AZURE, secret_host
@@ -117,34 +119,6 @@ def find_secrets(interaction: Interaction) -> Iterator[str]:
                     yield f"{where}: {kind} {_mask(found)}"
 
 
-def _countable(exchange: Exchange) -> bool:
-    """Chat completions that succeeded, with usage, and only text the library can count offline."""
-    if exchange.endpoint != "chat.completions" or exchange.status != 200 or exchange.prompt_tokens is None or not exchange.messages:
-        return False
-    for message in exchange.messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list) and any(not isinstance(part, dict) or part.get("type") != "text" for part in content):
-            return False  # images, files, audio: their token cost isn't a function of the text
-    return True
-
-
-def token_drift(exchange: Exchange) -> int:
-    """Library count minus recorded ``usage.prompt_tokens`` for one countable exchange."""
-    from tinytroupe.tokens import count_tokens  # loads the rank files: only once something is counted
-
-    request = exchange.request
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an unknown model is counted with a fallback; drift shows it
-        counted = count_tokens(
-            exchange.messages,
-            exchange.billed_model,
-            tools=request.get("tools"),
-            functions=request.get("functions"),
-            response_format=request.get("response_format"),
-        )
-    return counted - exchange.prompt_tokens  # type: ignore[operator]
-
-
 def run(args: argparse.Namespace) -> int:
     problems: list[Problem] = []
     checked = {"cassettes": 0, "interactions": 0, "token_checks": 0}
@@ -157,25 +131,23 @@ def run(args: argparse.Namespace) -> int:
         for index, interaction in enumerate(file.interactions):
             checked["interactions"] += 1
             problems += [Problem(path, "secret", finding, index) for finding in find_secrets(interaction)]
-            exchange = Exchange.of(index, interaction)
-            if not args.tokens or not _countable(exchange):
+            exchange = read_exchange(interaction, index)
+            if not args.tokens or exchange.usage is None or unmeasurable(exchange) is not None:
                 continue
             checked["token_checks"] += 1
+            model = str(exchange.billed_model)
             try:
-                drift = token_drift(exchange)
-            except Exception as err:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # an unknown model is counted with a fallback; drift shows it
+                    counted = count_input_tokens(exchange, model)
+            except Exception as err:  # a request shape the counter does not know: report it, check the rest
                 problems.append(Problem(path, "tokens", f"the library can't count this request: {type(err).__name__}: {err}", index))
                 continue
-            if abs(drift) > args.tolerance:
-                problems.append(
-                    Problem(
-                        path,
-                        "tokens",
-                        f"usage.prompt_tokens is {exchange.prompt_tokens} ({exchange.billed_model}); "
-                        f"the library counts {exchange.prompt_tokens + drift} ({drift:+d})",  # type: ignore[operator]
-                        index,
-                    )
-                )
+            billed = exchange.usage.input_tokens
+            if abs(counted - billed) > args.tolerance:
+                field = "input_tokens" if exchange.kind == RESPONSES else "prompt_tokens"
+                message = f"usage.{field} is {billed} ({model}); the library counts {counted} ({counted - billed:+d})"
+                problems.append(Problem(path, "tokens", message, index))
     if args.json:
         emit_json({"ok": not problems, "checked": checked, "problems": [asdict(problem) for problem in problems]})
     else:
