@@ -7,11 +7,11 @@ from dataclasses import dataclass, field, fields
 import pytest
 
 from pytest_llmcache.errors import MarkerError
-from pytest_llmcache.recorder import RECORD_MODES
+from pytest_llmcache.modes import RECORD_MODES
+from tinytroupe.config import API_TYPES
 
 __all__ = ["API_TYPES", "MARKER_HELP", "LLMMarker"]
 
-API_TYPES = ("openai", "azure")
 # What `pytest --markers` shows, and what a misused marker's error quotes.
 MARKER_HELP = (
     "llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None): pytest-llmcache "

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmcache.recorder import RECORD_MODES
+from pytest_llmcache.modes import RECORD_MODES
 
 __all__ = ["add_options", "cassette_dir", "record_mode", "strict"]
 

@@ -30,11 +30,11 @@ from pytest_llmcache.errors import MissingRecording
 from pytest_llmcache.matching import RequestView, body_diff, closest, request_key, stored_request_key
 from pytest_llmcache.providers import provider_for
 from pytest_llmcache.scrubbing import Scrubber
+from pytest_llmcache.modes import RECORD_MODES
 
 __all__ = ["RECORD_MODES", "LLMCassette", "sdk_sleep_patches"]
 
 # pytest-recording's modes: vcrpy's, plus "rewrite" (record everything into a fresh cassette).
-RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
 _VCR_MODES = {"none": RecordMode.NONE, "once": RecordMode.ONCE, "new_episodes": RecordMode.NEW_EPISODES, "all": RecordMode.ALL, "rewrite": RecordMode.ALL}
 # The openai SDK sends through httpx2 (httpx when a legacy client is passed in); leave other libraries alone.
 _PATCHED = ("httpx", "httpx2")
