@@ -12,6 +12,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from builders import AZURE_CHAT_URI, interaction
 from pytest_llmcache import cassette
 from pytest_llmcache.bodies import decode_body, encode_body
 from pytest_llmcache.errors import CassetteError
@@ -24,18 +25,8 @@ STREAM = 'data: {"choices":[{"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
 
 def valid_interactions() -> list[dict]:
     return [
-        {
-            "request": {"method": "POST", "uri": "https://api.openai.test/v1/chat/completions", "headers": {"content-type": ["application/json"]},
-                        "body": encode_body(json.dumps(CHAT).encode(), "application/json")},
-            "response": {"status": {"code": 200, "message": "OK"}, "headers": {"content-type": ["application/json"]},
-                         "body": encode_body(b'{"id": "x", "choices": []}', "application/json")},
-        },
-        {
-            "request": {"method": "POST", "uri": "https://placeholder.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21",
-                        "headers": {}, "body": encode_body(json.dumps({**CHAT, "stream": True}).encode(), "application/json")},
-            "response": {"status": {"code": 200, "message": "OK"}, "headers": {"content-type": ["text/event-stream"]},
-                         "body": encode_body(STREAM.encode(), "text/event-stream")},
-        },
+        interaction(CHAT, b'{"id": "x", "choices": []}', request_headers={"content-type": ["application/json"]}, content_type="application/json"),
+        interaction({**CHAT, "stream": True}, STREAM, uri=AZURE_CHAT_URI, content_type="text/event-stream"),
     ]
 
 

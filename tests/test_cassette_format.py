@@ -10,6 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from builders import interaction
 from pytest_llmcache import cassette
 from pytest_llmcache.bodies import decode_body, decompress, encode_body
 from pytest_llmcache.errors import CassetteError
@@ -25,10 +26,7 @@ dumps_options = st.sampled_from(
 
 
 def interaction_with(body: dict) -> dict:
-    return {
-        "request": {"method": "POST", "uri": "https://api.openai.test/v1/x", "headers": {}, "body": {"string": ""}},
-        "response": {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": body},
-    }
+    return interaction(None, body, uri="https://api.openai.test/v1/x")
 
 
 def through_a_file(stored: dict) -> bytes:

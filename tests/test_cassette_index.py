@@ -8,6 +8,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from builders import interaction
 from pytest_llmcache import cassette
 from pytest_llmcache.bodies import encode_body
 from pytest_llmcache.errors import CassetteError
@@ -29,19 +30,8 @@ response_bodies = st.one_of(
 @st.composite
 def interactions(draw):
     body = {"model": draw(st.sampled_from(["gpt-4o", "gpt-5-mini"])), "messages": draw(messages)}
-    return {
-        "request": {
-            "method": "POST",
-            "uri": "https://api.openai.test/v1/chat/completions",
-            "headers": {"content-type": ["application/json"]},
-            "body": encode_body(json.dumps(body).encode("utf-8"), "application/json"),
-        },
-        "response": {
-            "status": {"code": draw(st.sampled_from([200, 429, 500])), "message": "OK"},
-            "headers": {},
-            "body": draw(response_bodies),
-        },
-    }
+    status = draw(st.sampled_from([200, 429, 500]))
+    return interaction(body, draw(response_bodies), status=status, request_headers={"content-type": ["application/json"]})
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -62,12 +52,7 @@ def sample(content: str = "hello") -> dict:
 
 
 def _interaction(content: str) -> dict:
-    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": content}]}
-    return {
-        "request": {"method": "POST", "uri": "https://api.openai.test/v1/chat/completions", "headers": {},
-                    "body": encode_body(json.dumps(body).encode(), "application/json")},
-        "response": {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"string": "hi"}},
-    }
+    return interaction({"model": "gpt-4o", "messages": [{"role": "user", "content": content}]}, {"string": "hi"})
 
 
 def test_a_hand_edited_interaction_is_rekeyed_from_its_text():

@@ -6,7 +6,6 @@ Cassettes are written with the cassette module (project format) or copied from
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -18,51 +17,19 @@ from collections.abc import Callable
 
 import pytest
 
+from builders import AZURE_CHAT_URI as AZURE_URI
+from builders import OPENAI_CHAT_URI as OPENAI_URI
+from builders import chat, interaction
 from pytest_llmcache import cassette as cassette_file
 from pytest_llmcache.cli import main
 from pytest_llmcache.pricing import load_prices
 
 REALWORLD = Path(__file__).parent / "data" / "realworld"
 EXAMPLES = Path(__file__).parent.parent / "cassettes" / "examples"
-OPENAI_URI = "https://api.openai.test/v1/chat/completions"
-AZURE_URI = "https://placeholder.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 LIVE_LOOKING_KEY = "sk-proj-Ab3dEf9hIj2kLm8nOp4qRs7tUv1wXy5z"
 
 
 # -- building cassettes -----------------------------------------------------------------------
-
-
-def interaction(
-    content: str = "Hi",
-    answer: str = "Hello!",
-    model: str = "gpt-4o-mini",
-    usage: tuple[int, int] | None = (8, 2),
-    uri: str = OPENAI_URI,
-    status: int = 200,
-    stream: bool = False,
-    headers: dict[str, list[str]] | None = None,
-) -> dict[str, Any]:
-    """One chat exchange in the in-memory cassette shape."""
-    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": content}]}
-    usage_json = None if usage is None else {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
-    if status != 200:
-        stored: dict[str, Any] = {"json": {"error": {"message": answer, "type": "invalid_request_error", "code": "model_not_found"}}, "layout": "compact"}
-        content_type = "application/json"
-    elif stream:
-        body["stream"] = True
-        chunks = [{"model": f"{model}-2024-07-18", "choices": [{"index": 0, "delta": {"role": "assistant", "content": word}}]} for word in re.findall(r"\S+\s*", answer)]
-        chunks[-1]["choices"][0]["finish_reason"] = "stop"
-        chunks.append({"model": f"{model}-2024-07-18", "choices": [], "usage": usage_json})
-        stored = {"sse": "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"}
-        content_type = "text/event-stream"
-    else:
-        message = {"role": "assistant", "content": answer}
-        stored = {"json": {"model": f"{model}-2024-07-18", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage_json}, "layout": "compact"}
-        content_type = "application/json"
-    return {
-        "request": {"method": "POST", "uri": uri, "headers": headers or {"content-type": ["application/json"]}, "body": {"json": body, "layout": "compact"}},
-        "response": {"status": {"code": status, "message": ""}, "headers": {"content-type": [content_type]}, "body": stored},
-    }
 
 
 def write(path: Path, *interactions: dict[str, Any]) -> Path:
@@ -88,7 +55,7 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
 def corrupt(tmp_path: Path) -> Path:
     path = tmp_path / "cassettes" / "test_broken" / "test_half.yaml"
     path.parent.mkdir(parents=True)
-    path.write_text(cassette_file.dumps([interaction()])[:-40], encoding="utf-8")  # cut mid-write
+    path.write_text(cassette_file.dumps([chat()])[:-40], encoding="utf-8")  # cut mid-write
     return path
 
 
@@ -118,7 +85,7 @@ def test_usage_errors_exit_2(cli):
 
 
 def test_progress_goes_to_stderr_when_asked(cli, tmp_path: Path):
-    write(tmp_path / "a.yaml", interaction())
+    write(tmp_path / "a.yaml", chat())
     code, out, err = cli("list", tmp_path, "--progress")
     assert code == 0 and "[1/1]" in err and "[1/1]" not in out
 
@@ -127,8 +94,8 @@ def test_progress_goes_to_stderr_when_asked(cli, tmp_path: Path):
 
 
 def test_list_one_line_per_cassette(cli, tmp_path: Path):
-    write(tmp_path / "test_a" / "test_plain.yaml", interaction(usage=(8, 2)), interaction("Again", usage=(9, 3)))
-    write(tmp_path / "test_a" / "test_azure_stream.yaml", interaction(uri=AZURE_URI, model="gpt-4o", stream=True, usage=(5, 1)))
+    write(tmp_path / "test_a" / "test_plain.yaml", chat(usage=(8, 2)), chat("Again", usage=(9, 3)))
+    write(tmp_path / "test_a" / "test_azure_stream.yaml", chat(uri=AZURE_URI, model="gpt-4o", stream=True, usage=(5, 1)))
     code, out, _ = cli("list", tmp_path)
     assert code == 0
     header, plain_line, stream_line = out.splitlines()[0], *sorted(out.splitlines()[1:])[::-1]
@@ -153,7 +120,7 @@ def test_list_one_line_per_cassette(cli, tmp_path: Path):
 
 
 def test_list_names_a_corrupt_cassette_and_still_lists_the_rest(cli, tmp_path: Path, corrupt: Path):
-    write(corrupt.parent / "test_fine.yaml", interaction())
+    write(corrupt.parent / "test_fine.yaml", chat())
     code, out, err = cli("list", tmp_path / "cassettes")
     assert code == 2
     assert "test_fine.yaml" in out
@@ -174,9 +141,9 @@ def test_list_reads_real_vcrpy_cassettes(cli):
 def test_show_prints_messages_answer_usage_and_status(cli, tmp_path: Path):
     path = write(
         tmp_path / "c.yaml",
-        interaction("What is the capital of France?", "Paris.", usage=(14, 2)),
-        interaction("Stream it", "Streamed words here", stream=True, usage=(9, 3)),
-        interaction("Nope", "The model `gpt-9` does not exist", model="gpt-9", status=404, usage=None),
+        chat("What is the capital of France?", "Paris.", usage=(14, 2)),
+        chat("Stream it", "Streamed words here", stream=True, usage=(9, 3)),
+        chat("Nope", "The model `gpt-9` does not exist", model="gpt-9", status=404, usage=None),
     )
     code, out, _ = cli("show", path)
     assert code == 0
@@ -216,17 +183,17 @@ def test_show_bad_input(cli, tmp_path: Path, corrupt: Path):
 
 
 def test_verify_passes_clean_cassettes(cli, tmp_path: Path):
-    write(tmp_path / "ok.yaml", interaction(), interaction(uri=AZURE_URI))
+    write(tmp_path / "ok.yaml", chat(), chat(uri=AZURE_URI))
     code, out, _ = cli("verify", tmp_path, "--no-tokens")
     assert code == 0 and out.startswith("ok: 1 cassette(s), 2 interaction(s)")
 
 
 def test_verify_finds_key_like_strings_without_printing_them(cli, tmp_path: Path):
-    write(tmp_path / "body.yaml", interaction(f"my key is {LIVE_LOOKING_KEY}"))
-    write(tmp_path / "header.yaml", interaction(headers={"content-type": ["application/json"], "authorization": ["Bearer eyJhbGciOi.abcdefghijklmnop.zyx"]}))
-    write(tmp_path / "host.yaml", interaction(uri=AZURE_URI.replace("placeholder", "contoso-prod")))
-    write(tmp_path / "azure_key.yaml", interaction('config: {"subscription_key": "0c2e5b8d9a7f41e3b6d4c1a2e9f87d65"}', uri=AZURE_URI))
-    write(tmp_path / "scrubbed.yaml", interaction("sk-llmcache-placeholder", headers={"api-key": ["<redacted>"]}))
+    write(tmp_path / "body.yaml", chat(f"my key is {LIVE_LOOKING_KEY}"))
+    write(tmp_path / "header.yaml", chat(headers={"content-type": ["application/json"], "authorization": ["Bearer eyJhbGciOi.abcdefghijklmnop.zyx"]}))
+    write(tmp_path / "host.yaml", chat(uri=AZURE_URI.replace("placeholder", "contoso-prod")))
+    write(tmp_path / "azure_key.yaml", chat('config: {"subscription_key": "0c2e5b8d9a7f41e3b6d4c1a2e9f87d65"}', uri=AZURE_URI))
+    write(tmp_path / "scrubbed.yaml", chat("sk-llmcache-placeholder", headers={"api-key": ["<redacted>"]}))
     code, out, _ = cli("verify", tmp_path, "--no-tokens")
     assert code == 1
     assert "body.yaml #0: secret: request body: OpenAI API key sk-pro…(40 characters)" in out
@@ -258,8 +225,8 @@ def test_verify_checks_prompt_tokens_against_the_library(cli, tmp_path: Path):
 
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     right = tokens.count_tokens(messages, "gpt-4o-mini-2024-07-18")
-    write(tmp_path / "right.yaml", interaction("What is the capital of France?", usage=(right, 2)))
-    write(tmp_path / "wrong.yaml", interaction("What is the capital of France?", usage=(right + 3, 2)))
+    write(tmp_path / "right.yaml", chat("What is the capital of France?", usage=(right, 2)))
+    write(tmp_path / "wrong.yaml", chat("What is the capital of France?", usage=(right + 3, 2)))
     code, out, _ = cli("verify", tmp_path)
     assert code == 1
     assert f"wrong.yaml #0: tokens: usage.prompt_tokens is {right + 3} (gpt-4o-mini-2024-07-18); the library counts {right} (-3)" in out
@@ -288,11 +255,11 @@ def played_manifest(directory: Path, entries: dict[str, dict[str, Any]]) -> Path
 def session(tmp_path: Path) -> Path:
     """A cassette directory as a test session left it."""
     root = tmp_path / "cassettes"
-    write(root / "t" / "test_partly.yaml", interaction("a"), interaction("b"), interaction("c"))
-    write(root / "t" / "test_all.yaml", interaction("d"))
-    write(root / "t" / "test_none.yaml", interaction("e"))
-    write(root / "t" / "test_gone.yaml", interaction("f"))  # its test no longer exists
-    write(root / "t" / "test_rerecorded.yaml", interaction("g"), interaction("h"))
+    write(root / "t" / "test_partly.yaml", chat("a"), chat("b"), chat("c"))
+    write(root / "t" / "test_all.yaml", chat("d"))
+    write(root / "t" / "test_none.yaml", chat("e"))
+    write(root / "t" / "test_gone.yaml", chat("f"))  # its test no longer exists
+    write(root / "t" / "test_rerecorded.yaml", chat("g"), chat("h"))
     played_manifest(
         root,
         {
@@ -336,7 +303,7 @@ def test_prune_yes_applies_and_is_idempotent(cli, session: Path):
 
 
 def test_prune_needs_the_played_manifest(cli, tmp_path: Path):
-    write(tmp_path / "t.yaml", interaction())
+    write(tmp_path / "t.yaml", chat())
     code, _, err = cli("prune", tmp_path, "--yes")
     assert code == 2 and ".llmcache-played.json not found: run the test suite first" in err
     assert (tmp_path / "t.yaml").exists()
@@ -368,7 +335,7 @@ def test_prune_after_a_real_session(cli, pytester: pytest.Pytester, monkeypatch:
         monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(test_q=TWO_QUESTIONS)
     cassettes = pytester.path / "cassettes"
-    write(cassettes / "test_q" / "test_asks_one.yaml", interaction("a", "answer a"), interaction("b", "answer b"))
+    write(cassettes / "test_q" / "test_asks_one.yaml", chat("a", "answer a"), chat("b", "answer b"))
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
     code, out, _ = cli("prune", cassettes, "--yes")
@@ -489,8 +456,8 @@ def test_import_a_corrupt_source(cli, tmp_path: Path, corrupt: Path):
 
 
 def test_stats_totals_and_list_prices(cli, tmp_path: Path):
-    write(tmp_path / "a.yaml", interaction(usage=(1000, 500)), interaction(usage=(2000, 0)))
-    write(tmp_path / "b.yaml", interaction(model="my-finetune", usage=(10, 10)), interaction(status=404, usage=None))
+    write(tmp_path / "a.yaml", chat(usage=(1000, 500)), chat(usage=(2000, 0)))
+    write(tmp_path / "b.yaml", chat(model="my-finetune", usage=(10, 10)), chat(status=404, usage=None))
     code, out, _ = cli("stats", tmp_path, "--json")
     report = json.loads(out)
     assert code == 0
@@ -545,13 +512,7 @@ ODD_BODIES = [
 def test_commands_survive_odd_bodies(cli, tmp_path: Path, command: str):
     path = write(
         tmp_path / "odd.yaml",
-        *(
-            {
-                "request": {"method": "POST", "uri": OPENAI_URI, "headers": {}, "body": request},
-                "response": {"status": {"code": 200, "message": ""}, "headers": {}, "body": response},
-            }
-            for request, response in ODD_BODIES
-        ),
+        *(interaction(request, response, uri=OPENAI_URI) for request, response in ODD_BODIES),
     )
     code, out, err = cli(command, path)
     assert code == 0 and out and not err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import builders
 from pytest_llmcache import providers
 from pytest_llmcache.providers import (
     ANTHROPIC,
@@ -131,10 +132,7 @@ def test_cassette_header_is_provider_neutral_and_old_headers_still_load(tmp_path
     from pytest_llmcache import cassette as cassette_file
     from pytest_llmcache.errors import CassetteError
 
-    interaction = {
-        "request": {"method": "POST", "uri": "https://api.anthropic.test/v1/messages", "headers": {}, "body": {"json": {"a": 1}}},
-        "response": {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"json": {"b": 2}}},
-    }
+    interaction = builders.interaction({"json": {"a": 1}}, {"json": {"b": 2}}, uri="https://api.anthropic.test/v1/messages")
     text = cassette_file.dumps([interaction])
     first_line = text.splitlines()[0]
     assert "OpenAI" not in first_line and "Anthropic" not in first_line and first_line.startswith("# pytest-llmcache cassette")

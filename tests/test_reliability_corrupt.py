@@ -7,17 +7,14 @@ import sqlite3
 
 import pytest
 
+from builders import interaction
 from pytest_llmcache import cassette
 from tinytroupe.cache import ApiCache
 from tinytroupe.errors import CacheError
 
 GOOD = cassette.dumps(
     [
-        {
-            "request": {"method": "POST", "uri": "https://api.openai.test/v1/chat/completions", "headers": {},
-                        "body": {"json": {"model": "m", "messages": [{"role": "user", "content": "old question"}]}, "layout": "compact"}},
-            "response": {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"string": "old answer"}},
-        }
+        interaction({"model": "m", "messages": [{"role": "user", "content": "old question"}]}, {"string": "old answer"})
     ]
 )
 BROKEN = {  # test name -> (file content, or None for a directory in its place; what the message says)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import builders
 from pytest_llmcache import cassette
 from pytest_llmcache.errors import CassetteError
 
@@ -17,10 +18,7 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fault_injection.p
 
 
 def interaction(text: str) -> dict:
-    return {
-        "request": {"method": "POST", "uri": "https://api.openai.test/v1/x", "headers": {}, "body": {"string": text}},
-        "response": {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"string": text}},
-    }
+    return builders.interaction({"string": text}, {"string": text}, uri="https://api.openai.test/v1/x")
 
 
 def load_script():

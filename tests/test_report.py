@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from pytest_llmcache.pricing import load_prices, money_text
+from builders import OPENAI_CHAT_URI, interaction
 from pytest_llmcache.exchange import read_exchange
 
 # The fake server's usage for one user message "What is the capital of France?" (30 characters):
@@ -323,11 +324,8 @@ def test_help_and_markers_describe_the_options(pytester):
 # -- usage of one recorded interaction ---------------------------------------------------------------
 
 
-def interaction(response_body, request_body=None, uri="https://api.openai.test/v1/chat/completions", content_type="application/json"):
-    return {
-        "request": {"method": "POST", "uri": uri, "headers": {}, "body": request_body or {"json": {"model": "asked"}, "layout": "compact"}},
-        "response": {"status": {"code": 200, "message": "OK"}, "headers": {"content-type": [content_type]}, "body": response_body},
-    }
+def _interaction(response_body, request_body=None, uri=OPENAI_CHAT_URI, content_type="application/json"):
+    return interaction(request_body or {"model": "asked"}, response_body, uri=uri, content_type=content_type)
 
 
 @pytest.mark.parametrize(
@@ -356,7 +354,7 @@ def interaction(response_body, request_body=None, uri="https://api.openai.test/v
     ],
 )
 def test_interaction_usage(response_body, extra, expected):
-    exchange = read_exchange(interaction(response_body, **extra))
+    exchange = read_exchange(_interaction(response_body, **extra))
     usage = exchange.usage
     assert (exchange.billed_model, usage and usage.input_tokens, usage and usage.output_tokens) == expected
 

@@ -6,6 +6,7 @@ import json
 import brotli
 import pytest
 
+import builders
 from conftest import AZURE_KEY, OPENAI_KEY
 from fakeopenai import Reply
 from pytest_llmcache import cassette
@@ -50,10 +51,7 @@ def test_response_drops_cookies_and_masks_organisation():
 def test_check_refuses_text_holding_a_live_credential_and_names_where(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
     scrubber = Scrubber()
-    interaction = {
-        "request": {"method": "POST", "uri": "https://api.openai.test/v1/x", "headers": {}, "body": {"string": ""}},
-        "response": {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"string": "key: sk-from-the-environment"}},
-    }
+    interaction = builders.interaction(None, {"string": "key: sk-from-the-environment"}, uri="https://api.openai.test/v1/x")
     path = tmp_path / "c.yaml"
     with pytest.raises(SecretLeakError, match=r"refusing to write cassette .*c\.yaml.*\$OPENAI_API_KEY on line\(s\) \d+") as error:
         cassette.save(path, [interaction], check=lambda text: scrubber.check(text, path))

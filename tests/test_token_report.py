@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from builders import completion, vcrpy_interaction
 from pytest_llmcache.cli import main
 from tinytroupe import tokens
 
@@ -48,29 +49,6 @@ def _chat(messages: list[dict], model: str = "gpt-4o-mini") -> dict:
     return {"model": model, "messages": messages}
 
 
-def _completion(model: str, prompt_tokens: int) -> dict:
-    return {
-        "object": "chat.completion",
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1, "total_tokens": prompt_tokens + 1},
-    }
-
-
-def _interaction(uri: str, request_body, response_body, status: int = 200, parsed: bool = False) -> dict:
-    request = {"method": "POST", "uri": uri, "headers": {}}
-    response = {"status": {"code": status, "message": "OK"}, "headers": {}}
-    if parsed:  # pydantic-ai style
-        request["parsed_body"] = request_body
-        response["parsed_body"] = response_body
-    else:
-        request["body"] = json.dumps(request_body)
-        response["body"] = {"string": response_body if isinstance(response_body, (str, bytes)) else json.dumps(response_body)}
-        if isinstance(response_body, bytes):  # gzip, as vcrpy records it
-            response["headers"] = {"Content-Encoding": ["gzip"]}
-    return {"request": request, "response": response}
-
-
 def test_report_on_cassettes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hello = [{"role": "user", "content": "Say hello"}]
     plain = tokens.count_tokens(hello, "gpt-4o-mini-2024-07-18")
@@ -85,26 +63,26 @@ def test_report_on_cassettes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ]
     ) + "data: [DONE]\n\n"
     interactions = [
-        _interaction(CHAT_URI, _chat(hello), _completion("gpt-4o-mini-2024-07-18", plain)),
-        _interaction(CHAT_URI, _chat(system, "gpt-4o"), _completion("gpt-4o-2024-08-06", with_system + 5)),
-        _interaction(
+        vcrpy_interaction(CHAT_URI, _chat(hello), completion("gpt-4o-mini-2024-07-18", plain)),
+        vcrpy_interaction(CHAT_URI, _chat(system, "gpt-4o"), completion("gpt-4o-2024-08-06", with_system + 5)),
+        vcrpy_interaction(
             "https://example.openai.azure.com/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21",
             {"messages": hello, "stream": True},
             stream,
         ),
-        _interaction(
+        vcrpy_interaction(
             CHAT_URI,
             _chat(hello),
-            gzip.compress(json.dumps(_completion("gpt-4o-mini-2024-07-18", plain)).encode()),
+            gzip.compress(json.dumps(completion("gpt-4o-mini-2024-07-18", plain)).encode()),
         ),
-        _interaction(
+        vcrpy_interaction(
             "https://api.openai.com/v1/embeddings",
             {"model": "text-embedding-3-small", "input": ["hello", "world"]},
             {"object": "list", "model": "text-embedding-3-small", "usage": {"prompt_tokens": 2, "total_tokens": 2}},
             parsed=True,
         ),
-        _interaction(CHAT_URI, _chat(hello), {"error": {"message": "Incorrect API key provided"}}, status=401),
-        _interaction("https://api.openai.com/v1/models", {}, {"data": []}),
+        vcrpy_interaction(CHAT_URI, _chat(hello), {"error": {"message": "Incorrect API key provided"}}, status=401),
+        vcrpy_interaction("https://api.openai.com/v1/models", {}, {"data": []}),
     ]
     cassette = tmp_path / "cassettes" / "test_chat.yaml"
     cassette.parent.mkdir()
