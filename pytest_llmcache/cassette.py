@@ -173,6 +173,7 @@ class Entry:
     text: str | None = None  # the YAML as written (None: built in memory or parsed from another flavour)
     key: str | None = None  # the matching key from the index comment, when it can be trusted
     in_subset: bool = False  # whether `text` is unedited blockyaml output (read without PyYAML)
+    line: int = 0  # the line of the file on which `text` starts (from 0), for error positions
     _interaction: Interaction | None = field(default=None, repr=False)
     _response: dict[str, Any] | None = field(default=None, repr=False)  # the response part, as `replay` parsed it
 
@@ -191,7 +192,7 @@ class Entry:
             try:
                 document = self._parse(self.text)
             except yaml.YAMLError as err:
-                raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {err}") from None
+                raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {_in_file(err, self.line, self.path)}") from None
             self._interaction = _checked_interaction(document[0] if isinstance(document, list) and document else document, self.index, self.path)
         return self._interaction
 
@@ -213,7 +214,8 @@ class Entry:
             response, content = _response(document["response"])
             self._response = response
         except yaml.YAMLError as err:
-            raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {err}") from None
+            where = _in_file(err, self.line + self.text.count("\n", 0, start + 1), self.path)
+            raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {where}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             problem = f"missing {err}" if isinstance(err, KeyError) else err
             raise CassetteError(self.path, f"interaction #{self.index} is malformed: {problem}") from None
@@ -231,6 +233,17 @@ class Entry:
         if self.key is None:
             self.key = stored_request_key(self.interaction["request"])
         return self.key
+
+
+def _in_file(error: yaml.YAMLError, first_line: int, path: Path | str) -> yaml.YAMLError:
+    """`error` from parsing a part of the file at `path` that starts on line `first_line` (from 0),
+    its positions moved to lines of the whole file."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        error.context_mark, error.problem_mark = (
+            None if mark is None else yaml.Mark(str(path), mark.index, mark.line + first_line, mark.column, None, 0)
+            for mark in (error.context_mark, error.problem_mark)
+        )
+    return error
 
 
 def loads_entries(text: str, path: Path | str = "<cassette>") -> list[Entry]:
@@ -262,6 +275,7 @@ def _indexed_entries(text: str, path: Path | str) -> list[Entry] | None:
     body = text[len(_VERSION_LINES) + len(_INDEX) : len(text) - len(_TRAILER)]
     parts = body.split("\n" + _INDEX)
     entries = []
+    comment_line = 1 + _VERSION_LINES.count("\n")  # in the file, from 0: after the header line
     for index, part in enumerate(parts):
         comment, newline, chunk = part.partition("\n")
         fields = comment.split(" ")
@@ -270,7 +284,8 @@ def _indexed_entries(text: str, path: Path | str) -> list[Entry] | None:
         if index < len(parts) - 1:
             chunk += "\n"  # split() took the newline that ends every chunk but the last
         scheme, key, digest = fields[:3]
-        entry = Entry(path, index, chunk)
+        entry = Entry(path, index, chunk, line=comment_line + 1)
+        comment_line += 1 + chunk.count("\n")
         if _digest(chunk) != digest:
             if _holds_several(chunk):
                 return None  # interactions pasted in by hand: parse the whole file, keep them all

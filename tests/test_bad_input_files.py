@@ -72,3 +72,52 @@ def test_a_fifo_as_a_test_cassette_fails_that_test_with_the_file_named(pytester,
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=HANG_GUARD)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines([f"*cassette {fifo} can't be used: it is not a regular file but a FIFO*"])
+
+
+# -- YAML error positions are lines of the file ---------------------------------------------------
+
+
+def two_interaction_cassette(path: Path) -> list[str]:
+    interaction = {
+        "request": {"method": "POST", "uri": "https://api.openai.test/v1/chat/completions", "headers": {},
+                    "body": {"json": {"model": "m"}, "layout": "compact"}},
+        "response": {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"string": "hi"}},
+    }
+    cassette.save(path, [interaction, interaction])
+    return path.read_text().splitlines(keepends=True)
+
+
+def test_a_yaml_error_on_line_6_says_line_6(tmp_path):
+    path = tmp_path / "c.yaml"
+    lines = two_interaction_cassette(path)
+    assert lines[5] == "    method: POST\n"
+    lines[5] = "    method: POST: again\n"
+    path.write_text("".join(lines))
+    with pytest.raises(CassetteError, match=r"(?s)interaction #0 is not valid YAML: .*line 6, column") as error:
+        cassette.load(path)
+    assert "line 2," not in str(error.value)
+
+
+def test_every_broken_line_of_every_interaction_is_reported_at_its_own_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    lines = two_interaction_cassette(path)
+    checked = 0
+    for number, line in enumerate(lines, 1):
+        if line.startswith("#") or ": " not in line:
+            continue
+        broken = [*lines]
+        broken[number - 1] = line.rstrip("\n") + ": x\n"  # "mapping values are not allowed here"
+        path.write_text("".join(broken))
+        with pytest.raises(CassetteError) as error:
+            cassette.load(path)
+        assert f"line {number}, column" in str(error.value), (number, str(error.value))
+        checked += 1
+    assert checked >= 18
+
+
+def test_a_broken_response_read_on_replay_is_reported_at_its_file_line(tmp_path):
+    lines = two_interaction_cassette(tmp_path / "c.yaml")
+    chunk = "".join(lines[20:35]).replace("      message: OK\n", "      message: OK: no\n")
+    entry = cassette.Entry(tmp_path / "c.yaml", 1, chunk, line=20)  # the second interaction: file lines 21-35
+    with pytest.raises(CassetteError, match=r"(?s)interaction #1 is not valid YAML: .*line 32, column"):
+        entry.replay()
