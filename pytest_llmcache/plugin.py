@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,9 @@ import pytest
 from _pytest._code.code import TerminalRepr
 
 from pytest_llmcache import options
-from pytest_llmcache.errors import MarkerError, MissingRecording
+from pytest_llmcache.errors import LLMCacheError, MarkerError, MissingRecording
 from pytest_llmcache.markers import MARKER_HELP, LLMMarker
-from pytest_llmcache.network import NetworkBlocked, NetworkGuard, network_blocked
+from pytest_llmcache.network import NetworkGuard, network_blocked
 from pytest_llmcache.paths import BadCassettePath, cassette_path
 from pytest_llmcache.recorder import LLMCassette, sdk_sleep_patches
 from pytest_llmcache.report import Report, stale_message, unplayed
@@ -63,23 +62,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """Fail the test on a missing recording or a blocked connection, even when the code under test
-    swallowed the error (tinytroupe's client logs failures and returns None)."""
+    swallowed the error (tinytroupe's client logs failures and returns None), with the plugin's
+    message alone: the SDK, httpx2 and vcrpy frames it travelled through say nothing useful."""
     try:
         result = yield
-    except BaseException as error:
-        _raise_swallowed_refusal(item, error)
+    except Exception:
+        _fail_on_refusal(item)
         raise
-    _raise_swallowed_refusal(item, None)
+    _fail_on_refusal(item)
     _fail_stale(item)
     return result
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Mask the live credentials the test's scrubber knows in its failure report: pytest prints the
-    arguments of failing frames (a vcrpy request with its URL, a body about to be written), their
-    locals with -l, and full reprs with -vv; none of that text may show a key."""
+    """The failure report as users should see it: a refused request named (`_show_refusal`), and
+    the live credentials the test's scrubber knows masked: pytest prints the arguments of failing
+    frames (a vcrpy request with its URL, a body about to be written), their locals with -l, and
+    full reprs with -vv; none of that text may show a key."""
     report: pytest.TestReport = yield
+    _show_refusal(item, call, report)
     scrubber = item.stash.get(_SCRUBBER, None)
     if scrubber is None or (report.longrepr is None and not report.sections):
         return report
@@ -117,16 +119,46 @@ class _MaskedRepr(TerminalRepr):
         return self.text
 
 
-def _raise_swallowed_refusal(item: pytest.Item, error: BaseException | None) -> None:
+def _fail_on_refusal(item: pytest.Item) -> None:
     cassette, guard = item.stash.get(_CASSETTE, None), item.stash.get(_GUARD, None)
-    refusals = [*(cassette.misses if cassette is not None else ()), *(guard.errors if guard is not None else ())]
+    refusals: list[LLMCacheError] = [*(cassette.misses if cassette is not None else ()), *(guard.errors if guard is not None else ())]
     if not refusals:
         return
-    while error is not None:
-        if isinstance(error, (MissingRecording, NetworkBlocked)):
-            return  # the test already fails with it
-        error = error.__cause__ or error.__context__
-    raise refusals[0]
+    distinct = list(dict.fromkeys(str(refusal) for refusal in refusals))  # the SDK's retries repeat a miss
+    message = distinct[0]
+    if len(distinct) > 1:
+        message += f"\n({len(distinct) - 1} more refused request(s) in this test, each with its own message)"
+    first = refusals[0]
+    summary = f"no recording: {first.request_summary}" if isinstance(first, MissingRecording) else message.splitlines()[0]
+    item.stash[_REFUSAL] = _Refusal(summary, tuple(distinct))
+    # `from None` and pytrace=False: the message is the whole failure, no chained library traceback.
+    raise pytest.fail.Exception(message, pytrace=False) from None
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    summary: str  # one line: the short summary's
+    messages: tuple[str, ...]  # each distinct refusal's full message
+
+
+_REFUSAL = pytest.StashKey[_Refusal]()
+
+
+def _show_refusal(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    """The short summary line of a refused request says which request it was (without "Failed:"),
+    and a captured log or output repeating the whole message (a client that logs what it swallowed)
+    keeps only its first line: the message is shown once, as the failure."""
+    refusal = item.stash.get(_REFUSAL, None)
+    if refusal is None or call.when != "call":
+        return
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        crash.message = refusal.summary
+    for index, (title, content) in enumerate(report.sections):
+        for message in refusal.messages:
+            if "\n" in message:
+                content = content.replace(message, message.splitlines()[0] + " [...: the failure above]")
+        report.sections[index] = (title, content)
 
 
 def _fail_stale(item: pytest.Item) -> None:
@@ -302,8 +334,10 @@ def llm_cassette(
     request.node.stash[_SCRUBBER] = llm_scrubber
     context = LLMCassette.use(path=llm_cassette_path, record_mode=llm_record_mode, test_id=request.node.nodeid, scrubber=llm_scrubber)
     with context as cassette, contextlib.ExitStack() as stack:
+        report = request.config.stash[_REPORT]
+        cassette.sharing_tests = tuple(report.shared.get(report.cassette_name(llm_cassette_path), ()))
         if cassette.mode == "none":
-            hint = f"Record with: pytest {shlex.quote(request.node.nodeid)} --llm-record-mode=once"
+            hint = f"Record with: {cassette.record_command()}"
             request.node.stash[_GUARD] = stack.enter_context(network_blocked(llm_allowed_hosts, hint))
         if cassette.write_protected:
             for name, value in llm_placeholder_env.items():

@@ -114,12 +114,14 @@ class Provider:
     host_is_secret: bool = False  # the host names the customer's resource (Azure): masked wherever it appears
     path_prefixes: tuple[str, ...] = ()  # URL paths that identify the provider on any host (a proxy)
     request_markers: tuple[str, ...] = ()  # request headers only this provider's SDK sends
+    key_aliases: tuple[str, ...] = ()  # other names the key is read under (the SDK's, after the library's own)
 
     @property
     def credential_hint(self) -> str:
         """The environment variables to set for recording, as a miss message names them."""
         names = (*self.endpoint_env_vars[:1], *self.credential_env_vars[:1])
-        return " and ".join(names) if names else "the client's base URL and key"
+        hint = " and ".join(names) if names else "the client's base URL and key"
+        return f"{hint} (or {' or '.join(self.key_aliases)})" if self.key_aliases else hint
 
     @property
     def placeholder_host(self) -> str:
@@ -166,6 +168,7 @@ AZURE = Provider(
     endpoints=_OPENAI_ENDPOINTS,
     host_is_secret=True,
     path_prefixes=("/openai/",),
+    key_aliases=("AZURE_OPENAI_API_KEY",),
 )
 ANTHROPIC = Provider(
     name="anthropic",

@@ -82,6 +82,7 @@ class LLMCassette(Cassette):
         self.played: list[int] = []  # indexes into `loaded`, in play order
         self.recorded: list[cassette_file.Interaction] = []
         self.misses: list[MissingRecording] = []
+        self.sharing_tests: tuple[str, ...] = ()  # every collected test using this cassette, when several do
         self.waits: list[float] = []  # what the SDK's or the library's backoff asked to sleep
         self._queues: dict[str, deque[int]] = {}
         self._keys: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
@@ -211,7 +212,8 @@ class LLMCassette(Cassette):
     def _miss(self, request: Request, key: str) -> MissingRecording:
         sent = RequestView(request.method, *self.scrubber.masked_request(request.uri, request.headers, request.body))
         path = _display(Path(self._path))
-        lines = [f"No recorded response for this request in cassette {path} (record mode {self.mode!r}):", f"    {sent.summary()}"]
+        # The first line alone is what pytest's short summary shows: it names the request.
+        lines = [f"No recorded response for {sent.summary()}  in cassette {path} (record mode {self.mode!r})"]
         if key in self._queues:
             count = sum(1 for index in self.played if self.loaded[index].request_key == key)
             lines.append(f"It was recorded {count} time(s) and all of them were played: the test now sends it more often.")
@@ -228,10 +230,19 @@ class LLMCassette(Cassette):
         else:
             lines.append("The cassette file does not exist yet." if not self.existed else "The cassette has no interactions.")
         credentials = provider_for(request.uri, request.headers).credential_hint
-        mode = "new_episodes" if self.existed else "once"
-        command = f"pytest {shlex.quote(self.test_id)} --llm-record-mode={mode}" if self.test_id else f"pytest --llm-record-mode={mode}"
-        lines += [f"To record it, set {credentials} to a real endpoint/key and run:", f"    {command}"]
+        lines += [f"To record it, set {credentials} to a real endpoint/key and run:", f"    {self.record_command()}"]
+        if self.existed:
+            lines.append("(rewrite records the cassette afresh, so no stale interaction stays; the old file is kept as .bak)")
         return MissingRecording("\n".join(lines), cassette_path=Path(self._path), request_summary=sent.summary())
+
+    def record_command(self) -> str:
+        """The one command that brings this cassette up to date: `once` creates a missing cassette;
+        an existing or shared one is recorded afresh with `rewrite`, by every test that shares it
+        (adding with new_episodes would leave the stale interaction behind, which --llm-strict
+        then reports)."""
+        mode = "rewrite" if self.existed or self.sharing_tests else "once"
+        tests = self.sharing_tests or ((self.test_id,) if self.test_id else ())
+        return " ".join(["pytest", *map(shlex.quote, tests), f"--llm-record-mode={mode}"])
 
 
 class _MaskingContext(CassetteContextDecorator):

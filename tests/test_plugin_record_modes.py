@@ -42,7 +42,7 @@ def test_once_records_a_new_cassette_then_only_replays(suite):
     asked(suite, "a", "c")
     result = suite.run("--llm-record-mode=once")
     result.assert_outcomes(failed=1)
-    assert "--llm-record-mode=new_episodes" in result.stdout.str()
+    assert "pytest test_x.py::test_asks --llm-record-mode=rewrite" in result.stdout.str()
     assert suite.server.hits == 3 and recorded_questions(suite) == ["a", "b", "a"]
 
 
@@ -119,13 +119,13 @@ def test_missing_recording_fails_with_the_request_closest_recording_diff_and_com
     result = suite.run()
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
-    assert "MissingRecording: No recorded response for this request in cassette cassettes/test_x/test_asks.yaml (record mode 'none'):" in output
-    assert "POST /v1/chat/completions  model='gpt-4o-mini'  last message: 'What is the capital of Spain?'" in output
+    assert ("No recorded response for POST /v1/chat/completions  model='gpt-4o-mini'  last message: 'What is the capital of Spain?'"
+            "  in cassette cassettes/test_x/test_asks.yaml (record mode 'none')") in output
     assert "The closest recorded request is interaction #0" in output
     assert re.search(r'-\s+"content": "What is the capital of France\?"', output)
     assert re.search(r'\+\s+"content": "What is the capital of Spain\?"', output)
     assert "To record it, set OPENAI_API_KEY to a real endpoint/key and run:" in output
-    assert "pytest test_x.py::test_asks --llm-record-mode=new_episodes" in output
+    assert "pytest test_x.py::test_asks --llm-record-mode=rewrite" in output
 
 
 SWALLOWED = '''
