@@ -133,9 +133,28 @@ def test_azure_client_uses_deployment_path_key_and_api_version(live_env):
 def test_azure_client_without_credentials_says_what_to_set(monkeypatch):
     monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
     monkeypatch.delenv("AZURE_OPENAI_KEY", raising=False)
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    with openai_utils.overrides(api_type="azure"), pytest.raises(ConfigError, match="AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_KEY or AZURE_OPENAI_API_KEY"):
+        openai_utils.client().send_message(CHAT)
+
+
+@pytest.mark.parametrize(
+    ("variables", "sent"),
+    [
+        ({"AZURE_OPENAI_API_KEY": "sdk-name-key"}, "sdk-name-key"),  # the openai SDK's name alone
+        ({"AZURE_OPENAI_KEY": "tinytroupe-name-key", "AZURE_OPENAI_API_KEY": "sdk-name-key"}, "tinytroupe-name-key"),
+        ({"AZURE_OPENAI_KEY": "", "AZURE_OPENAI_API_KEY": "sdk-name-key"}, "sdk-name-key"),  # empty is unset
+    ],
+)
+def test_the_azure_key_is_read_under_either_name_tinytroupes_first(server, monkeypatch, variables, sent):
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.azure_endpoint)
+    for name in ("AZURE_OPENAI_KEY", "AZURE_OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
     with openai_utils.overrides(api_type="azure"):
-        with pytest.raises(ConfigError, match="AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_KEY"):
-            openai_utils.client().send_message(CHAT)
+        assert openai_utils.client().send_message(CHAT)["content"].startswith("echo: ")
+    assert server.requests[0].headers["api-key"] == sent
 
 
 def test_429_with_retry_after_then_200_waits_what_the_server_asked(live_env, waits):
@@ -236,12 +255,11 @@ def test_pickled_cache_is_never_unpickled(live_env, tmp_path):
 def test_overrides_restore_everything(live_env, tmp_path):
     before_type = openai_utils.client().api_type
     before_caches = {name: c.cache_settings() for name, c in openai_utils._clients.items()}
-    with pytest.raises(RuntimeError):
-        with openai_utils.overrides(api_type="azure", api_cache=True, cache_file_name=str(tmp_path / "c.sqlite3")):
-            openai_utils.force_default_value("model", "changed")
-            assert openai_utils.client().api_type == "azure"
-            assert openai_utils.client().cache_settings() == (True, str(tmp_path / "c.sqlite3"))
-            raise RuntimeError("test failure inside")
+    with pytest.raises(RuntimeError), openai_utils.overrides(api_type="azure", api_cache=True, cache_file_name=str(tmp_path / "c.sqlite3")):
+        openai_utils.force_default_value("model", "changed")
+        assert openai_utils.client().api_type == "azure"
+        assert openai_utils.client().cache_settings() == (True, str(tmp_path / "c.sqlite3"))
+        raise RuntimeError("test failure inside")
     assert openai_utils.client().api_type == before_type
     assert {name: c.cache_settings() for name, c in openai_utils._clients.items()} == before_caches
     assert openai_utils.default["model"] != "changed"
@@ -289,7 +307,7 @@ def test_llm_call_returns_none_and_logs_when_model_returns_nothing(live_env, cap
 
 
 def test_llm_call_missing_template_names_the_path():
-    with pytest.raises(FileNotFoundError, match="nope.mustache"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.mustache"):
         openai_utils.LLMCall("nope.mustache").call()
 
 

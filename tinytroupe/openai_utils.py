@@ -223,16 +223,21 @@ class OpenAIClient:
         return sdk.chat.completions.create(**params, timeout=timeout).to_dict(mode="json")
 
 
+# TinyTroupe's name for the Azure key first, then the openai SDK's (what AzureOpenAI() reads).
+AZURE_KEY_VARIABLES = ("AZURE_OPENAI_KEY", "AZURE_OPENAI_API_KEY")
+
+
 class AzureClient(OpenAIClient):
-    """Azure OpenAI: endpoint from AZURE_OPENAI_ENDPOINT, key from AZURE_OPENAI_KEY, `model` = deployment."""
+    """Azure OpenAI: endpoint from AZURE_OPENAI_ENDPOINT, key from AZURE_OPENAI_KEY or
+    AZURE_OPENAI_API_KEY (in that order), `model` = deployment."""
 
     api_type = "azure"
 
     def _build_sdk_client(self) -> openai.AzureOpenAI:
         endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT")
-        api_key = os.environ.get("AZURE_OPENAI_KEY")
-        missing = [name for name, value in (("AZURE_OPENAI_ENDPOINT", endpoint), ("AZURE_OPENAI_KEY", api_key)) if not value]
-        if missing:
+        api_key = next((os.environ[name] for name in AZURE_KEY_VARIABLES if os.environ.get(name)), None)
+        if not endpoint or not api_key:
+            missing = [text for text, value in (("AZURE_OPENAI_ENDPOINT", endpoint), (" or ".join(AZURE_KEY_VARIABLES), api_key)) if not value]
             raise ConfigError(f"AzureClient needs {' and '.join(missing)}: set the environment variable(s)")
         return openai.AzureOpenAI(
             azure_endpoint=endpoint, api_key=api_key, api_version=default["azure_api_version"], max_retries=0
@@ -355,5 +360,5 @@ def overrides(
                 registered.set_api_cache(*saved_caches[name])
 
 
-for _api_type, _client_class in zip(API_TYPES, (OpenAIClient, AzureClient)):
+for _api_type, _client_class in zip(API_TYPES, (OpenAIClient, AzureClient), strict=True):
     register_client(_api_type, _client_class())
