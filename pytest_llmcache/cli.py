@@ -8,7 +8,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pytest_llmcache._commands import importing, listing, prune, show, stats, tokens, verify
+from pytest_llmcache._commands import importing, init, listing, prune, show, stats, tokens, verify
 from pytest_llmcache._commands.common import EXIT_BAD_INPUT, InputError, add_common_options
 
 __all__ = ["main"]
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (listing, show, verify, prune, importing, stats, tokens):
+    for command in (init, listing, show, verify, prune, importing, stats, tokens):
         command.add_parser(subparsers, [common])
     for subparser in subparsers.choices.values():
         subparser.epilog = _EPILOG
