@@ -83,10 +83,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = yield
     _show_refusal(item, call, report)
     scrubber = item.stash.get(_SCRUBBER, None)
-    if scrubber is None or (report.longrepr is None and not report.sections):
+    if scrubber is None or (report.longrepr is None and not report.sections and not hasattr(report, "wasxfail")):
         return report
     scrubber.learn_environment()  # the test may have set a key after the scrubber was made
-    if report.longrepr is not None:
+    if hasattr(report, "wasxfail"):  # the xfail reason, printed in the short summary
+        report.wasxfail = scrubber.mask_message(report.wasxfail)
+    if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason), a tuple pytest's summary requires
+        path, lineno, reason = report.longrepr
+        report.longrepr = (path, lineno, scrubber.mask_message(reason))
+    elif report.longrepr is not None:
         text = str(report.longrepr)
         masked = scrubber.mask_message(text)
         if masked != text:
