@@ -60,6 +60,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """A fixture of the test that sends a request with no recording: the same message, as an error."""
+    try:
+        return (yield)
+    except Exception:
+        _fail_on_refusal(item)
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """Fail the test on a missing recording or a blocked connection, even when the code under test
     swallowed the error (tinytroupe's client logs failures and returns None), with the plugin's
@@ -154,7 +164,7 @@ def _show_refusal(item: pytest.Item, call: pytest.CallInfo[None], report: pytest
     and a captured log or output repeating the whole message (a client that logs what it swallowed)
     keeps only its first line: the message is shown once, as the failure."""
     refusal = item.stash.get(_REFUSAL, None)
-    if refusal is None or call.when != "call":
+    if refusal is None or call.when == "teardown":
         return
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:

@@ -100,3 +100,25 @@ def test_a_shared_cassette_is_re_recorded_by_all_of_its_tests(suite):
     result = suite.run()
     result.assert_outcomes(passed=1, failed=1)
     assert "    pytest test_x.py::test_a test_x.py::test_b --llm-record-mode=rewrite" in result.stdout.str()
+
+
+FIXTURE_SENDS = '''
+import openai, pytest
+
+@pytest.fixture
+def warmed_up(llm_cassette):
+    openai.OpenAI(max_retries=0).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "warm up"}])
+
+def test_uses_it(warmed_up):
+    pass
+'''
+
+
+def test_a_fixture_sending_a_request_with_no_recording_errors_with_the_message_alone(suite):
+    suite.write(FIXTURE_SENDS)
+    result = suite.run()
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert len(result.outlines) < 40 and not LIBRARY_FRAME.search(output), output
+    assert "No recorded response for POST /v1/chat/completions  model='gpt-4o-mini'  last message: 'warm up'" in output
+    assert "ERROR test_x.py::test_uses_it - no recording: POST /v1/chat/completions" in output

@@ -98,3 +98,14 @@ def test_a_broken_config_file_is_named_and_left_as_it_was(tmp_path, capsys, name
     assert init(tmp_path) == 2
     assert name in capsys.readouterr().err
     assert (tmp_path / name).read_text() == text and not (tmp_path / ".gitignore").exists()
+
+
+@pytest.mark.parametrize("original", ["", "# settings come later\n", "[other]\nx = 1"])
+def test_a_pytest_ini_without_its_section_gets_one(tmp_path, original):
+    (tmp_path / "pytest.ini").write_text(original)
+    assert init(tmp_path, "--no-example") == 0
+    text = (tmp_path / "pytest.ini").read_text()
+    assert text.startswith(original)
+    parser = configparser.ConfigParser()
+    parser.read_string(text)
+    assert dict(parser["pytest"]) == {"llm_record_mode": "none", "llm_cassette_dir": "cassettes"}

@@ -163,3 +163,62 @@ def test_2_replaying(llm_cassette):
     result.assert_outcomes(passed=1, failed=1)
     assert "blocked data to 127.0.0.1:" in result.stdout.str()
     assert suite.server.hits == 1
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on loopback with a self-signed certificate (made by the openssl tool)."""
+    import http.server
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl tool to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    received: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[1], cert, received
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_tls_connection_opened_before_the_guard_cannot_send(tls_server):
+    import http.client
+    import ssl
+
+    port, cert, received = tls_server
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=ssl.create_default_context(cafile=str(cert)), timeout=5)
+    try:
+        connection.request("POST", "/first", body=b"{}")
+        assert connection.getresponse().read() == b"ok"
+        with network_blocked() as guard, pytest.raises(NetworkBlocked, match="over a connection opened before replay began"):
+            connection.request("POST", "/second", body=b"{}")
+    finally:
+        connection.close()
+    assert received == ["/first"] and guard.blocked == [f"127.0.0.1:{port}"]
