@@ -275,9 +275,9 @@ def _documents(body: Any, content_type: str) -> tuple[list[dict[str, Any]], bool
         return _objects(document if isinstance(document, list) else [document]), isinstance(document, list), True
     if isinstance(body, _Stream):
         return _objects(parse_sse(body.text)), True, True
-    raw = body if isinstance(body, bytes) else str(body or "").encode("utf-8")
-    if isinstance(body, (dict, list)):
+    if isinstance(body, (dict, list)):  # a parsed JSON document (exchange dumps)
         return _objects(body if isinstance(body, list) else [body]), isinstance(body, list), True
+    raw = body if isinstance(body, bytes) else str(body or "").encode("utf-8")
     text = raw.decode("utf-8", "replace")
     if "text/event-stream" in content_type.lower() or _SSE_START.match(text):
         return _objects(parse_sse(text)), True, True
