@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 # Imported once here, not again by every inner session (pytester drops what an inner run imports).
 # httpcore2 above all: httpx2 caches its exception classes on first use, and a copy imported by an
@@ -19,21 +20,27 @@ from fakeopenai import FakeOpenAIServer
 
 OPENAI_KEY = "sk-live-openai-key-0123456789abcdef"
 AZURE_KEY = "live-azure-key-0123456789abcdef"
+ANTHROPIC_KEY = "sk-ant-live-anthropic-key-0123456789abcdef"
+GEMINI_KEY = "AIzaLiveGeminiKey0123456789abcdefABCDEF"
+LIVE_KEYS = (OPENAI_KEY, AZURE_KEY, ANTHROPIC_KEY, GEMINI_KEY)
 API_VERSION = "2024-10-21"
 CREDENTIAL_VARS = (
     "OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_API_VERSION",
+    "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL",
 )
 
 
 @pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as server:
-        yield server
+def server() -> Iterator[FakeOpenAIServer]:
+    """The loopback server (tests/fakeopenai), started for this test and stopped after it."""
+    with FakeOpenAIServer() as loopback:
+        yield loopback
 
 
 class InnerSuite:
-    """A test directory run by inner pytest sessions: `live()` points both API types at the fake
-    server with live-looking keys, `offline()` stops it and removes every credential."""
+    """A test directory run by inner pytest sessions: `live()` points every provider (OpenAI, Azure,
+    Anthropic, Gemini) at the fake server with live-looking keys, `offline()` stops it and removes
+    every credential and base URL."""
 
     def __init__(self, pytester: pytest.Pytester, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
         self.pytester = pytester
@@ -57,6 +64,10 @@ class InnerSuite:
         self.monkeypatch.setenv("AZURE_OPENAI_KEY", AZURE_KEY)
         self.monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
         self.monkeypatch.setenv("OPENAI_API_VERSION", API_VERSION)
+        self.monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+        self.monkeypatch.setenv("ANTHROPIC_BASE_URL", self.server.url)
+        self.monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+        self.monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", self.server.url)
 
     def offline(self, stop: bool = True) -> None:
         if stop:
@@ -94,6 +105,6 @@ def record(request, value):
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester, fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> InnerSuite:
+def suite(pytester: pytest.Pytester, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> InnerSuite:
     pytester.makeconftest(OUTPUT_HELPER + "\nimport pytest\n\n@pytest.fixture\ndef out(request):\n    return lambda value: record(request, value)\n")
-    return InnerSuite(pytester, fake_openai, monkeypatch)
+    return InnerSuite(pytester, server, monkeypatch)

@@ -19,12 +19,6 @@ HELLO = [{"role": "user", "content": "hello big world"}]
 
 
 @pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as s:
-        yield s
-
-
-@pytest.fixture
 def client(server: FakeOpenAIServer) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0) as c:
         yield c

@@ -8,14 +8,7 @@ import urllib.request
 
 import pytest
 
-from fakeopenai import FakeOpenAIServer
 from pytest_llmcache.network import NetworkBlocked, network_blocked
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 def port_of(server) -> int:

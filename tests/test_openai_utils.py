@@ -9,17 +9,11 @@ import sys
 
 import pytest
 
-from fakeopenai import FakeOpenAIServer, Reply
+from fakeopenai import Reply
 from tinytroupe import openai_utils
 from tinytroupe.errors import CacheError, ConfigError
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 @pytest.fixture

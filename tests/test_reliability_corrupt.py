@@ -125,7 +125,7 @@ def test_a_truncated_cache_is_refused_whole_and_left_alone(tmp_path, cut):
 
 
 @pytest.mark.parametrize("damage", ["garbage page", "directory", "foreign table"])
-def test_a_damaged_cache_raises_cache_error_naming_the_file_through_the_client(tmp_path, monkeypatch, fake_openai, damage):
+def test_a_damaged_cache_raises_cache_error_naming_the_file_through_the_client(tmp_path, monkeypatch, server, damage):
     from tinytroupe.openai_utils import OpenAIClient
 
     path = tmp_path / "cache.sqlite3"
@@ -141,14 +141,14 @@ def test_a_damaged_cache_raises_cache_error_naming_the_file_through_the_client(t
                 db.execute("UPDATE meta SET value = 'someone-else' WHERE name = 'format'")
     before = path.read_bytes() if path.is_file() else None
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     client = OpenAIClient(cache_api_calls=True, cache_file_name=str(path))
     with pytest.raises(CacheError) as error:
         client.send_message([{"role": "user", "content": "q"}], max_attempts=1)
     assert str(path) in str(error.value) and ("delete it" in str(error.value) or "move it away" in str(error.value))
     if before is not None:
         assert path.read_bytes() == before
-    assert fake_openai.hits == 0  # refused before any call, not after writing into the damaged file
+    assert server.hits == 0  # refused before any call, not after writing into the damaged file
 
 
 def test_an_entry_that_is_not_json_is_reported_with_its_key(tmp_path):
