@@ -48,31 +48,31 @@ def test_httpx2_transports_are_patched_inside_and_restored_after(tmp_path: Path)
         assert getattr(httpx2, name).handle_request is original
 
 
-def test_a_legacy_httpx_client_records_and_replays(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+def test_a_legacy_httpx_client_records_and_replays(tmp_path: Path, server: FakeOpenAIServer) -> None:
     """With httpx installed (the compat extra), requests sent through it are recorded and replayed too."""
     httpx = pytest.importorskip("httpx")
     path = tmp_path / "legacy.yaml"
     body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
     headers = {"content-type": "application/json", "authorization": "Bearer sk-test-0123456789"}
     with LLMCassette.use(path=path, record_mode="once") as recording, httpx.Client() as client:
-        live = client.post(f"{fake_openai.base_url}/chat/completions", content=body, headers=headers)
+        live = client.post(f"{server.base_url}/chat/completions", content=body, headers=headers)
     recording.save()
     assert live.status_code == 200 and len(recording.recorded) == 1
-    fake_openai.stop()
+    server.stop()
     with LLMCassette.use(path=path, record_mode="none") as replaying, httpx.Client() as client:
-        replayed = client.post(f"{fake_openai.base_url}/chat/completions", content=body, headers=headers)
+        replayed = client.post(f"{server.base_url}/chat/completions", content=body, headers=headers)
     assert replaying.played == [0]
     assert replayed.content == live.content == cassette_file.response_body(cassette_file.load(path)[0])
 
 
-def test_openai_sdk_replays_after_many_cassettes(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+def test_openai_sdk_replays_after_many_cassettes(tmp_path: Path, server: FakeOpenAIServer) -> None:
     """The patches come back off cleanly every time (nothing stacks up across cassettes)."""
     path = tmp_path / "sdk.yaml"
-    client = openai.OpenAI(api_key="sk-test-0123456789", base_url=fake_openai.base_url, max_retries=0)
+    client = openai.OpenAI(api_key="sk-test-0123456789", base_url=server.base_url, max_retries=0)
     with LLMCassette.use(path=path, record_mode="once") as recording:
         live = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}])
     recording.save()
-    fake_openai.stop()
+    server.stop()
     original = httpx2.HTTPTransport.handle_request
     for _ in range(20):
         with LLMCassette.use(path=path, record_mode="none") as replaying:

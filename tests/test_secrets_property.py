@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from fakeopenai import FakeOpenAIServer, Reply
+from fakeopenai import Reply
 from pytest_llmcache import cassette as cassette_file
 from pytest_llmcache._commands.verify import find_secrets
 from pytest_llmcache.errors import SecretLeakError
@@ -46,12 +46,6 @@ QUERY_PARAMS = ("code", "sig", "token", "key", "signature", "api_key", "access_t
 query_names = st.one_of(st.sampled_from(QUERY_PARAMS), st.builds(lambda a, w: a + w, name_part, st.sampled_from(WORDS))).filter(
     lambda name: name.lower() not in NOT_CREDENTIALS
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> FakeOpenAIServer:
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 def raw_interaction(uri: str, headers: dict[str, str], body: bytes, response: dict, response_headers: dict[str, str] | None = None) -> dict:

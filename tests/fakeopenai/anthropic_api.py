@@ -1,7 +1,7 @@
 """Anthropic's Messages API: `POST /v1/messages` (text, tool_use, JSON or SSE) and `GET /v1/models`.
 
-A request is Anthropic's when it carries `x-api-key` or `anthropic-version` (the model listing shares
-its path with OpenAI's)."""
+A request is Anthropic's by its path; the model listing, whose path OpenAI's shares, by its
+`anthropic-version` header (gateways send `x-api-key` to OpenAI-compatible APIs too)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ ERROR_TYPES = {
 
 
 def is_anthropic(request: ReceivedRequest) -> bool:
-    return request.path == "/v1/messages" or "anthropic-version" in request.headers or "x-api-key" in request.headers
+    return request.path == "/v1/messages" or (request.path == "/v1/models" and "anthropic-version" in request.headers)
 
 
 def route(request: ReceivedRequest) -> Response | None:
@@ -39,7 +39,7 @@ def route(request: ReceivedRequest) -> Response | None:
     if request.method == "GET" and request.path == "/v1/models":
         data = [{"type": "model", "id": model, "display_name": model, "created_at": "2025-09-29T00:00:00Z"} for model in MODELS]
         return json_response(200, {"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]})
-    if request.method != "POST" or request.path != "/v1/messages":
+    if request.method != "POST":
         return error(404, f"Not found: {request.method} {request.path}")
     body = request.json_object()
     if body is None:
