@@ -47,7 +47,8 @@ class BadCassettePath(ValueError):
 
 def explicit_cassette_path(cassette_dir: Path, written: str | os.PathLike[str]) -> Path:
     """The cassette file a user named: absolute as it is, relative under `cassette_dir` (where it
-    must stay), with ``.yaml`` added when it has neither suffix. Nothing is renamed or shortened.
+    must stay), with ``.yaml`` added when it has neither suffix and no such file exists. Nothing is
+    renamed or shortened.
 
     Raises BadCassettePath when the path can't name a cassette file.
     """
@@ -62,14 +63,14 @@ def explicit_cassette_path(cassette_dir: Path, written: str | os.PathLike[str]) 
         raise BadCassettePath("it names a folder, not a file")
     if Path(text).name in _SUFFIXES:
         raise BadCassettePath("it has no file name before its suffix")
-    if not text.endswith(_SUFFIXES):
-        text += SUFFIX
     if os.path.isabs(text):
         path = Path(os.path.normpath(text))
     else:
         path = Path(os.path.normpath(cassette_dir / text))
         if not path.is_relative_to(os.path.normpath(cassette_dir)):
             raise BadCassettePath(f"it leaves the cassette directory {cassette_dir} (write an absolute path for a file elsewhere)")
+    if not path.name.endswith(_SUFFIXES) and not path.is_file():  # an existing file is used whatever its name
+        path = path.with_name(path.name + SUFFIX)
     limit = _name_limit(path.parent)
     too_long = [part for part in path.parts if len(os.fsencode(part)) > limit]
     if too_long:

@@ -35,6 +35,13 @@ def test_a_marker_cassette_path_is_used_as_written():
     assert cassette_path(CASSETTES, ROOT, Path("/elsewhere/test_y.py"), "t") == CASSETTES / "test_y" / "t.yaml"
 
 
+def test_an_existing_file_named_without_a_yaml_suffix_is_used_as_it_is(tmp_path):
+    (tmp_path / "imported").mkdir()
+    (tmp_path / "imported" / "chat.cassette").write_text("")
+    assert cassette_path(tmp_path, ROOT, ROOT / "t.py", "x", "imported/chat.cassette") == tmp_path / "imported" / "chat.cassette"
+    assert cassette_path(tmp_path, ROOT, ROOT / "t.py", "x", "imported/new") == tmp_path / "imported" / "new.yaml"
+
+
 @pytest.mark.parametrize(
     ("written", "problem"),
     [
