@@ -36,10 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import shutil
 import stat
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +45,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from pytest_llmcache import blockyaml
+from pytest_llmcache import atomic, blockyaml
 from pytest_llmcache.bodies import decode_body, decompress, encode_body
 from pytest_llmcache.errors import CassetteError
 from pytest_llmcache.matching import stored_request_key
@@ -65,6 +62,7 @@ __all__ = [
     "request_body",
     "response_body",
     "save",
+    "save_locked",
 ]
 
 FORMAT_VERSION = 1
@@ -176,6 +174,7 @@ class Entry:
     line: int = 0  # the line of the file on which `text` starts (from 0), for error positions
     _interaction: Interaction | None = field(default=None, repr=False)
     _response: dict[str, Any] | None = field(default=None, repr=False)  # the response part, as `replay` parsed it
+    _digest: str | None = field(default=None, repr=False)  # of `text`, once known
 
     def _parse(self, text: str) -> Any:
         if self.in_subset:
@@ -234,6 +233,27 @@ class Entry:
             self.key = stored_request_key(self.interaction["request"])
         return self.key
 
+    @classmethod
+    def of(cls, interaction: Interaction, path: Path | str = "<recorded>") -> Entry:
+        """An interaction made in memory, serialised once: `dumps` writes this text."""
+        entry = cls(path, -1, _interaction=interaction)
+        entry._serialise()
+        return entry
+
+    def _serialise(self) -> str:
+        if self.text is None:
+            self.text, self.in_subset = _chunk(_compact(self.interaction))
+            self.key = stored_request_key(self.interaction["request"])
+        return self.text
+
+    @property
+    def digest(self) -> str:
+        """The digest of the text `dumps` writes for this interaction (in its index comment): the
+        interaction's identity across saves, merges and reordering."""
+        if self._digest is None:
+            self._digest = _digest(self._serialise())
+        return self._digest
+
 
 def _in_file(error: yaml.YAMLError, first_line: int, path: Path | str) -> yaml.YAMLError:
     """`error` from parsing a part of the file at `path` that starts on line `first_line` (from 0),
@@ -291,6 +311,7 @@ def _indexed_entries(text: str, path: Path | str) -> list[Entry] | None:
                 return None  # interactions pasted in by hand: parse the whole file, keep them all
             entry.interaction  # noqa: B018 - edited by hand: parse now, so a broken edit is reported at load
         else:
+            entry._digest = digest
             entry.in_subset = fields[3:] == [_SUBSET]
             if scheme == KEY_SCHEME:
                 entry.key = key
@@ -378,12 +399,8 @@ def dumps(interactions: Iterable[Interaction | Entry]) -> str:
     """The cassette text for `interactions`; entries read from a file keep their text as it was."""
     parts = [_PREAMBLE]
     for item in interactions:
-        if isinstance(item, Entry) and item.text is not None:
-            chunk, key, in_subset = item.text, item.request_key, item.in_subset
-        else:
-            interaction = item.interaction if isinstance(item, Entry) else item
-            chunk, in_subset = _chunk(_compact(interaction))
-            key = stored_request_key(interaction["request"])
+        entry = item if isinstance(item, Entry) else Entry.of(item)
+        chunk, key, in_subset = entry._serialise(), entry.request_key, entry.in_subset
         parts.append(f"{_INDEX}{KEY_SCHEME} {key} {_digest(chunk)}{' ' + _SUBSET if in_subset else ''}\n{chunk}")
     if len(parts) == 1:
         parts[0] = _PREAMBLE.replace("interactions:\n", "interactions: []\n")
@@ -403,84 +420,28 @@ def _chunk(interaction: Interaction) -> tuple[str, bool]:
     return chunk.removesuffix("...\n"), False
 
 
-def save(path: Path | str, interactions: Iterable[Interaction | Entry], check: Callable[[str], None] | None = None) -> None:
-    """Write `interactions` to `path` atomically, keeping any previous file as ``<name>.bak``.
+def save(path: Path | str, interactions: Iterable[Interaction | Entry], check: Callable[[str], None] | None = None) -> list[str]:
+    """Write `interactions` to `path` atomically, keeping any previous file as ``<name>.bak``
+    (see `pytest_llmcache.atomic`: a symlinked cassette is written through). Returns the digests
+    of the interactions written (`Entry.digest`).
 
     `check` sees the exact text first and may raise to refuse the write (see Scrubber.check).
-    Whenever the process dies, `path` and ``<name>.bak`` are each a complete version: the new
-    text goes to a temporary file (synced) renamed over `path`, and the old file becomes the
-    ``.bak`` by a hard link renamed into place (a copy where links are not supported).
     """
-    path = Path(path)
-    text = dumps(interactions)
+    target = atomic.resolve(path)
+    with atomic.locked(target.parent) as folder:
+        return save_locked(folder, target, interactions, check)
+
+
+def save_locked(
+    folder: atomic.LockedFolder, target: Path, interactions: Iterable[Interaction | Entry], check: Callable[[str], None] | None = None
+) -> list[str]:
+    """`save`, for a caller already holding the lock of `target`'s folder (to merge with what is on disk)."""
+    entries = [item if isinstance(item, Entry) else Entry.of(item) for item in interactions]
+    text = dumps(entries)
     if check is not None:
         check(text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staged_backup = path.with_name(f".{path.name}.bak.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            staged_backup.unlink(missing_ok=True)
-            try:
-                os.link(path, staged_backup)  # the old file itself, complete, under a second name
-            except OSError:
-                shutil.copyfile(path, staged_backup)
-            os.replace(staged_backup, path.with_name(path.name + ".bak"))
-        os.replace(temporary, path)
-        _sync_directory(path.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
-        staged_backup.unlink(missing_ok=True)
-    _remove_stale_temporaries(path)
-
-
-def _sync_directory(folder: Path) -> None:
-    """Makes the renames durable across a power loss too (POSIX; elsewhere a no-op)."""
-    if os.name != "posix":
-        return
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Deletes the temporary files of `path` left by processes that were killed mid-save."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:bak\.)?(\d+)\.tmp")
-    try:
-        candidates = [entry for entry in os.scandir(path.parent) if entry.name.startswith("." + path.name)]
-    except OSError:
-        return
-    for entry in candidates:
-        found = pattern.fullmatch(entry.name)
-        if found is None or int(found[1]) == os.getpid():
-            continue
-        try:
-            stale = not _alive(int(found[1])) if os.name == "posix" else time.time() - entry.stat().st_mtime > 3600
-            if stale:
-                os.unlink(entry.path)
-        except OSError:
-            pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # POSIX only: signal 0 checks, sends nothing
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process
-    return True
+    folder.replace(target, text.encode("utf-8"))
+    return [entry.digest for entry in entries]
 
 
 def request_body(interaction: Interaction) -> bytes:

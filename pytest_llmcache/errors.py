@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CassetteError", "LLMCacheError", "MarkerError", "MissingRecording", "SecretLeakError"]
+__all__ = ["CassetteError", "LLMCacheError", "MarkerError", "MissingRecording", "PlayedRecordError", "SecretLeakError", "WriteError"]
 
 
 class LLMCacheError(Exception):
@@ -63,3 +63,23 @@ class MissingRecording(LLMCacheError):
         self.cassette_path = cassette_path
         self.request_summary = request_summary
         super().__init__(message)
+
+
+class WriteError(LLMCacheError):
+    """A file could not be written or removed (full disk, read-only folder...); it is as it was,
+    and no temporary file is left behind. `errno` is the operating system's error number."""
+
+    def __init__(self, path: Path | str, problem: str, errno: int | None = None) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        self.errno = errno
+        super().__init__(f"{self.path}: {problem}; the file is as it was before")
+
+
+class PlayedRecordError(LLMCacheError):
+    """A played record (what a session played, read by ``llmcache prune``) can't be used."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"played record {self.path} can't be used: {problem}. Run the test suite again to write a new one")

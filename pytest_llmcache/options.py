@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_llmcache import played
 from pytest_llmcache.modes import RECORD_MODES
 
-__all__ = ["add_options", "cassette_dir", "record_mode", "strict"]
+__all__ = ["add_options", "cassette_dir", "played_path", "record_mode", "session_folder", "strict"]
 
 _MODES_HELP = (
     "none: replay only, offline; a request with no recording fails the test. "
@@ -38,6 +39,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="Directory of the cassettes, relative to the current directory. Default: the llm_cassette_dir ini key "
         "(relative to the rootdir), else <rootdir>/cassettes. A test's cassette is DIR/<test module path>/<test name>.yaml.",
     )
+    group.addoption(
+        "--llm-played",
+        default=None,
+        metavar="PATH",
+        help="Where to write the played record (what each cassette's tests played, read by llmcache prune). "
+        "Default: .pytest_cache/d/llmcache/played.json under the rootdir (pytest's cache_dir).",
+    )
     group.addoption("--llm-strict", action="store_true", default=False, help=f"{_STRICT_HELP} Also: the llm_strict ini key.")
     parser.addini("llm_record_mode", f"Record mode when --llm-record-mode is not given (default: none). {_MODES_HELP}", default="none")
     parser.addini("llm_cassette_dir", "Cassette directory, relative to the rootdir, when --llm-cassette-dir is not given (default: cassettes).", default="cassettes")
@@ -62,3 +70,22 @@ def cassette_dir(config: pytest.Config) -> Path:
 def strict(config: pytest.Config) -> bool:
     """--llm-strict, else the llm_strict ini key."""
     return bool(config.getoption("llm_strict", False) or config.getini("llm_strict"))
+
+
+def _cache_dir(config: pytest.Config) -> Path:
+    try:
+        configured = str(config.getini("cache_dir"))
+    except ValueError:  # -p no:cacheprovider: its ini key is not registered
+        configured = None
+    return played.cache_dir(config.rootpath, configured)
+
+
+def played_path(config: pytest.Config) -> Path:
+    """--llm-played (relative to the working directory), else the default under pytest's cache directory."""
+    option = config.getoption("llm_played", None)
+    return Path(option).resolve() if option else _cache_dir(config) / played.DEFAULT_RELATIVE
+
+
+def session_folder(config: pytest.Config) -> Path:
+    """Where a session notes what it wrote into which cassette (see `recorder.RecordingSession`)."""
+    return _cache_dir(config) / "d" / "llmcache" / "sessions"

@@ -215,7 +215,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         try:
             path = default_cassette_path(item, directory, LLMMarker.of(item))
         except MarkerError:
-            continue  # the test errors with it
+            custom.append(item.nodeid)  # the test errors with it; its cassette can't be known
+            continue
         users.setdefault(report.cassette_name(path), []).append(item.nodeid)
     report.collected(users, custom, _scope(session, items, directory))
 
@@ -347,7 +348,10 @@ def llm_cassette(
     saved after the test, secrets checked first.
     """
     request.node.stash[_SCRUBBER] = llm_scrubber
-    context = LLMCassette.use(path=llm_cassette_path, record_mode=llm_record_mode, test_id=request.node.nodeid, scrubber=llm_scrubber)
+    report = request.config.stash[_REPORT]
+    context = LLMCassette.use(
+        path=llm_cassette_path, record_mode=llm_record_mode, test_id=request.node.nodeid, scrubber=llm_scrubber, session=report.session
+    )
     with context as cassette, contextlib.ExitStack() as stack:
         report = request.config.stash[_REPORT]
         cassette.sharing_tests = tuple(report.shared.get(report.cassette_name(llm_cassette_path), ()))
@@ -362,8 +366,10 @@ def llm_cassette(
             monkeypatch.setattr(target, name, replacement)
         request.node.stash[_CASSETTE] = cassette
         yield cassette
-    request.config.stash[_REPORT].add(cassette, request.node.nodeid)
-    cassette.save()
+    try:
+        cassette.save()
+    finally:  # what the file holds after the save (merged with other tests' recordings), or as it was
+        report.add(cassette, request.node.nodeid)
 
 
 @pytest.fixture

@@ -9,12 +9,14 @@ is the source of truth while recording (a recorded 429 must not answer its own r
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
 import time
 import weakref
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +27,15 @@ from vcr.patch import PATCHER_NAMES
 from vcr.record_mode import RecordMode
 from vcr.request import Request
 
+from pytest_llmcache import atomic
 from pytest_llmcache import cassette as cassette_file
-from pytest_llmcache.errors import MissingRecording
+from pytest_llmcache.errors import MissingRecording, WriteError
 from pytest_llmcache.matching import RequestView, body_diff, closest, request_key, stored_request_key
 from pytest_llmcache.providers import provider_for
 from pytest_llmcache.scrubbing import Scrubber
 from pytest_llmcache.modes import RECORD_MODES
 
-__all__ = ["RECORD_MODES", "LLMCassette", "sdk_sleep_patches"]
+__all__ = ["RECORD_MODES", "LLMCassette", "RecordingSession", "sdk_sleep_patches"]
 
 # pytest-recording's modes: vcrpy's, plus "rewrite" (record everything into a fresh cassette).
 _VCR_MODES = {"none": RecordMode.NONE, "once": RecordMode.ONCE, "new_episodes": RecordMode.NEW_EPISODES, "all": RecordMode.ALL, "rewrite": RecordMode.ALL}
@@ -58,6 +61,43 @@ _HTTPX_TRANSPORTS = (
 )
 
 
+@dataclass(frozen=True)
+class RecordingSession:
+    """One pytest session, all of its xdist workers included (`id`: xdist's shared run id).
+
+    `rewrite` starts a cassette afresh once per session and `all` replaces recordings made before
+    the session; both need to know which interactions of a file this session wrote, whichever
+    worker wrote them: ``<folder>/<id>.json`` maps each cassette's real path to their digests.
+    """
+
+    id: str
+    folder: Path
+
+    @property
+    def _path(self) -> Path:
+        return self.folder / f"{self.id}.json"
+
+    def _read(self) -> dict[str, list[str]]:
+        try:
+            document = json.loads(self._path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as err:
+            raise WriteError(self._path, f"this session's record of what it wrote can't be read ({err})") from None
+        return document if isinstance(document, dict) else {}
+
+    def written(self, cassette: Path) -> set[str]:
+        """The digests of the interactions this session wrote into `cassette` (a resolved path)."""
+        with atomic.locked(self.folder):
+            return set(self._read().get(str(cassette), ()))
+
+    def add(self, cassette: Path, digests: list[str]) -> None:
+        with atomic.locked(self.folder) as folder:
+            document = self._read()
+            document[str(cassette)] = sorted(set(document.get(str(cassette), ())) | set(digests))
+            folder.replace(self._path, json.dumps(document).encode("utf-8"), backup=False)
+
+
 class LLMCassette(Cassette):
     """One test's cassette: what was loaded, played, recorded and missed, and the waits asked for."""
 
@@ -67,6 +107,7 @@ class LLMCassette(Cassette):
         record_mode: str = "none",
         test_id: str = "",
         scrubber: Scrubber | None = None,
+        session: RecordingSession | None = None,
         **vcr_options: Any,
     ) -> None:
         if record_mode not in RECORD_MODES:
@@ -84,6 +125,10 @@ class LLMCassette(Cassette):
         self.misses: list[MissingRecording] = []
         self.sharing_tests: tuple[str, ...] = ()  # every collected test using this cassette, when several do
         self.waits: list[float] = []  # what the SDK's or the library's backoff asked to sleep
+        self.session = session
+        self.file_digests: list[str] | None = None  # what `save` wrote
+        self._recorded_as_entries: list[cassette_file.Entry] = []
+        self._renamed: dict[str, str] = {}  # digest as loaded -> as saved, for interactions written anew
         self._queues: dict[str, deque[int]] = {}
         self._keys: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
 
@@ -162,39 +207,62 @@ class LLMCassette(Cassette):
 
     # -- after the test -----------------------------------------------------------------------
 
-    def _file_layout(self) -> list[tuple[cassette_file.Entry | cassette_file.Interaction, bool]] | None:
-        """What the file holds after this test, each interaction with whether this test used it;
-        None when the file is left as it was."""
-        if self.write_protected or not (self.recorded or (self.mode == "rewrite" and Path(self._path).exists())):
-            return None
-        played = set(self.played)
-        recorded = [(interaction, True) for interaction in self.recorded]
-        if self.mode == "new_episodes":
-            return [(entry, index in played) for index, entry in enumerate(self.loaded)] + recorded
-        if self.mode == "all":
-            # Re-recorded requests replace their old recordings; the others stay.
-            rerecorded = {stored_request_key(interaction["request"]) for interaction in self.recorded}
-            kept = [(entry, index in played) for index, entry in enumerate(self.loaded) if entry.request_key not in rerecorded]
-            return kept + recorded
-        return recorded
-
-    def file_usage(self) -> tuple[int, list[int]]:
-        """(interactions in the cassette file after this test, indexes of those the test played or recorded)."""
-        layout = self._file_layout()
-        if layout is None:
-            return len(self.loaded), list(self.played)
-        return len(layout), [index for index, (_, used) in enumerate(layout) if used]
-
     def save(self) -> None:
-        """Write the cassette if this run recorded something (atomically; secrets checked first)."""
-        layout = self._file_layout()
-        if layout is None:
+        """Write what this test recorded, merged with the cassette as it is on disk now, under the
+        folder's lock (other tests, xdist workers or processes may share the file; see
+        `_merged`). Atomic; secrets checked first. Nothing is written when nothing was recorded
+        (a replay-only test never touches the cassette folder)."""
+        if self.write_protected or not (self.recorded or (self.mode == "rewrite" and Path(self._path).exists())):
             return
-        # Every interaction written goes through the scrubber: old ones of a plain vcrpy cassette too.
-        interactions = self.scrubber.stored_interactions(interaction for interaction, _ in layout)
-        fresh = [interaction for interaction in interactions if isinstance(interaction, dict)]
-        cassette_file.save(self._path, interactions, check=lambda text: self.scrubber.check(text, Path(self._path), fresh))
+        target = atomic.resolve(self._path)
+        with atomic.locked(target.parent) as folder:
+            kept = self._merged(target)
+            before = [entry.digest for entry in kept]
+            # Every interaction written goes through the scrubber: old ones of a plain vcrpy cassette too.
+            items = self.scrubber.stored_interactions([*kept, *self.recorded])
+            fresh = [item for item in items if isinstance(item, dict)]
+            entries = [item if isinstance(item, cassette_file.Entry) else cassette_file.Entry.of(item, target) for item in items]
+            self._renamed = {old: entry.digest for old, entry in zip(before, entries, strict=False) if old != entry.digest}
+            self._recorded_as_entries = entries[len(kept) :]
+            if self.session is not None:  # noted first: a kill between the two writes loses nothing
+                self.session.add(target, [entry.digest for entry in self._recorded_as_entries])
+            self.file_digests = cassette_file.save_locked(
+                folder, target, entries, check=lambda text: self.scrubber.check(text, Path(self._path), fresh)
+            )
         self.dirty = False
+
+    def _merged(self, target: Path) -> list[cassette_file.Entry]:
+        """What stays of the file on disk next to this test's recordings. `new_episodes` and
+        `once` keep everything; `all` drops the recordings, made before this session, of the
+        requests this test recorded again; `rewrite` keeps only what this session recorded (so its
+        first save of a cassette starts it afresh, and the other tests sharing it add theirs)."""
+        written = self.session.written(target) if self.session is not None else set()
+        if self.mode == "rewrite" and not written:
+            return []  # not read at all: a broken file is replaced (and kept as .bak)
+        try:
+            on_disk = cassette_file.load_entries(target)
+        except FileNotFoundError:
+            return []
+        if self.mode == "rewrite":
+            return [entry for entry in on_disk if entry.digest in written]
+        if self.mode == "all":
+            rerecorded = {stored_request_key(interaction["request"]) for interaction in self.recorded}
+            return [entry for entry in on_disk if entry.request_key not in rerecorded or entry.digest in written]
+        return on_disk
+
+    def used_digests(self) -> list[str]:
+        """The digests (`cassette.Entry.digest`) of the interactions this test played or recorded,
+        as written (an interaction of a foreign cassette is written anew, scrubbed, when saved)."""
+        played = {self._renamed.get(digest, digest) for digest in (self.loaded[index].digest for index in self.played)}
+        if len(self._recorded_as_entries) != len(self.recorded):  # not saved
+            self._recorded_as_entries = [cassette_file.Entry.of(interaction, Path(self._path)) for interaction in self.recorded]
+        return sorted(played | {entry.digest for entry in self._recorded_as_entries})
+
+    def cassette_digests(self) -> list[str]:
+        """The digests of the interactions in the cassette file as this test left it."""
+        if self.file_digests is None:
+            return [entry.digest for entry in self.loaded]
+        return list(self.file_digests)
 
     def sleep(self, seconds: float) -> None:
         """A backoff's sleep: noted in `waits`, and skipped when only replaying."""

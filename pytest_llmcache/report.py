@@ -14,20 +14,17 @@ Tokens come from the ``usage`` of the responses a test replayed (a JSON body's, 
 stream's usage chunk when it was requested) and recorded, read at the test's teardown; a model
 missing from `pytest_llmcache.pricing`'s table shows its tokens and an "unknown" cost.
 
-After each such session ``<cassette dir>/.llmcache-played.json`` lists, per cassette (path
-relative to the cassette directory), how many interactions the file holds after the session and
-which of them the session used (played, or recorded: a fresh recording is in use)::
-
-    {"version": 1, "cassettes": {"tests/test_x/test_y.yaml": {"interactions": 3, "played": [0, 2]}}}
-
-Tools (``llmcache prune``) read it. Under pytest-xdist every worker sends its part to the
-controller (through ``workeroutput``), which prints the summary and writes the file once.
+After each such session the played record (`pytest_llmcache.played`) says which interactions of
+each cassette the tests that passed played or recorded; ``llmcache prune`` reads it. Under
+pytest-xdist every worker sends its part to the controller (through ``workeroutput``), which
+prints the summary and writes the record once. Failing to write it is a warning, never a failed
+session.
 """
 from __future__ import annotations
 
 import json
-import os
 import shlex
+import uuid
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable
@@ -35,16 +32,15 @@ from collections.abc import Callable, Iterable
 import pytest
 
 from pytest_llmcache import cassette as cassette_file
-from pytest_llmcache import options
+from pytest_llmcache import options, played
 from pytest_llmcache.errors import LLMCacheError
 from pytest_llmcache.exchange import Exchange, ModelTotals, read_exchange, tally
 from pytest_llmcache.pricing import PriceTable, load_prices, money_text, total_cost
 from pytest_llmcache.paths import SUFFIX
-from pytest_llmcache.recorder import LLMCassette
+from pytest_llmcache.recorder import LLMCassette, RecordingSession
 
-__all__ = ["MANIFEST_NAME", "Report", "stale_message", "unplayed"]
+__all__ = ["Report", "stale_message", "unplayed"]
 
-MANIFEST_NAME = ".llmcache-played.json"
 _WORKER_KEY = "llmcache_report"
 _TOP = 5  # slowest / most expensive tests shown
 _UNUSED_SHOWN = 10  # unused cassettes listed without -v
@@ -129,9 +125,11 @@ class Report:
         self.cassette_dir = cassette_dir
         self.record_mode = record_mode
         self.counts = {"replayed": 0, "recorded": 0, "missing": 0}
+        # cassette name -> {"interactions": digests of the file as left, "tests": {node id: digests it used}}
         self.cassettes: dict[str, dict[str, Any]] = {}
+        self.passed: dict[str, bool] = {}  # node id -> whether setup, call and teardown all passed
         self.tokens: dict[str, Tokens] = {"replayed": {}, "recorded": {}}
-        # node id -> {"duration": call seconds or None, "failed": bool, "tokens": {model: ModelTotals as JSON}}
+        # node id -> {"duration": call seconds or None, "tokens": {model: ModelTotals as JSON}}
         self.tests: dict[str, dict[str, Any]] = {}
         # What collection says (see `collected`); merged from the workers under xdist.
         self.expected: set[str] | None = None  # cassette names the collected tests would use
@@ -141,7 +139,11 @@ class Report:
         self.unused_candidates: list[str] | None = None
         self.strict = options.strict(config)
         self.stale_shared: list[tuple[str, list[int], list[str]]] = []  # (name, unplayed, tests)
-        self._last_call: tuple[str, float, bool] | None = None
+        self.played_warning: str | None = None
+        self._last_call: tuple[str, float | None] | None = None
+        # xdist's run id, shared by the workers of one session; a session of its own otherwise.
+        workerinput = getattr(config, "workerinput", None)
+        self.session = RecordingSession(workerinput["testrunuid"] if workerinput else uuid.uuid4().hex, options.session_folder(config))
 
     # -- per test ----------------------------------------------------------------------------
 
@@ -151,16 +153,21 @@ class Report:
         recorded = _tally(cassette.recorded)
         part: dict[str, Any] = {
             "counts": {"replayed": len(cassette.played), "recorded": len(cassette.recorded), "missing": len(cassette.misses)},
-            "cassettes": {self.cassette_name(Path(cassette.path)): dict(zip(("interactions", "played"), cassette.file_usage(), strict=True))},
+            "cassettes": {
+                self.cassette_name(Path(cassette.path)): {
+                    "interactions": cassette.cassette_digests(),
+                    "tests": {node_id or "": cassette.used_digests()},
+                }
+            },
             "tokens": {"replayed": _tokens_json(replayed), "recorded": _tokens_json(recorded)},
             "tests": {},
         }
         if node_id is not None:
-            call = self._last_call if self._last_call and self._last_call[0] == node_id else (node_id, None, True)
+            call = self._last_call if self._last_call and self._last_call[0] == node_id else (node_id, None)
             tokens: Tokens = {}
             _add_tokens(tokens, replayed)
             _add_tokens(tokens, recorded)
-            part["tests"][node_id] = {"duration": call[1], "failed": call[2], "tokens": _tokens_json(tokens)}
+            part["tests"][node_id] = {"duration": call[1], "tokens": _tokens_json(tokens)}
         self._merge(part)
 
     def cassette_name(self, path: Path) -> str:
@@ -174,8 +181,12 @@ class Report:
         for name, count in part["counts"].items():
             self.counts[name] += count
         for name, entry in part["cassettes"].items():
-            known = self.cassettes.setdefault(name, {"interactions": entry["interactions"], "played": []})
-            known["played"] = sorted(set(known["played"]) | set(entry["played"]))
+            known = self.cassettes.setdefault(name, {"interactions": [], "tests": {}})
+            known["interactions"] = sorted(set(known["interactions"]) | set(entry["interactions"]))
+            for node_id, digests in entry["tests"].items():
+                known["tests"][node_id] = sorted(set(known["tests"].get(node_id, ())) | set(digests))
+        for node_id, passed in part.get("passed", {}).items():
+            self.passed[node_id] = self.passed.get(node_id, True) and passed
         for kind, totals in part.get("tokens", {}).items():
             _add_tokens(self.tokens[kind], _tokens_from_json(totals))
         self.tests.update(part.get("tests", {}))
@@ -204,17 +215,46 @@ class Report:
         """Whether several collected tests use `cassette`'s file (the marker's cassette=)."""
         return self.cassette_name(Path(cassette.path)) in self.shared
 
+    def _users(self, name: str) -> set[str]:
+        """The tests that used cassette `name` in this session, and the collected tests sharing it."""
+        return set(self.cassettes.get(name, {}).get("tests", ())) | set(self.shared.get(name, ()))
+
+    def _complete(self, name: str) -> bool:
+        """Whether every test using cassette `name` ran in this session and passed."""
+        return all(self.passed.get(node_id, False) for node_id in self._users(name))
+
     def _find_stale_shared(self) -> None:
         """--llm-strict on shared cassettes: interactions none of the tests sharing one played,
         judged only when all of those tests ran in this session and passed."""
         for name, tests in sorted(self.shared.items()):
-            entry = self.cassettes.get(name)
-            ran = [self.tests.get(node_id) for node_id in tests]
-            if entry is None or not all(test is not None and not test.get("failed") for test in ran):
+            if name not in self.cassettes or not self._complete(name):
                 continue
-            missing = sorted(set(range(entry["interactions"])) - set(entry["played"]))
+            used = set().union(*self.cassettes[name]["tests"].values())
+            try:
+                digests = [entry.digest for entry in cassette_file.load_entries(self.cassette_dir / name)]
+            except (OSError, LLMCacheError):
+                continue  # its tests failed on it
+            missing = [index for index, digest in enumerate(digests) if digest not in used]
             if missing:
                 self.stale_shared.append((name, missing, tests))
+
+    def played_record(self) -> played.PlayedRecord:
+        """What this session played, for ``llmcache prune``."""
+        try:
+            relative = self.cassette_dir.relative_to(self.config.rootpath.resolve()).as_posix()
+        except ValueError:
+            relative = ""
+        record = played.PlayedRecord(self.cassette_dir, relative)
+        for name, entry in self.cassettes.items():
+            use = played.CassetteUse(set(entry["interactions"]), tests={node_id: self.passed.get(node_id) for node_id in self._users(name)})
+            for node_id, digests in entry["tests"].items():
+                if self.passed.get(node_id, False):
+                    use.played |= set(digests)
+            record.cassettes[name] = use
+        not_run = [node_id for node_id in self.custom if node_id not in self.tests]
+        if self.scope is None and self.unused_candidates is not None and not not_run:
+            record.unused = {name for name in self.unused_candidates if name not in self.cassettes}
+        return record
 
     def _unused_candidates(self) -> list[str] | None:
         if self.expected is None or not self.cassette_dir.is_dir():
@@ -236,8 +276,9 @@ class Report:
     # -- hooks ---------------------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.passed[report.nodeid] = self.passed.get(report.nodeid, True) and report.passed
         if report.when == "call":
-            self._last_call = (report.nodeid, report.duration, report.failed)
+            self._last_call = (report.nodeid, report.duration)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -256,6 +297,7 @@ class Report:
                 "shared": self.shared,
                 "counts": self.counts,
                 "cassettes": self.cassettes,
+                "passed": self.passed,
                 "tokens": {kind: _tokens_json(tokens) for kind, tokens in self.tokens.items()},
                 "tests": self.tests,
                 "unused_candidates": self.unused_candidates,
@@ -268,16 +310,18 @@ class Report:
             self._find_stale_shared()
             if self.stale_shared and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        manifest = self.cassette_dir / MANIFEST_NAME
-        manifest.parent.mkdir(parents=True, exist_ok=True)
-        temporary = manifest.with_name(f"{manifest.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"version": 1, "cassettes": dict(sorted(self.cassettes.items()))}, indent=1) + "\n", encoding="utf-8")
-        os.replace(temporary, manifest)
+        path = options.played_path(self.config)
+        try:
+            played.write(path, self.played_record())
+        except LLMCacheError as err:
+            self.played_warning = f"llmcache: the played record was not written ({err}); llmcache prune will not know this session"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.cassettes:
             return
         write = terminalreporter.write_line
+        if self.played_warning:
+            write(self.played_warning, yellow=True)
         counts = ", ".join(f"{count} {name}" for name, count in self.counts.items())
         terminalreporter.write_sep("-", "llmcache")
         write(f"llmcache: {counts} in {len(self.cassettes)} cassette(s), record mode {self.record_mode!r} (cassettes: {self.cassette_dir})")

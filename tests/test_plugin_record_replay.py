@@ -76,7 +76,8 @@ def test_record_then_replay_offline_gives_identical_results(suite):
     assert OPENAI_KEY not in text and AZURE_KEY not in text and "127.0.0.1" not in text
     stream = (suite.cassettes / "test_x/test_stream.yaml").read_text()
     assert "sse: |" in stream and "data: [DONE]" in stream
-    assert '"test_x/test_summary.yaml": {' in (suite.cassettes / ".llmcache-played.json").read_text()
+    assert '"test_x/test_summary.yaml": {' in (suite.pytester.path / ".pytest_cache/d/llmcache/played.json").read_text()
+    assert not list(suite.cassettes.rglob(".*"))  # no lock, record or temporary file among the cassettes
 
 
 def test_replay_ignores_the_configured_endpoint(suite):

@@ -1,9 +1,8 @@
-"""Nothing lost: SIGKILL at random moments (scripts/fault_injection.py), atomic .bak, stale temporaries."""
+"""Nothing lost: SIGKILL at random moments (scripts/fault_injection.py); the atomic write itself is in test_atomic_writes.py."""
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,27 +49,6 @@ def test_the_checker_reports_a_half_written_cassette_and_a_lost_cache_entry(tmp_
     assert any("c0.yaml does not load" in failure for failure in state.failures)
     assert any("neither its last saved version" in failure for failure in state.failures)
     assert any("API cache lost 1 entries" in failure for failure in state.failures)
-
-
-def test_the_backup_is_the_old_file_itself_never_a_partial_copy(tmp_path):
-    path = tmp_path / "c.yaml"
-    cassette.save(path, [interaction("first")])
-    first = os.stat(path)
-    cassette.save(path, [interaction("second")])
-    backup = os.stat(tmp_path / "c.yaml.bak")
-    assert (backup.st_ino, backup.st_size) == (first.st_ino, first.st_size)  # linked, not copied
-    assert cassette.response_body(cassette.load(tmp_path / "c.yaml.bak")[0]) == b"first"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "c.yaml.bak"]
-
-
-def test_a_save_removes_temporaries_left_by_killed_processes_only(tmp_path):
-    path = tmp_path / "c.yaml"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
-    live = str(os.getppid())
-    for name in (f".c.yaml.{dead}.tmp", f".c.yaml.bak.{dead}.tmp", f".c.yaml.{live}.tmp", ".other.yaml.1.tmp"):
-        (tmp_path / name).write_text("partial")
-    cassette.save(path, [interaction("x")])
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".c.yaml.{live}.tmp", ".other.yaml.1.tmp", "c.yaml"]
 
 
 def test_a_corrupt_backup_message_does_not_suggest_a_backup_of_the_backup(tmp_path):

@@ -381,8 +381,10 @@ def test_a_cassette_recorded_in_the_session_counts_as_used_so_prune_keeps_it(sui
     suite.live()
     suite.run("--llm-record-mode=once").assert_outcomes(passed=1)
     suite.run(f"--llm-record-mode={mode}").assert_outcomes(passed=1)  # re-recorded or replayed, same count
-    manifest = json.loads((suite.cassettes / ".llmcache-played.json").read_text())
-    assert manifest["cassettes"] == {"test_x/test_one.yaml": {"interactions": 2, "played": [0, 1]}}
+    record = json.loads((suite.pytester.path / ".pytest_cache/d/llmcache/played.json").read_text())["cassettes"]
+    assert list(record) == ["test_x/test_one.yaml"] and record["test_x/test_one.yaml"]["tests"] == {"test_x.py::test_one": True}
+    assert len(record["test_x/test_one.yaml"]["played"]) == 2 and record["test_x/test_one.yaml"]["played"] == record["test_x/test_one.yaml"]["interactions"]
+    suite.monkeypatch.chdir(suite.pytester.path)
     assert main(["prune", str(suite.cassettes), "--yes"]) == 0
     suite.offline()
     suite.run().assert_outcomes(passed=1)  # nothing was pruned away

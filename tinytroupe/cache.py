@@ -37,6 +37,11 @@ def request_key(model: str | None, params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _disk_full(err: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite failed for want of space (SQLITE_FULL), which says nothing about the file."""
+    return getattr(err, "sqlite_errorcode", None) == getattr(sqlite3, "SQLITE_FULL", 13) or "disk is full" in str(err)
+
+
 class ApiCache:
     """A persistent map from request keys to JSON-able responses."""
 
@@ -52,6 +57,8 @@ class ApiCache:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._init_schema()
         except sqlite3.DatabaseError as err:
+            if _disk_full(err):
+                raise CacheError(f"{self.path}: the disk is full, so the API cache can't be opened. Free some space and run again") from err
             raise CacheError(
                 f"{self.path}: not a usable API cache ({err}); move it away or delete it to start a new cache"
             ) from err
@@ -130,6 +137,8 @@ class ApiCache:
             with self._lock:
                 return self._db.execute(sql, parameters).fetchall()
         except sqlite3.DatabaseError as err:
+            if _disk_full(err):
+                raise CacheError(f"{self.path}: the disk is full; the API cache was not changed. Free some space and run again") from err
             raise CacheError(f"{self.path}: the API cache is damaged ({err}); move it away or delete it") from err
 
     def get(self, key: str) -> Any | None:
