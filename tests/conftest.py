@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # Imported once here, not again by every inner session (pytester drops what an inner run imports).
@@ -108,3 +108,17 @@ def record(request, value):
 def suite(pytester: pytest.Pytester, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> InnerSuite:
     pytester.makeconftest(OUTPUT_HELPER + "\nimport pytest\n\n@pytest.fixture\ndef out(request):\n    return lambda value: record(request, value)\n")
     return InnerSuite(pytester, server, monkeypatch)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run ``llmcache ARGS`` in-process: (exit code, stdout, stderr)."""
+    from pytest_llmcache.cli import main
+
+    def run(*args: str | Path) -> tuple[int, str, str]:
+        capsys.readouterr()  # only this command's output
+        code = main([str(arg) for arg in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

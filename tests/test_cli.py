@@ -13,7 +13,6 @@ import textwrap
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import pytest
 
@@ -21,7 +20,6 @@ from builders import AZURE_CHAT_URI as AZURE_URI
 from builders import OPENAI_CHAT_URI as OPENAI_URI
 from builders import chat, interaction
 from pytest_llmcache import cassette as cassette_file
-from pytest_llmcache.cli import main
 from pytest_llmcache.pricing import load_prices
 
 REALWORLD = Path(__file__).parent / "data" / "realworld"
@@ -36,19 +34,6 @@ def write(path: Path, *interactions: dict[str, Any]) -> Path:
     cassette_file.save(path, interactions)
     path.with_name(path.name + ".bak").unlink(missing_ok=True)
     return path
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """Run ``llmcache ARGS`` in-process: (exit code, stdout, stderr)."""
-
-    def run(*args: str | Path) -> tuple[int, str, str]:
-        capsys.readouterr()  # only this command's output
-        code = main([str(arg) for arg in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

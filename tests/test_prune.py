@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import cli as cli_fixture  # noqa: F401 - registers the `cli` fixture here
 from builders import chat as interaction
 from test_cli import write
 
