@@ -174,7 +174,7 @@ class Entry:
     line: int = 0  # the line of the file on which `text` starts (from 0), for error positions
     _interaction: Interaction | None = field(default=None, repr=False)
     _response: dict[str, Any] | None = field(default=None, repr=False)  # the response part, as `replay` parsed it
-    _digest: str | None = field(default=None, repr=False)  # of `text`, once known
+    _known_digest: str | None = field(default=None, repr=False)  # of `text`, once computed or read from the index
 
     def _parse(self, text: str) -> Any:
         if self.in_subset:
@@ -250,9 +250,9 @@ class Entry:
     def digest(self) -> str:
         """The digest of the text `dumps` writes for this interaction (in its index comment): the
         interaction's identity across saves, merges and reordering."""
-        if self._digest is None:
-            self._digest = _digest(self._serialise())
-        return self._digest
+        if self._known_digest is None:
+            self._known_digest = _digest(self._serialise())
+        return self._known_digest
 
 
 def _in_file(error: yaml.YAMLError, first_line: int, path: Path | str) -> yaml.YAMLError:
@@ -311,7 +311,7 @@ def _indexed_entries(text: str, path: Path | str) -> list[Entry] | None:
                 return None  # interactions pasted in by hand: parse the whole file, keep them all
             entry.interaction  # noqa: B018 - edited by hand: parse now, so a broken edit is reported at load
         else:
-            entry._digest = digest
+            entry._known_digest = digest
             entry.in_subset = fields[3:] == [_SUBSET]
             if scheme == KEY_SCHEME:
                 entry.key = key
