@@ -236,22 +236,16 @@ class Entry:
     @classmethod
     def of(cls, interaction: Interaction, path: Path | str = "<recorded>") -> Entry:
         """An interaction made in memory, serialised once: `dumps` writes this text."""
-        entry = cls(path, -1, _interaction=interaction)
-        entry._serialise()
-        return entry
-
-    def _serialise(self) -> str:
-        if self.text is None:
-            self.text, self.in_subset = _chunk(_compact(self.interaction))
-            self.key = stored_request_key(self.interaction["request"])
-        return self.text
+        text, in_subset = _chunk(_compact(interaction))
+        return cls(path, -1, text, stored_request_key(interaction["request"]), in_subset, _interaction=interaction)
 
     @property
     def digest(self) -> str:
         """The digest of the text `dumps` writes for this interaction (in its index comment): the
         interaction's identity across saves, merges and reordering."""
         if self._known_digest is None:
-            self._known_digest = _digest(self._serialise())
+            # (an entry read from another flavour keeps text None: it is not the text dumps writes)
+            self._known_digest = _digest(self.text if self.text is not None else _chunk(_compact(self.interaction))[0])
         return self._known_digest
 
 
@@ -399,12 +393,20 @@ def dumps(interactions: Iterable[Interaction | Entry]) -> str:
     """The cassette text for `interactions`; entries read from a file keep their text as it was."""
     parts = [_PREAMBLE]
     for item in interactions:
-        entry = item if isinstance(item, Entry) else Entry.of(item)
-        chunk, key, in_subset = entry._serialise(), entry.request_key, entry.in_subset
-        parts.append(f"{_INDEX}{KEY_SCHEME} {key} {_digest(chunk)}{' ' + _SUBSET if in_subset else ''}\n{chunk}")
+        entry = _as_written(item)
+        chunk = entry.text or ""
+        parts.append(f"{_INDEX}{KEY_SCHEME} {entry.request_key} {_digest(chunk)}{' ' + _SUBSET if entry.in_subset else ''}\n{chunk}")
     if len(parts) == 1:
         parts[0] = _PREAMBLE.replace("interactions:\n", "interactions: []\n")
     return "".join(parts) + _TRAILER
+
+
+def _as_written(item: Interaction | Entry) -> Entry:
+    """`item` as an entry holding the text `dumps` writes for it (an entry read from another
+    flavour has none: it is written anew)."""
+    if isinstance(item, Entry):
+        return item if item.text is not None else Entry.of(item.interaction)
+    return Entry.of(item)
 
 
 def _chunk(interaction: Interaction) -> tuple[str, bool]:
@@ -436,7 +438,7 @@ def save_locked(
     folder: atomic.LockedFolder, target: Path, interactions: Iterable[Interaction | Entry], check: Callable[[str], None] | None = None
 ) -> list[str]:
     """`save`, for a caller already holding the lock of `target`'s folder (to merge with what is on disk)."""
-    entries = [item if isinstance(item, Entry) else Entry.of(item) for item in interactions]
+    entries = [_as_written(item) for item in interactions]
     text = dumps(entries)
     if check is not None:
         check(text)

@@ -255,3 +255,41 @@ def test_shards_write_their_own_records_and_prune_takes_their_union(cli, pyteste
     code, out, _ = cli("prune", cassettes, "--played", "shard-a.json", "shard-b.json", "--yes")
     assert code == 0 and "removed 1 of 3 interactions from cassettes/shared.yaml (#2)" in out
     assert contents(cassettes / "shared.yaml") == ["a", "b"]
+
+
+FOREIGN = '''
+import openai
+
+def ask(text):
+    return openai.OpenAI(max_retries=0).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
+
+def test_old_and_new(llm_cassette):
+    assert ask("old").choices[0].message.content == "recorded long ago"
+    ask("new")
+'''
+
+
+def test_a_foreign_cassette_written_anew_keeps_what_its_test_played(cli, suite):
+    """A plain vcrpy cassette's interactions are written anew (scrubbed, in this format) when a
+    test records into it: the record names them as written, so prune keeps the one it played."""
+    import yaml
+    from builders import vcrpy_interaction
+
+    suite.write(FOREIGN)
+    suite.monkeypatch.chdir(suite.pytester.path)
+    old = vcrpy_interaction(
+        "https://api.openai.com/v1/chat/completions",
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "old"}]},
+        {"object": "chat.completion", "model": "gpt-4o-mini", "choices": [{"index": 0, "message": {"role": "assistant", "content": "recorded long ago"}, "finish_reason": "stop"}]},
+    )
+    old["request"]["body"] = old["request"]["body"].replace(", ", ",").replace(": ", ":")  # as the SDK sends it
+    path = suite.cassettes / "test_x" / "test_old_and_new.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump({"version": 1, "interactions": [old]}))
+    suite.live()
+    suite.run("--llm-record-mode=new_episodes").assert_outcomes(passed=1)
+    assert len(cassette_file.load(path)) == 2
+    code, out, _ = cli("prune", suite.cassettes, "--yes")
+    assert code == 0 and out.strip() == "nothing to prune", out
+    suite.offline()
+    suite.run().assert_outcomes(passed=1)
