@@ -356,7 +356,7 @@ def llm_cassette(
         report = request.config.stash[_REPORT]
         cassette.sharing_tests = tuple(report.shared.get(report.cassette_name(llm_cassette_path), ()))
         if cassette.mode == "none":
-            hint = f"Record with: {cassette.record_command()}"
+            hint = f"(A service of your own? Allow its host with the llm_allowed_hosts fixture.) Record with: {cassette.record_command()}"
             request.node.stash[_GUARD] = stack.enter_context(network_blocked(llm_allowed_hosts, hint))
         if cassette.write_protected:
             for name, value in llm_placeholder_env.items():

@@ -112,10 +112,8 @@ def test_local_service(llm_cassette):
 
 def test_the_guard_restores_every_socket_method_exactly():
     before = {name: vars(socket.socket).get(name) for name in ("connect", "connect_ex", "sendto", "sendmsg")}
-    with network_blocked():
-        with pytest.raises(NetworkBlocked):
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.sendto(b"x", ("127.0.0.1", 9))
+    with network_blocked(), pytest.raises(NetworkBlocked), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"x", ("127.0.0.1", 9))
     assert {name: vars(socket.socket).get(name) for name in before} == before
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(b"x", ("127.0.0.1", 9))  # allowed again (UDP: nothing needs to listen)
@@ -146,3 +144,15 @@ def test_swallows(llm_cassette):
     result.assert_outcomes(failed=1)
     assert f"blocked a connection to 127.0.0.1:{suite.server.port}" in result.stdout.str()
     assert suite.server.hits == 0
+
+
+def test_the_refusal_says_how_to_allow_a_service_of_ones_own(suite):
+    suite.write(f'''
+import socket
+
+def test_db(llm_cassette):
+    socket.create_connection(("127.0.0.1", {suite.server.port}), timeout=2)
+''')
+    result = suite.run()
+    result.assert_outcomes(failed=1)
+    assert "Allow its host with the llm_allowed_hosts fixture.) Record with: pytest test_x.py::test_db --llm-record-mode=once" in result.stdout.str()
