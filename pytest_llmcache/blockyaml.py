@@ -18,7 +18,11 @@ What `dump` writes, for dicts with str keys, lists, str, int, float, bool and No
   number or a date), multi-line text as a literal block
   (``|``, ``|-``, ``|+``), anything else single-quoted, or double-quoted when it needs escapes; long
   plain and quoted strings folded at a single space, which YAML reads back as that space;
-- numbers, booleans and null as PyYAML writes them.
+- numbers, booleans and null as PyYAML writes them;
+- a `JSONText` (pretty-printed JSON, see `json_text`) as it is: a flow collection over the text's
+  own lines, each indented under its key. Such JSON is also YAML for the same document, and
+  `load(..., json_text=True)` gives the text back without parsing it: a recorded response body is
+  replayed by removing the indentation, however large it is.
 
 `load` reads only text `dump` wrote and raises `Unsupported` for anything else (the caller
 then reads it with PyYAML): it never guesses.
@@ -32,7 +36,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Unsupported", "dump", "load"]
+__all__ = ["JSONText", "Unsupported", "dump", "json_text", "load"]
 
 _WIDTH = 100  # fold plain and quoted strings longer than this, where a single space allows
 _MAX_KEY = 1000  # YAML limits implicit keys to 1024 characters
@@ -73,6 +77,49 @@ class Unsupported(ValueError):
     """The value can't be written in the subset, or the text is not what `dump` writes."""
 
 
+class JSONText(str):
+    """A JSON object or array as text, pretty-printed (one line per member), written by `dump` as
+    it is. Make one with `json_text`, which checks that YAML reads the text as the same document."""
+
+
+# An escaped UTF-16 surrogate (half of a character outside the BMP): YAML reads each half alone.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def json_text(text: str) -> JSONText:
+    """`text`, a pretty-printed JSON object or array, as a JSONText; Unsupported when YAML would
+    read it as another document, or `dump` could not write it verbatim: NaN or Infinity, an escaped
+    surrogate pair, a character YAML does not allow raw (or reads as a line break), a key too long
+    for YAML, a line YAML would end the text at.
+
+    (JSON is YAML 1.2. One difference with PyYAML's YAML 1.1 remains: it reads a float written
+    without a dot, ``9e-07``, as a string; `pytest_llmcache.cassette` reads it as the number.)"""
+    lines = text.split("\n")
+    if len(lines) < 2 or lines[0] not in ("{", "[") or lines[-1] != lines[0].translate(_CLOSING):
+        raise Unsupported("not a pretty-printed JSON object or array")
+    if _LITERAL_UNSAFE.search(text) is not None or _SURROGATE_ESCAPE.search(text) is not None or "\t" in text:
+        raise Unsupported("a character YAML would not read back")
+    if not all(line.startswith(" ") for line in lines[1:-1]):
+        raise Unsupported("a member line that is not indented")
+
+    def constant(token: str) -> Any:
+        raise Unsupported(f"{token} is not a YAML number")
+
+    def members(pairs: list[tuple[str, Any]]) -> None:
+        for key, _ in pairs:
+            if len(key) > _MAX_KEY // 6 and len(json.dumps(key)) > _MAX_KEY:
+                raise Unsupported("a mapping key is too long for YAML's implicit keys")
+
+    try:
+        json.loads(text, parse_constant=constant, object_pairs_hook=members)
+    except ValueError as err:  # Unsupported is one
+        raise Unsupported(f"not JSON YAML reads alike: {err}") from None
+    return JSONText(text)
+
+
+_CLOSING = str.maketrans("{[", "}]")
+
+
 # -- writing -----------------------------------------------------------------------------------
 
 
@@ -90,6 +137,11 @@ def _node(value: Any, head: str, column: int, lines: list[str]) -> None:
     sequence dash ("- ", possibly after other text); `column` is where its nested lines start."""
     if type(value) is str:
         _string(value, head, column, lines)
+    elif type(value) is JSONText:
+        text_lines = value.split("\n")
+        indent = " " * column
+        lines.append(_joined(head, text_lines[0]))
+        lines.extend(indent + line for line in text_lines[1:])
     elif isinstance(value, dict) and value:
         if head and not head.endswith("- "):
             lines.append(head)
@@ -267,15 +319,16 @@ def _escape(match: re.Match[str]) -> str:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def load(text: str) -> Any:
+def load(text: str, json_text: bool = False) -> Any:
     """The value of a document `dump` wrote (or of a block-indented part of one, such as a mapping
-    at column 2). Raises Unsupported for anything else."""
+    at column 2). Raises Unsupported for anything else. With `json_text`, a JSONText `dump` wrote
+    is read back as that JSONText, unparsed (the caller trusts the text to be unedited)."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:
         raise Unsupported("no document")
-    reader = _Reader(lines)
+    reader = _Reader(lines, json_text)
     first = lines[0]
     value = reader.block(len(first) - len(first.lstrip(" ")))
     if reader.index != len(lines):
@@ -286,10 +339,11 @@ def load(text: str) -> Any:
 class _Reader:
     """Reads the lines `dump` wrote, by their indentation (computed once)."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], json_text: bool = False) -> None:
         self.lines = lines
         self.indents = [len(line) - len(line.lstrip(" ")) for line in lines]
         self.index = 0
+        self.json_text = json_text
 
     def block(self, column: int) -> Any:
         if self.lines[self.index].startswith("- ", column):
@@ -354,6 +408,8 @@ class _Reader:
         first = rest[0]
         if first == "|":
             return self.literal(rest, column)
+        if rest in ("{", "["):
+            return self.verbatim(rest, column)
         if first in _QUOTES:
             return _unquoted(" ".join([rest, *self.continuation(column)]), self.index)
         continued = self.continuation(column)
@@ -365,6 +421,24 @@ class _Reader:
         if not _is_plain(text):
             raise Unsupported(f"line {self.index}: a folded plain scalar dump would not write")
         return text
+
+    def verbatim(self, first: str, column: int) -> Any:
+        """A JSONText whose first line ("{" or "[") ends the line before `self.index`: its other
+        lines follow, each indented by `column` + 2 more than in the text."""
+        lines, indents, start = self.lines, self.indents, self.index
+        end, count, width = start, len(lines), column + 2
+        while end < count and indents[end] >= width:
+            end += 1
+        self.index = end
+        if end == start or lines[end - 1][width:] != first.translate(_CLOSING):
+            raise Unsupported(f"line {end}: a flow collection dump would not write")
+        text = "\n".join([first, *(line[width:] for line in lines[start:end])])
+        if self.json_text:
+            return JSONText(text)
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise Unsupported(f"line {start}: a flow collection that is not JSON") from None
 
     def continuation(self, column: int) -> list[str]:
         """The folded lines continuing a scalar whose key or dash is at `column`."""
@@ -487,9 +561,8 @@ def _plain_value(text: str) -> Any:
         return []
     if text[0] == "[":
         return _flow_numbers(text)
-    if text[0] in "-0123456789":
-        if _ONE_NUMBER.fullmatch(text):
-            return float(text) if "." in text else int(text)
+    if text[0] in "-0123456789" and _ONE_NUMBER.fullmatch(text):
+        return float(text) if "." in text else int(text)
     if not _is_plain(text):
         raise Unsupported(f"a plain scalar dump would not write: {text[:40]!r}")
     return text

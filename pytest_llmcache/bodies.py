@@ -22,7 +22,9 @@ import zlib
 from typing import Any
 from collections.abc import Callable
 
-__all__ = ["StoredBody", "decode_body", "decompress", "encode_body", "parse_json"]
+from pytest_llmcache.blockyaml import JSONText, json_text
+
+__all__ = ["StoredBody", "decode_body", "decompress", "encode_body", "json_text_of", "parse_json"]
 
 StoredBody = dict[str, Any]
 
@@ -49,11 +51,30 @@ def parse_json(raw: bytes) -> Any:
 
 
 def _dumps(document: Any, layout: str) -> bytes:
+    """`document` serialised in `layout`; a JSONText (the exact text, read from a cassette that
+    stored it verbatim) is that text, with the layout's final newline."""
     name, *flags = str(layout).split() or [""]
     if name not in _LAYOUTS:
         raise ValueError(f"unknown JSON layout {layout!r}; known: {', '.join(_LAYOUTS)}")
-    text = json.dumps(document, ensure_ascii="ascii" in flags, **_LAYOUTS[name])
+    text = document if type(document) is JSONText else json.dumps(document, ensure_ascii="ascii" in flags, **_LAYOUTS[name])
     return (text + "\n" if "newline" in flags else text).encode("utf-8")
+
+
+def json_text_of(stored: StoredBody) -> JSONText | None:
+    """The exact text of a stored pretty-printed (indented) JSON body, as a JSONText that a
+    cassette holds verbatim (YAML reads it as the same document, and replay needs no parsing
+    nor serialising); None for other bodies, or text YAML would not read alike."""
+    layout = str(stored.get("layout", ""))
+    if "json" not in stored or not layout.startswith("indent="):
+        return None
+    document = stored["json"]
+    if type(document) is JSONText:
+        return document
+    text = _dumps(document, layout).decode("utf-8").removesuffix("\n")
+    try:
+        return json_text(text)
+    except ValueError:
+        return None
 
 
 def _layout_of(raw: bytes, document: Any) -> str | None:

@@ -16,7 +16,9 @@ A cassette is a UTF-8 YAML file, one per test::
         body: {json: {...}, layout: indent=2 newline}           # or {sse: ...}, {string: ...}, {base64: ...}
     # end of cassette
 
-Bodies are described in `pytest_llmcache.bodies`. The trailing comment marks a complete file: a
+Bodies are described in `pytest_llmcache.bodies`. A pretty-printed JSON response body is written
+as its own text (JSON is YAML too), after its layout, indented under ``json:``; replay takes the
+bytes back by removing that indentation, without parsing them (see `Entry.replay`). The trailing comment marks a complete file: a
 cassette starting with the header comment but missing it was truncated.
 
 Each interaction is preceded by an index comment, ``# llmcache-key k1 <request key> <digest> y1``:
@@ -35,6 +37,7 @@ above, with every header value a list. YAML is read by blockyaml or a safe loade
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from dataclasses import dataclass, field
@@ -46,7 +49,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from pytest_llmcache import atomic, blockyaml
-from pytest_llmcache.bodies import decode_body, decompress, encode_body
+from pytest_llmcache.bodies import decode_body, decompress, encode_body, json_text_of
 from pytest_llmcache.errors import CassetteError
 from pytest_llmcache.matching import stored_request_key
 
@@ -79,6 +82,10 @@ _INDEX = "# llmcache-key "
 _RESPONSE_LINE = "\n  response:\n"
 # Bump when matching.request_key changes: stale keys in old files are then recomputed on load.
 KEY_SCHEME = "k1"
+# How `dumps` writes a verbatim JSON response body (the last lines of an interaction).
+_VERBATIM_BODY = "\n    body:\n      layout: "
+_VERBATIM_JSON = "      json: "
+_VERBATIM_LAYOUT = re.compile(r"indent=[0-9]+(?: [a-z]+)*")
 # Marks an interaction whose text blockyaml wrote (and so reads), in the index comment.
 _SUBSET = "y1"
 
@@ -133,14 +140,21 @@ def _check_expansion(root: yaml.Node, budget: int) -> None:
                 stack += (key, value)
 
 
-def _build(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+# A JSON number PyYAML's YAML 1.1 resolver leaves a string (no dot: 9e-07); YAML 1.2 reads a float.
+_DOTLESS_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)[eE][-+]?[0-9]+")
+
+
+def _build(node: yaml.Node, loader: yaml.SafeLoader, in_flow: bool = False) -> Any:
     tag = node.tag
     if tag == _STR:
+        if in_flow and not getattr(node, "style", None) and _DOTLESS_FLOAT.fullmatch(node.value):  # plain: None or ""
+            return float(node.value)  # verbatim JSON (blockyaml.JSONText) is read as JSON
         return node.value
+    flow = bool(getattr(node, "flow_style", False))
     if tag == _MAP and not any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):
-        return {_build(key, loader): _build(value, loader) for key, value in node.value}
+        return {_build(key, loader): _build(value, loader, flow) for key, value in node.value}
     if tag == _SEQ:
-        return [_build(item, loader) for item in node.value]
+        return [_build(item, loader, flow) for item in node.value]
     if tag == _INT and node.value.isdigit():
         return int(node.value)
     return loader.construct_object(node, deep=True)
@@ -156,6 +170,8 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
 
 
 _Dumper.add_representer(str, _represent_str)
+# Only when blockyaml can't write an interaction: its verbatim JSON goes out as the document.
+_Dumper.add_representer(blockyaml.JSONText, lambda dumper, text: dumper.represent_data(json.loads(text)))
 
 
 class _Invalid(ValueError):
@@ -176,10 +192,10 @@ class Entry:
     _response: dict[str, Any] | None = field(default=None, repr=False)  # the response part, as `replay` parsed it
     _known_digest: str | None = field(default=None, repr=False)  # of `text`, once computed or read from the index
 
-    def _parse(self, text: str) -> Any:
+    def _parse(self, text: str, json_text: bool = False) -> Any:
         if self.in_subset:
             try:
-                return blockyaml.load(text)
+                return blockyaml.load(text, json_text)
             except blockyaml.Unsupported:
                 pass  # not expected of an unedited file; PyYAML has the last word
         return _parse_yaml(text)
@@ -209,7 +225,8 @@ class Entry:
             self.interaction  # noqa: B018 - reports what is wrong with the text
             return self.replay()
         try:
-            document = self._parse(self.text[start + 1 :])
+            # Verbatim JSON bodies stay text: the bytes are the text, parsed only if asked for.
+            document = self._verbatim_response(start) or self._parse(self.text[start + 1 :], json_text=True)
             response, content = _response(document["response"])
             self._response = response
         except yaml.YAMLError as err:
@@ -220,10 +237,31 @@ class Entry:
             raise CassetteError(self.path, f"interaction #{self.index} is malformed: {problem}") from None
         return response["status"], response["headers"], content
 
+    def _verbatim_response(self, start: int) -> dict[str, Any] | None:
+        """The response part of unedited `dumps` text whose body is verbatim JSON, read without
+        going through the body's lines: `dumps` writes such a body last, its layout first, each
+        line of the JSON indented by 8 spaces, which are all that is removed. None otherwise."""
+        assert self.text is not None
+        body = self.text.find(_VERBATIM_BODY, start) if self.in_subset else -1
+        if body < 0:
+            return None
+        layout_end = self.text.find("\n", body + len(_VERBATIM_BODY))
+        layout = self.text[body + len(_VERBATIM_BODY) : layout_end]
+        opener = self.text[layout_end + 1 : layout_end + 1 + len(_VERBATIM_JSON) + 2]
+        if _VERBATIM_LAYOUT.fullmatch(layout) is None or opener not in (_VERBATIM_JSON + "{\n", _VERBATIM_JSON + "[\n"):
+            return None
+        text = self.text[layout_end + 1 + len(_VERBATIM_JSON) : -1].replace("\n        ", "\n")
+        document = self._parse(self.text[start + 1 : body + 1])
+        document["response"]["body"] = {"layout": layout, "json": blockyaml.JSONText(text)}
+        return document
+
     def __getitem__(self, name: str) -> Any:
         """`entry["request"]` / `entry["response"]`, as on a plain interaction dict (a response
         already parsed by `replay` is not parsed again, nor is the request for it)."""
         if name == "response" and self._interaction is None and self._response is not None:
+            body = self._response["body"]
+            if isinstance(body.get("json"), blockyaml.JSONText):
+                self._response["body"] = {**body, "json": json.loads(body["json"])}
             return self._response
         return self.interaction[name]
 
@@ -546,7 +584,12 @@ def _compact(interaction: Interaction) -> Interaction:
         return {name: value[0] if len(value) == 1 else value for name, value in values.items()}
 
     request, response = interaction["request"], interaction["response"]
+    body = response["body"]
+    # A pretty-printed JSON response is written as its own text (also YAML), last: replay reads it
+    # back without parsing or re-serialising it (see Entry._verbatim_response), which is what
+    # large bodies cost.
+    text = json_text_of(body) if isinstance(body, dict) else None
     return {
         "request": {**request, "headers": headers(request["headers"])},
-        "response": {**response, "headers": headers(response["headers"])},
+        "response": {**response, "headers": headers(response["headers"]), "body": body if text is None else {"layout": body["layout"], "json": text}},
     }

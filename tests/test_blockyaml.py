@@ -2,6 +2,7 @@
 and blockyaml must read back exactly what it wrote and refuse (never misread) anything else."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -154,3 +155,66 @@ def test_it_reads_like_a_cassette_a_person_would_write():
 def test_text_it_did_not_write_is_refused(text):
     with pytest.raises(Unsupported):
         blockyaml.load(text)
+
+
+# -- verbatim JSON (pretty-printed response bodies) ------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | texts,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(texts, inner, max_size=5),
+    max_leaves=30,
+)
+json_documents = st.lists(json_values, min_size=1, max_size=4) | st.dictionaries(texts, json_values, min_size=1, max_size=4)
+
+
+def reads_as_json(text):
+    """PyYAML's reading as the cassette module does it: a float without a dot (YAML 1.1 reads a
+    string) is the JSON number."""
+    from pytest_llmcache.cassette import _parse_yaml
+
+    return _parse_yaml(text)
+
+
+@many
+@given(json_documents, st.sampled_from([2, 4]), st.booleans(), st.sampled_from(["", "- ", "key: "]))
+def test_verbatim_json_reads_back_as_the_same_text_and_the_same_document(document, indent, ascii_only, head):
+    text = json.dumps(document, indent=indent, ensure_ascii=ascii_only)
+    try:
+        verbatim = blockyaml.json_text(text)
+    except Unsupported:
+        return  # stored as a document instead (checked below: only for what YAML reads otherwise)
+    value = [verbatim] if head == "- " else {"key": verbatim} if head == "key: " else {"body": {"layout": "x", "json": verbatim}}
+    written = blockyaml.dump(value)
+    assert blockyaml.load(written, json_text=True) == value  # the exact text back, unparsed
+    parsed = blockyaml.load(written)
+    assert parsed == reads_as_json(written)
+    inner = parsed[0] if head == "- " else parsed["key"] if head == "key: " else parsed["body"]["json"]
+    assert json.dumps(inner, indent=indent, ensure_ascii=ascii_only) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{\n  "a": NaN\n}', "NaN is not YAML"),
+        ('{\n  "a": Infinity\n}', "nor Infinity"),
+        ('{\n  "a": "\\ud83d\\ude00"\n}', "YAML reads each escaped surrogate alone"),
+        ('{\n  "a": "\u2028"\n}', "a line separator, folded by YAML 1.1"),
+        ('{\n  "a": "\x85"\n}', "NEL, a line break in YAML 1.1"),
+        ('{\n\t"a": 1\n}', "a tab"),
+        ('{"a": 1}', "not pretty-printed"),
+        ('{\n"a": 1\n}', "a member line at the column of the key"),
+        ('{\n  "' + "k" * 1100 + '": 1\n}', "a key longer than YAML's implicit keys"),
+        ('{\n  "a": 1,\n}', "not JSON"),
+    ],
+)
+def test_json_yaml_would_read_otherwise_is_not_made_verbatim(text, why):
+    with pytest.raises(Unsupported):
+        blockyaml.json_text(text)
+
+
+def test_a_float_without_a_dot_is_kept_verbatim_and_read_as_a_number():
+    text = '[\n  9e-07,\n  -1.5e-05,\n  1\n]'
+    written = blockyaml.dump({"embedding": blockyaml.json_text(text)})
+    assert written == "embedding: [\n    9e-07,\n    -1.5e-05,\n    1\n  ]\n"
+    assert blockyaml.load(written) == {"embedding": [9e-07, -1.5e-05, 1]}
+    assert reads_as_json(written) == {"embedding": [9e-07, -1.5e-05, 1]}  # PyYAML alone: "9e-07"

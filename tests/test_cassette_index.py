@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builders import interaction
-from pytest_llmcache import cassette
+from pytest_llmcache import blockyaml, cassette
 from pytest_llmcache.bodies import encode_body
 from pytest_llmcache.errors import CassetteError
 from pytest_llmcache.matching import stored_request_key
@@ -43,7 +43,16 @@ def test_index_round_trip_without_parsing(recorded):
     assert [entry.request_key for entry in entries] == [stored_request_key(i["request"]) for i in recorded]
     assert [entry.interaction for entry in entries] == recorded
     assert cassette.dumps(entries) == text  # unchanged entries are written back verbatim
-    assert yaml.safe_load(text)["interactions"] == [cassette._compact(i) for i in recorded]  # plain YAML readers agree
+    assert yaml.safe_load(text)["interactions"] == [documents(cassette._compact(i)) for i in recorded]  # plain YAML readers agree
+
+
+def documents(value):
+    """`value` with verbatim JSON bodies (blockyaml.JSONText) as the documents they hold."""
+    if isinstance(value, blockyaml.JSONText):
+        return json.loads(value)
+    if isinstance(value, dict):
+        return {key: documents(item) for key, item in value.items()}
+    return value
 
 
 def sample(content: str = "hello") -> dict:
