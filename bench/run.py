@@ -11,13 +11,17 @@ save API), then measures on the same sampled requests, through the openai SDK:
 - replay through the plugin (`LLMCassette`, body-aware canonical-key matching);
 - replay through plain vcrpy with ``match_on`` including ``body`` (sampled, stratified over the
   cassette, within a time budget, so the run finishes);
+- replay through cassetter (a peer with a Rust core; json-body matching), when the ``bench``
+  extra installed it (the run says so when it did not);
 - the SDK alone over an in-memory ``httpx2.MockTransport`` (outside any cassette: vcrpy patches
   MockTransport too);
 - the floor: canonical JSON of the request body, hashed, plus a dict lookup;
 
-and the cassette load time (entering the cassette context: read, parse, index). Then recording
-overhead against the local fake OpenAI server, the API cache's put/get at 1k/10k/100k entries,
-and token counting against the bare encoder. It prints medians, ratios to vcrpy and to the floor,
+the engines taking turns (passes of each, rotated), and the cassette load time (entering the
+cassette context: read, parse, index). Then recording overhead against the local fake OpenAI
+server, one 4 MB embeddings response through every engine (taking turns call by call), the cost
+per test of a generated suite of one-request tests (bench/suite.py; serial and ``-n 2``), the API
+cache's put/get at 1k/10k/100k entries, and token counting against the bare encoder. It prints medians, ratios to vcrpy and to the floor,
 and whether each target of the issue is met. Numbers are informational: the exit status is 0
 unless the benchmark itself cannot run.
 """
@@ -38,7 +42,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -52,9 +57,10 @@ import vcr  # noqa: E402
 from vcr.cassette import Cassette as VcrCassette  # noqa: E402
 
 import plugin_api  # noqa: E402
+import suite as generated_suite  # noqa: E402
 from workload import (  # noqa: E402
-    API_KEY, BASE_URL, Interaction, build_interactions, canonical_key, check_sdk_bytes, embeddings_interaction,
-    write_vcr_cassette,
+    API_KEY, BASE_URL, Interaction, build_interactions, canonical_key, cassetter_missing, cassetter_replaying,
+    check_sdk_bytes, embeddings_interaction, write_cassetter_cassette, write_vcr_cassette,
 )
 
 VCR_MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "body")
@@ -75,6 +81,8 @@ class Settings:
     record_rounds: int = 4
     record_calls: int = 50  # per round
     large_repeats: int = 5  # calls per engine replaying the one large response
+    suite_tests: int = 2000  # generated one-request tests, for the per-test overhead
+    suite_repeats: int = 2  # serial runs per mode (medians), alternating the modes
     cache_sizes: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
     cache_ops: int = 500
     token_texts: int = 300
@@ -86,7 +94,7 @@ class Settings:
         if args.quick:
             settings = cls(sizes=[10, 100, 1_000], samples=60, warmup=10, vcr_budget_s=4.0, load_repeats=2,
                            record_rounds=2, record_calls=20, large_repeats=3, cache_sizes=[1_000, 10_000], cache_ops=200,
-                           token_texts=100)
+                           token_texts=100, suite_tests=300, suite_repeats=1)
         else:
             settings = cls(sizes=[10, 100, 1_000, 10_000])
         if args.sizes:
@@ -183,11 +191,14 @@ class ReplayRow:
     n: int
     plugin_ms: float | None = None
     vcrpy_ms: float | None = None
+    cassetter_ms: float | None = None
     sdk_ms: float | None = None
     floor_us: float | None = None
     plugin_samples: int = 0
     vcrpy_samples: int = 0
+    cassetter_samples: int = 0
     sdk_samples: int = 0
+    cassetter_load_s: float | None = None
     vcrpy_load_s: float | None = None
     plugin_load_s: float | None = None
     plugin_parse_s: float | None = None  # cassette.load: the file with every interaction parsed
@@ -237,7 +248,7 @@ def replay_cassette(enter: Callable[[], Any], client: openai.OpenAI, interaction
     return samples[warmup:], base[warmup:]
 
 
-def warm_up(interactions: list[Interaction], workdir: Path, plugin_missing: str | None) -> None:
+def warm_up(interactions: list[Interaction], workdir: Path, plugin_missing: str | None, peer_missing: str | None) -> None:
     """Exercise every code path once before anything is timed (imports, caches, pools)."""
     few = interactions[:50]
     memory = call_create(in_memory_client(few))
@@ -250,16 +261,29 @@ def warm_up(interactions: list[Interaction], workdir: Path, plugin_missing: str 
             with plugin_api.replaying(path):
                 for interaction in few:
                     client.chat.completions.create(**interaction.body)
+    if peer_missing is None:
+        path = write_cassetter_cassette(workdir / "warm-up-cassetter.yaml", few)
+        client = sdk_client()
+        for _ in range(2):
+            with cassetter_replaying(path):
+                for interaction in few:
+                    client.chat.completions.create(**interaction.body)
     floor = {canonical_key(i.request_bytes): i for i in few}
     for interaction in few * 20:
         floor[canonical_key(interaction.request_bytes)]
 
 
+ROUNDS = 4  # each engine's calls are split into this many passes, the engines taking turns
+
+
 def measure_replay(n: int, interactions: list[Interaction], settings: Settings, workdir: Path,
-                   previous: ReplayRow | None, plugin_missing: str | None) -> ReplayRow:
+                   previous: ReplayRow | None, plugin_missing: str | None, peer_missing: str | None) -> ReplayRow:
+    """Replay the same sampled requests through every engine, the engines taking turns in
+    `ROUNDS` passes (a cassette context each), each request also sent through the SDK over the
+    in-memory transport right before or after, so every ratio compares calls made side by side."""
     row = ReplayRow(n)
     rng = random.Random(f"{settings.seed}:sample:{n}")
-    vcr_path, plugin_path = workdir / f"vcrpy-{n}.yaml", workdir / f"llmcache-{n}.yaml"
+    vcr_path, plugin_path, cassetter_path = workdir / f"vcrpy-{n}.yaml", workdir / f"llmcache-{n}.yaml", workdir / f"cassetter-{n}.yaml"
 
     writes: list[int] = []
     with timed(writes):
@@ -271,60 +295,75 @@ def measure_replay(n: int, interactions: list[Interaction], settings: Settings, 
             plugin_api.write_cassette(plugin_path, interactions)
         row.plugin_write_s = writes[-1] * NS
         row.plugin_file_mb = plugin_path.stat().st_size / 1e6
+    if peer_missing is None:
+        write_cassetter_cassette(cassetter_path, interactions)
 
     wanted = settings.samples + settings.warmup
     sample = stratified(n, wanted, rng)
     replay_client = sdk_client()
     memory_client = in_memory_client(interactions)
 
-    # -- the plugin ------------------------------------------------------------------------------
-    plugin_loads: list[int] = []
-    if plugin_missing is None:
-        samples, base = replay_cassette(lambda: plugin_api.replaying(plugin_path), replay_client, interactions,
-                                        passes_of(sample, wanted), settings.warmup, plugin_loads, memory_client)
-        row.plugin_ms, row.plugin_samples = median_ms(samples), len(samples)
-        row.sdk_ms, row.sdk_samples = median_ms(base), len(base)
-
-    # -- plain vcrpy, body matching on: cost grows with N, so sample within a time budget ---------
-    my_vcr = vcr.VCR(record_mode="none", match_on=VCR_MATCH_ON)
+    # plain vcrpy, body matching on: its cost grows with N, so it plays an evenly spread subset
+    # of the same sample, sized to a time budget from the previous size's figure
     vcr_wanted = wanted
     if previous is not None and previous.vcrpy_ms is not None:
         estimate_s = previous.vcrpy_ms / 1e3 * n / previous.n
         vcr_wanted = min(wanted, max(9, int(settings.vcr_budget_s / max(estimate_s, 1e-6))))
-    vcr_warmup = settings.warmup if vcr_wanted == wanted else max(1, vcr_wanted // 10)
     vcr_sample = sample
-    if vcr_wanted < len(sample):  # an evenly spread subset of the same sample
+    if vcr_wanted < len(sample):
         ordered = sorted(sample)
         vcr_sample = [ordered[int(i * len(ordered) / vcr_wanted)] for i in range(vcr_wanted)]
         rng.shuffle(vcr_sample)
-    vcr_loads: list[int] = []
-    samples, _ = replay_cassette(lambda: my_vcr.use_cassette(str(vcr_path)), replay_client, interactions,
-                                 passes_of(vcr_sample, vcr_wanted), vcr_warmup, vcr_loads)
-    row.vcrpy_ms, row.vcrpy_samples = median_ms(samples), len(samples)
-    if vcr_wanted < wanted:
-        row.notes.append(f"vcrpy sampled: {len(samples)} timed calls, stratified over all {n} positions")
 
-    # -- the SDK over an in-memory transport, alone (when the plugin could not run) ----------------
-    if row.sdk_ms is None:
-        samples = [ns for indexes in passes_of(sample, wanted)
-                   for ns in time_each(call_create(memory_client), (interactions[i] for i in indexes), expect_content)]
-        row.sdk_ms, row.sdk_samples = median_ms(samples[settings.warmup:]), len(samples[settings.warmup:])
+    my_vcr = vcr.VCR(record_mode="none", match_on=VCR_MATCH_ON)
+    engines: list[tuple[str, Callable[[], Any], list[int]]] = []
+    if plugin_missing is None:
+        engines.append(("plugin", lambda: plugin_api.replaying(plugin_path), sample))
+    engines.append(("vcrpy", lambda: my_vcr.use_cassette(str(vcr_path)), vcr_sample))
+    if peer_missing is None:
+        engines.append(("cassetter", lambda: cassetter_replaying(cassetter_path), sample))
+
+    samples: dict[str, list[int]] = {name: [] for name, _, _ in engines}
+    baseline: dict[str, list[int]] = {name: [] for name, _, _ in engines}
+    loads: dict[str, list[int]] = {name: [] for name, _, _ in engines}
+    for round_ in range(ROUNDS):
+        for name, enter, indexes in engines[round_ % len(engines):] + engines[: round_ % len(engines)]:
+            chunk = indexes[round_ * len(indexes) // ROUNDS: (round_ + 1) * len(indexes) // ROUNDS]
+            if chunk:
+                timed_calls, base = replay_cassette(enter, replay_client, interactions, [chunk], 0, loads[name], memory_client)
+                samples[name] += timed_calls
+                baseline[name] += base
+
+    def trimmed(values: list[int], total: int) -> list[int]:
+        warmup = settings.warmup if total == wanted else max(1, total // 10)
+        return values[warmup:]
+
+    for name, _, indexes in engines:
+        kept = trimmed(samples[name], len(indexes))
+        setattr(row, f"{name}_ms", median_ms(kept))
+        setattr(row, f"{name}_samples", len(kept))
+    if plugin_missing is None:
+        base = trimmed(baseline["plugin"], len(sample))
+    else:
+        base = trimmed(baseline[engines[0][0]], len(engines[0][2]))
+    row.sdk_ms, row.sdk_samples = median_ms(base), len(base)
+    if vcr_wanted < wanted:
+        row.notes.append(f"vcrpy sampled: {row.vcrpy_samples} timed calls, stratified over all {n} positions")
 
     # -- the floor: canonical key + dict lookup --------------------------------------------------
     row.floor_us = floor_lookup(interactions, sample, wanted)
 
     # -- loading: entering the cassette context (read + parse + index), more repeats if needed ----
     repeats = settings.load_repeats if n < 10_000 else max(1, settings.load_repeats - 1)
+    vcr_loads = loads["vcrpy"]
     while len(vcr_loads) < repeats:
         with timed(vcr_loads):
             VcrCassette.load(path=str(vcr_path), match_on=VCR_MATCH_ON)
     row.vcrpy_load_s = statistics.median(vcr_loads) * NS
+    if peer_missing is None:
+        row.cassetter_load_s = statistics.median(loads["cassetter"]) * NS
     if plugin_missing is None:
-        while len(plugin_loads) < repeats:
-            context = plugin_api.replaying(plugin_path)
-            with timed(plugin_loads):
-                context.__enter__()
-            context.__exit__(None, None, None)
+        plugin_loads = loads["plugin"]
         row.plugin_load_s = statistics.median(plugin_loads) * NS
         if n < 10_000:  # the file with every interaction parsed (replay parses only what it plays); slow
             parses: list[int] = []
@@ -425,9 +464,9 @@ def measure_recording(settings: Settings, interactions: list[Interaction], workd
         for round_ in range(settings.record_rounds):
             start = 10 + round_ * settings.record_calls
             batch = interactions[start:start + settings.record_calls]
-            steps = [lambda: run_vcrpy(batch, round_)]
+            steps = [lambda batch=batch, round_=round_: run_vcrpy(batch, round_)]
             if plugin_missing is None:
-                steps.append(lambda: run_plugin(batch, round_))
+                steps.append(lambda batch=batch, round_=round_: run_plugin(batch, round_))
             for step in steps[round_ % len(steps):] + steps[: round_ % len(steps)]:
                 gc.collect()
                 step()
@@ -449,10 +488,10 @@ def measure_recording(settings: Settings, interactions: list[Interaction], workd
 # A large body
 # ---------------------------------------------------------------------------------------------
 
-def measure_large_body(settings: Settings, workdir: Path, plugin_missing: str | None) -> dict[str, Any]:
-    """One 4 MB embeddings response (float vectors) replayed through the SDK: by the plugin, by
-    vcrpy, and over the in-memory transport; one call per cassette context (a recording plays
-    once), the call alone timed."""
+def measure_large_body(settings: Settings, workdir: Path, plugin_missing: str | None, peer_missing: str | None) -> dict[str, Any]:
+    """One 4 MB embeddings response (float vectors) replayed through the SDK by every engine and
+    sent over the in-memory transport, the engines taking turns call by call; one call per
+    cassette context (a recording plays once), the call alone timed."""
     interaction = embeddings_interaction(seed=settings.seed)
     expected = json.loads(interaction.response_bytes)["data"][-1]["embedding"]
 
@@ -466,22 +505,71 @@ def measure_large_body(settings: Settings, workdir: Path, plugin_missing: str | 
 
     result: dict[str, Any] = {"response_mb": len(interaction.response_bytes) / 1e6}
     memory = sdk_client(httpx2.Client(transport=InMemoryTransport(handler)))
-    result["sdk_s"] = statistics.median(time_each(lambda _: call(memory), range(settings.large_repeats))) * NS
     client = sdk_client()
-    engines: list[tuple[str, Path, Callable[[], Any]]] = []
+    engines: list[tuple[str, Path | None, Callable[[], Any] | None]] = [("sdk", None, None)]
     vcr_path = write_vcr_cassette(workdir / "large-vcrpy.yaml", [interaction])
-    engines.append(("vcrpy", vcr_path, lambda: vcr.VCR(record_mode="none", match_on=VCR_MATCH_ON).use_cassette(str(vcr_path))))
     if plugin_missing is None:
         plugin_path = plugin_api.write_cassette(workdir / "large-llmcache.yaml", [interaction])
         engines.append(("plugin", plugin_path, lambda: plugin_api.replaying(plugin_path)))
-    for name, path, enter in engines:
-        samples = []
-        for _ in range(settings.large_repeats):
-            with enter():
-                samples += time_each(lambda _: call(client), [None])
-        result[f"{name}_s"] = statistics.median(samples) * NS
-        result[f"{name}_file_mb"] = path.stat().st_size / 1e6
+    engines.append(("vcrpy", vcr_path, lambda: vcr.VCR(record_mode="none", match_on=VCR_MATCH_ON).use_cassette(str(vcr_path))))
+    if peer_missing is None:
+        cassetter_path = write_cassetter_cassette(workdir / "large-cassetter.yaml", [interaction])
+        engines.append(("cassetter", cassetter_path, lambda: cassetter_replaying(cassetter_path)))
+    samples: dict[str, list[int]] = {name: [] for name, _, _ in engines}
+    for round_ in range(settings.large_repeats + 1):  # the first round warms up
+        for name, _, enter in engines[round_ % len(engines):] + engines[: round_ % len(engines)]:
+            gc.collect()
+            if enter is None:
+                timing = time_each(lambda _: call(memory), [None])
+            else:
+                with enter():
+                    timing = time_each(lambda _: call(client), [None])
+            if round_:
+                samples[name] += timing
+    for name, path, _ in engines:
+        result[f"{name}_s"] = statistics.median(samples[name]) * NS
+        if path is not None:
+            result[f"{name}_file_mb"] = path.stat().st_size / 1e6
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-test overhead: a generated suite of one-request tests
+# ---------------------------------------------------------------------------------------------
+
+def measure_per_test(settings: Settings, workdir: Path) -> dict[str, Any]:
+    """A generated suite of `suite_tests` one-request tests, run by pytest through the plugin and
+    over an in-memory transport with ``-p no:llmcache`` (alternating, `suite_repeats` each), then
+    both with ``-n 2``. The plugin's cost per test is (plugin - memory) / tests; a suite of a
+    tenth the size separates the fixed start-up cost (importing the plugin, vcrpy) from it."""
+    big = generated_suite.make(workdir / "suite", settings.suite_tests, settings.seed)
+    small_tests = max(10, settings.suite_tests // 10)
+    small = generated_suite.make(workdir / "suite-small", small_tests, settings.seed)
+    runs: dict[str, list[float]] = {"memory": [], "plugin": [], "memory_small": [], "plugin_small": []}
+    for round_ in range(settings.suite_repeats):
+        for mode in ("memory", "plugin") if round_ % 2 == 0 else ("plugin", "memory"):
+            runs[mode].append(generated_suite.run(big, mode).wall_s)
+            runs[f"{mode}_small"].append(generated_suite.run(small, mode).wall_s)
+    wall = {name: statistics.median(values) for name, values in runs.items()}
+    parallel = {mode: generated_suite.run(big, mode, workers=2).wall_s for mode in ("memory", "plugin")}
+    tests = settings.suite_tests
+    per_test = (wall["plugin"] - wall["memory"]) / tests * 1e3
+    slope = ((wall["plugin"] - wall["memory"]) - (wall["plugin_small"] - wall["memory_small"])) / (tests - small_tests) * 1e3
+    try:
+        import httpx  # noqa: F401
+
+        httpx_installed = True
+    except ImportError:
+        httpx_installed = False
+    return {
+        "tests": tests, "small_tests": small_tests, "wall_s": wall, "parallel_s": parallel,
+        "per_test_ms": per_test, "per_test_slope_ms": slope,
+        "startup_s": (wall["plugin_small"] - wall["memory_small"]) - slope * small_tests / 1e3,
+        "n2_per_test_ms": (parallel["plugin"] - parallel["memory"]) / tests * 1e3,
+        "n2_speedup": wall["plugin"] / parallel["plugin"] if parallel["plugin"] else None,
+        "n2_speedup_memory": wall["memory"] / parallel["memory"] if parallel["memory"] else None,
+        "httpx_installed": httpx_installed,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,7 +604,7 @@ def measure_cache(settings: Settings, interactions: list[Interaction], workdir: 
         for op in range(settings.cache_ops):
             for size in sizes[op % len(sizes):] + sizes[: op % len(sizes)]:
                 cache, new_key = caches[size], key_of(size + op)
-                puts[size] += time_each(lambda key: cache.put(key, values[op % len(values)]), [new_key])
+                puts[size] += time_each(lambda key, cache=cache, op=op: cache.put(key, values[op % len(values)]), [new_key])
                 probe = keys[size][rng.randrange(size)]
                 gets[size] += time_each(cache.get, [probe], lambda key, value: value is not None or _fail(f"cache miss for {key}"))
             keying += time_each(lambda i: request_key(i.body["model"], i.body), [interactions[op % len(interactions)]])
@@ -601,12 +689,12 @@ def measure_tokens(settings: Settings, interactions: list[Interaction]) -> dict[
         return tokens.count_tokens(messages, model)
 
     # Warm both (encoders cache pieces), then alternate per case so drift hits both equally.
-    for messages, contents in zip(cases, texts):
+    for messages, contents in zip(cases, texts, strict=True):
         counted(messages), bare(contents)
     gc.collect()
     bare_ns, counted_ns = [], []
     for round_ in range(3):
-        for messages, contents in zip(cases, texts):
+        for messages, contents in zip(cases, texts, strict=True):
             if round_ % 2:
                 counted_ns += time_each(counted, [messages])
                 bare_ns += time_each(bare, [contents])
@@ -639,7 +727,7 @@ def _bare_encoder(tokens: Any, model: str) -> tuple[Any, str]:
         if callable(function):
             try:
                 encoder = function(model)
-            except Exception:  # noqa: BLE001 - try the next way of getting it
+            except Exception:
                 continue
             if hasattr(encoder, "encode"):
                 return encoder, f"tinytroupe.tokens.{name}({model!r}) = {getattr(encoder, 'name', type(encoder).__name__)}"
@@ -685,13 +773,14 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def targets(replay: list[ReplayRow], record: RecordRow | None, cache: list[dict[str, Any]],
-            tokens_: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
+            tokens_: dict[str, Any], large_body_figures: dict[str, Any] | None = None,
+            per_test: dict[str, Any] | None = None) -> list[tuple[str, bool | None, str]]:
     out: list[tuple[str, bool | None, str]] = []
     by_n = {row.n: row for row in replay}
     small, large = (by_n.get(10) or (replay[0] if replay else None)), (replay[-1] if replay else None)
@@ -702,9 +791,21 @@ def targets(replay: list[ReplayRow], record: RecordRow | None, cache: list[dict[
             detail += (f" (plugin/SDK, timed interleaved: {large.plugin_ms / large.sdk_ms:.2f}x at {large.n:,}"
                        f" vs {small.plugin_ms / small.sdk_ms:.2f}x at {small.n:,})")
         out.append((f"replay at N={large.n:,} <= 1.2x replay at N={small.n:,}", r <= 1.2, detail))
-    if large and large.plugin_ms and large.sdk_ms:
-        r = large.plugin_ms / large.sdk_ms
-        out.append((f"replay at N={large.n:,} <= 1.3x the SDK in memory", r <= 1.3, f"{r:.2f}x"))
+    for row in replay:
+        if row.plugin_ms and row.sdk_ms:
+            r = row.plugin_ms / row.sdk_ms
+            out.append((f"replay at N={row.n:,} <= 1.1x the SDK in memory", r <= 1.1, f"{r:.2f}x"))
+        for peer in ("vcrpy", "cassetter"):
+            peer_ms = getattr(row, f"{peer}_ms")
+            if row.plugin_ms and peer_ms:
+                out.append((f"plugin ahead of {peer} at N={row.n:,}", row.plugin_ms < peer_ms, f"{peer_ms / row.plugin_ms:.2f}x faster"))
+    large_body = large_body_figures
+    if large_body and large_body.get("plugin_s") and large_body.get("sdk_s"):
+        r = large_body["plugin_s"] / large_body["sdk_s"]
+        out.append(("large float body <= 1.1x the SDK in memory", r <= 1.1, f"{r:.2f}x"))
+    if per_test:
+        out.append(("per-test plugin overhead <= 0.5 ms", per_test["per_test_ms"] <= 0.5,
+                    f"{per_test['per_test_ms']:.2f} ms ({per_test['per_test_slope_ms']:.2f} ms without start-up)"))
     if large and large.plugin_load_s and large.vcrpy_load_s:
         r = large.vcrpy_load_s / large.plugin_load_s
         out.append((f"load at N={large.n:,} >= 5x faster than vcrpy", r >= 5, f"{r:.2f}x faster"))
@@ -738,18 +839,16 @@ def print_report(results: dict[str, Any], replay: list[ReplayRow], record: Recor
 
 def print_replay(replay: list[ReplayRow]) -> None:
     print()
-    print("Replay, per request (median ms); same sampled requests in each column")
-    rows = []
-    for row in replay:
-        rows.append([
-            f"{row.n:,}", fmt(row.plugin_ms, 3), fmt(row.vcrpy_ms, 3), fmt(row.sdk_ms, 3), fmt(row.floor_us, 1),
-            fmt(ratio(row.vcrpy_ms, row.plugin_ms), 1, "x"), fmt(ratio(row.plugin_ms, row.sdk_ms), 2, "x"),
-            fmt(ratio(row.plugin_ms and row.plugin_ms * 1e3, row.floor_us), 0, "x"),
-            fmt(ratio(row.vcrpy_ms and row.vcrpy_ms * 1e3, row.floor_us), 0, "x"),
-            f"{row.plugin_samples}/{row.vcrpy_samples}/{row.sdk_samples}",
-        ])
-    print(table(["N", "plugin ms", "vcrpy ms", "SDK mem ms", "floor us", "vcrpy/plugin", "plugin/SDK",
-                 "plugin/floor", "vcrpy/floor", "samples p/v/s"], rows))
+    print("Replay, per request: ratios (median of each engine / median of the other), then median ms;")
+    print("the same sampled requests in every column, the engines taking turns, the SDK in memory timed next to the plugin")
+    rows = [[
+        f"{row.n:,}", fmt(ratio(row.plugin_ms, row.sdk_ms), 2, "x"), fmt(ratio(row.vcrpy_ms, row.plugin_ms), 1, "x"),
+        fmt(ratio(row.cassetter_ms, row.plugin_ms), 2, "x"),
+        fmt(row.plugin_ms, 3), fmt(row.sdk_ms, 3), fmt(row.vcrpy_ms, 3), fmt(row.cassetter_ms, 3), fmt(row.floor_us, 1),
+        f"{row.plugin_samples}/{row.sdk_samples}/{row.vcrpy_samples}/{row.cassetter_samples}",
+    ] for row in replay]
+    print(table(["N", "plugin/SDK", "vcrpy/plugin", "cassetter/plugin", "plugin ms", "SDK mem ms", "vcrpy ms",
+                 "cassetter ms", "floor us", "samples p/s/v/c"], rows))
     for row in replay:
         for note in row.notes:
             print(f"  N={row.n:,}: {note}")
@@ -762,6 +861,8 @@ def print_replay(replay: list[ReplayRow]) -> None:
              fmt(row.vcrpy_write_s, 2), fmt(row.plugin_write_s, 2)] for row in replay]
     print(table(["N", "vcrpy load s", "plugin load s", "plugin parse-all s", "vcrpy/plugin", "vcrpy file",
                  "plugin file", "vcrpy write s", "plugin write s"], rows))
+    if any(row.cassetter_load_s is not None for row in replay):
+        print("  cassetter load s: " + ", ".join(f"N={row.n:,} {fmt(row.cassetter_load_s, 3)}" for row in replay))
 
 
 
@@ -770,12 +871,28 @@ def print_rest(results: dict[str, Any], record: RecordRow | None, cache: list[di
     large = results.get("large_body")
     if large is not None:
         print()
-        print(f"A large body (one embeddings response, 120 x 1,536 floats, {large['response_mb']:.1f} MB of JSON; "
-              "median s per call through the SDK)")
-        print(table(["plugin s", "vcrpy s", "SDK mem s", "plugin/SDK", "plugin file", "vcrpy file"],
-                    [[fmt(large.get("plugin_s"), 3), fmt(large["vcrpy_s"], 3), fmt(large["sdk_s"], 3),
-                      fmt(ratio(large.get("plugin_s"), large["sdk_s"]), 2, "x"),
-                      fmt(large.get("plugin_file_mb"), 1, " MB"), fmt(large["vcrpy_file_mb"], 1, " MB")]]))
+        print(f"A large body (one embeddings response, 120 x 1,536 floats, {large['response_mb']:.1f} MB of JSON): ratios to the SDK "
+              "in memory, then median s per call; the engines take turns call by call")
+        print(table(["plugin/SDK", "vcrpy/SDK", "cassetter/SDK", "plugin s", "SDK mem s", "vcrpy s", "cassetter s",
+                     "plugin file", "vcrpy file", "cassetter file"],
+                    [[fmt(ratio(large.get("plugin_s"), large["sdk_s"]), 2, "x"), fmt(ratio(large["vcrpy_s"], large["sdk_s"]), 2, "x"),
+                      fmt(ratio(large.get("cassetter_s"), large["sdk_s"]), 2, "x"),
+                      fmt(large.get("plugin_s"), 3), fmt(large["sdk_s"], 3), fmt(large["vcrpy_s"], 3), fmt(large.get("cassetter_s"), 3),
+                      fmt(large.get("plugin_file_mb"), 1, " MB"), fmt(large["vcrpy_file_mb"], 1, " MB"),
+                      fmt(large.get("cassetter_file_mb"), 1, " MB")]]))
+    per_test = results.get("per_test")
+    if per_test is not None:
+        wall, parallel = per_test["wall_s"], per_test["parallel_s"]
+        print()
+        print(f"Per test: a generated suite of {per_test['tests']:,} one-request tests, pytest through the plugin vs over an "
+              f"in-memory transport with -p no:llmcache (httpx {'installed' if per_test['httpx_installed'] else 'not installed'})")
+        print(table(["plugin ms/test", "of which start-up s", "-n 2 plugin ms/test", "-n 2 speed-up plugin", "-n 2 speed-up memory",
+                     "plugin s", "memory s", "plugin -n 2 s", "memory -n 2 s"],
+                    [[fmt(per_test["per_test_ms"], 2), fmt(per_test["startup_s"], 2), fmt(per_test["n2_per_test_ms"], 2),
+                      fmt(per_test["n2_speedup"], 2, "x"), fmt(per_test["n2_speedup_memory"], 2, "x"),
+                      fmt(wall["plugin"], 1), fmt(wall["memory"], 1), fmt(parallel["plugin"], 1), fmt(parallel["memory"], 1)]]))
+        print(f"  without the fixed start-up cost (slope between {per_test['small_tests']:,} and {per_test['tests']:,} tests): "
+              f"{fmt(per_test['per_test_slope_ms'], 2)} ms per test")
     if record is not None:
         print()
         print(f"Recording, per call (median ms; {record.note})")
@@ -849,7 +966,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, help="timed requests per engine and size (default 200)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--suite", action="store_true", help="also time the property tests and the whole offline suite")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: replay,record,large,cache,tokens")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: replay,record,large,pertest,cache,tokens")
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args(argv)
     settings = Settings.from_args(args)
@@ -858,26 +975,31 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
 
     plugin_missing = plugin_api.available()
-    gaps = [plugin_missing] if plugin_missing else []
+    peer_missing = cassetter_missing()
+    gaps = [gap for gap in (plugin_missing, peer_missing) if gap]
+    if peer_missing:
+        print(f"peer not measured: {peer_missing}")
     machine = f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}"
     print(f"pytest-llmcache benchmark: sizes {settings.sizes}, {settings.samples} samples, seed {settings.seed}; {machine}")
 
-    interactions = build_interactions(max(settings.sizes + [settings.record_rounds * settings.record_calls + 10, 500]), settings.seed)
+    interactions = build_interactions(max([*settings.sizes, settings.record_rounds * settings.record_calls + 10, 500]), settings.seed)
     check_sdk_bytes(interactions)
 
     replay: list[ReplayRow] = []
     record: RecordRow | None = None
     large: dict[str, Any] | None = None
+    per_test: dict[str, Any] | None = None
     cache: list[dict[str, Any]] = []
     tokens_: dict[str, Any] = {"skipped": "skipped by --skip"}
     suite: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="llmcache-bench-") as tmp:
         workdir = Path(tmp)
         if "replay" not in skip:
-            warm_up(interactions, workdir, plugin_missing)
+            warm_up(interactions, workdir, plugin_missing, peer_missing)
             for n in settings.sizes:
                 t0 = time.perf_counter()
-                replay.append(measure_replay(n, interactions[:n], settings, workdir, replay[-1] if replay else None, plugin_missing))
+                replay.append(measure_replay(n, interactions[:n], settings, workdir, replay[-1] if replay else None, plugin_missing,
+                                             peer_missing))
                 print(f"  replay N={n:,} done in {time.perf_counter() - t0:.1f} s", flush=True)
         if "record" not in skip:
             t0 = time.perf_counter()
@@ -885,8 +1007,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  recording done in {time.perf_counter() - t0:.1f} s", flush=True)
         if "large" not in skip:
             t0 = time.perf_counter()
-            large = measure_large_body(settings, workdir, plugin_missing)
+            large = measure_large_body(settings, workdir, plugin_missing, peer_missing)
             print(f"  large body done in {time.perf_counter() - t0:.1f} s", flush=True)
+        if "pertest" not in skip and plugin_missing is None:
+            t0 = time.perf_counter()
+            per_test = measure_per_test(settings, workdir)
+            print(f"  per-test suite done in {time.perf_counter() - t0:.1f} s", flush=True)
         if "cache" not in skip:
             t0 = time.perf_counter()
             cache = measure_cache(settings, interactions, workdir)
@@ -906,12 +1032,13 @@ def main(argv: list[str] | None = None) -> int:
         "replay": [row.__dict__ for row in replay],
         "record": None if record is None else {**record.__dict__, "plugin_overhead_with_save_ms": record.plugin_overhead_with_save_ms},
         "large_body": large,
+        "per_test": per_test,
         "cache": cache,
         "tokens": tokens_,
         "suite": suite,
         "gaps": gaps,
     }
-    results["targets"] = targets(replay, record, cache, tokens_)
+    results["targets"] = targets(replay, record, cache, tokens_, large, per_test)
     results["wall_s"] = time.perf_counter() - started
     results["load_before"], results["load_after"] = load_before, load_average()
     print_report(results, replay, record, cache, tokens_, suite)
@@ -926,7 +1053,7 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception:  # noqa: BLE001 - the benchmark could not run: say why, exit non-zero
+    except Exception:
         import traceback
 
         traceback.print_exc()

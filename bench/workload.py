@@ -19,15 +19,7 @@ CHAT_PATH = "/chat/completions"
 API_KEY = "sk-bench-not-a-real-key"
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini")
 
-_WORDS = (
-    "agent persona market survey customer product coffee morning office meeting budget plan "
-    "design review feedback price launch campaign audience story believe prefer think feel "
-    "quickly carefully usually rarely because although whenever therefore however meanwhile "
-    "team manager engineer student teacher doctor family friend city village weekend holiday "
-    "weather train ticket report quarter growth risk option choice reason answer question idea "
-    "simulation environment world episode action observation memory goal intention conversation "
-    "the a an of to in on for with about from into over under between after before during"
-).split()
+_WORDS = ["agent", "persona", "market", "survey", "customer", "product", "coffee", "morning", "office", "meeting", "budget", "plan", "design", "review", "feedback", "price", "launch", "campaign", "audience", "story", "believe", "prefer", "think", "feel", "quickly", "carefully", "usually", "rarely", "because", "although", "whenever", "therefore", "however", "meanwhile", "team", "manager", "engineer", "student", "teacher", "doctor", "family", "friend", "city", "village", "weekend", "holiday", "weather", "train", "ticket", "report", "quarter", "growth", "risk", "option", "choice", "reason", "answer", "question", "idea", "simulation", "environment", "world", "episode", "action", "observation", "memory", "goal", "intention", "conversation", "the", "a", "an", "of", "to", "in", "on", "for", "with", "about", "from", "into", "over", "under", "between", "after", "before", "during"]
 _SYSTEM_PROMPTS = (
     "You are {name}, a {age}-year-old {job} living in {city}. Stay in character, answer in the "
     "first person and keep your replies short. You value {value} and dislike {dislike}.",
@@ -209,7 +201,7 @@ def check_sdk_bytes(interactions: list[Interaction], count: int = 5) -> None:
                            http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
     for interaction in interactions[:count]:
         client.chat.completions.create(**interaction.body)
-    for interaction, sent in zip(interactions, seen):
+    for interaction, sent in zip(interactions, seen, strict=False):  # seen: the first `count` only
         if sent != interaction.request_bytes:
             raise RuntimeError(
                 f"the SDK sent different bytes than the benchmark assumes for interaction {interaction.index}:\n"
@@ -242,3 +234,43 @@ def write_vcr_cassette(path: Path, interactions: list[Interaction], base_url: st
 
     FilesystemPersister.save_cassette(path, vcr_cassette_dict(interactions, base_url), yamlserializer)
     return path
+
+
+# --- cassetter cassettes (a peer: Rust core, json-body matching) -------------------------------
+
+CASSETTER_MATCH_ON = ["method", "uri", "json_body"]
+
+
+def cassetter_missing() -> str | None:
+    """None when cassetter (the `bench` extra) can be imported, else why not."""
+    try:
+        import cassetter  # noqa: F401
+        from cassetter.cassette import Cassette  # noqa: F401
+    except ImportError as err:
+        return f"cassetter is not installed ({err}); pip install -e '.[bench]' adds it"
+    return None
+
+
+def write_cassetter_cassette(path: Path, interactions: list[Interaction], base_url: str = BASE_URL) -> Path:
+    """A cassetter YAML cassette written by cassetter's own recorder and writer."""
+    from cassetter.cassette import Cassette
+    from cassetter.recording import RecordMode
+
+    path.unlink(missing_ok=True)
+    cassette = Cassette(path, record_mode=RecordMode.ALL)
+    cassette.load()
+    for interaction in interactions:
+        headers = dict(SDK_REQUEST_HEADERS, **{"content-length": str(len(interaction.request_bytes))})
+        cassette.record(
+            "POST", base_url + interaction.path, {name: [value] for name, value in headers.items()}, interaction.request_bytes,
+            200, {name: [value] for name, value in interaction.response_headers.items()}, interaction.response_bytes,
+        )
+    cassette.save()
+    return path
+
+
+def cassetter_replaying(path: Path) -> Any:
+    """cassetter's context, replay only, matching on method, URI and the JSON body."""
+    from cassetter import use_cassette
+
+    return use_cassette(path, record_mode="none", match_on=CASSETTER_MATCH_ON, intercept=["httpx2"])
