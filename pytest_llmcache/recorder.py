@@ -26,6 +26,7 @@ from vcr.cassette import Cassette, CassetteContextDecorator
 from vcr.patch import PATCHER_NAMES
 from vcr.record_mode import RecordMode
 from vcr.request import Request
+from vcr.stubs import httpx_stubs
 
 from pytest_llmcache import atomic
 from pytest_llmcache import cassette as cassette_file
@@ -114,7 +115,7 @@ class LLMCassette(Cassette):
             raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
         custom_patches: tuple[Any, ...] = tuple(vcr_options.pop("custom_patches", ()))
         super().__init__(Path(path), record_mode=_VCR_MODES[record_mode], skip_patchers=_SKIPPED, **vcr_options)
-        self.custom_patches = (*custom_patches, *_httpx_patches(self))
+        self.custom_patches = (*custom_patches, *_httpx_patches(self), (httpx_stubs, "_make_vcr_request", _make_vcr_request))
         self.mode = record_mode
         self.test_id = test_id
         self.scrubber = scrubber if scrubber is not None else Scrubber()
@@ -158,7 +159,8 @@ class LLMCassette(Cassette):
         # query of a recording then matches the placeholder (or another key) sent on replay.
         key = self._keys.get(request)
         if key is None:
-            uri, body = self.scrubber.masked_request(request.uri, request.headers, request.body)
+            # lower_items: vcrpy's header dict read without a lookup per name (names are lowered anyway)
+            uri, body = self.scrubber.masked_request(request.uri, dict(request.headers.lower_items()), request.body)
             key = self._keys[request] = request_key(request.method, uri, body)
         return key
 
@@ -342,6 +344,12 @@ def _httpx_patches(cassette: Cassette) -> list[tuple[Any, str, Any]]:
             stub = vcr_handle_async_request if method == "handle_async_request" else vcr_handle_request
             patches.append((getattr(sys.modules[module], name), method, stub(cassette, getattr(vcr_patch, original), httpx)))
     return patches
+
+
+def _make_vcr_request(real_request: Any, real_request_body: bytes) -> Request:
+    """vcrpy's httpx stub's request, its headers read in one pass: vcrpy's own reads an httpx
+    Headers by name, each lookup scanning every header again (the same keys and joined values)."""
+    return Request(real_request.method, str(real_request.url), real_request_body, dict(real_request.headers.items()))
 
 
 def _display(path: Path) -> str:

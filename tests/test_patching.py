@@ -80,3 +80,17 @@ def test_openai_sdk_replays_after_many_cassettes(tmp_path: Path, server: FakeOpe
         assert replaying.played == [0]
         assert replayed.model_dump() == live.model_dump()
     assert httpx2.HTTPTransport.handle_request is original
+
+
+def test_the_request_vcrpy_sees_is_the_one_its_own_stub_builds() -> None:
+    """The plugin's faster conversion (headers read in one pass) gives vcrpy the same request."""
+    from vcr.stubs import httpx_stubs
+
+    from pytest_llmcache.recorder import _make_vcr_request
+
+    headers = [("X-Twice", "1"), ("x-twice", "2"), ("Content-Type", "application/json"), ("Authorization", "Bearer sk-x")]
+    request = httpx2.Request("POST", "https://api.openai.test/v1/chat/completions?a=1", headers=headers, content=b"{}")
+    ours, vcrpys = _make_vcr_request(request, b"{}"), httpx_stubs._make_vcr_request(request, b"{}")
+    assert (ours.method, ours.uri, ours.body) == (vcrpys.method, vcrpys.uri, vcrpys.body)
+    assert list(ours.headers.items()) == list(vcrpys.headers.items())
+    assert ours.headers["x-twice"] == "1, 2"
