@@ -10,6 +10,8 @@ This module depends on nothing else of the plugin, so every layer may import it.
 """
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -291,6 +293,12 @@ def secret_host(uri: str) -> str | None:
         host = (urlsplit(uri if "//" in uri else "https://" + uri).hostname or "").lower()
     except ValueError:
         return None
+    return _secret(host)
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret(host: str) -> str | None:
+    """`secret_host` once `uri` is parsed: decided once per host (every request repeats it)."""
     if not host or host in placeholder_hosts():
         return None
     return host if any(provider.host_is_secret and provider.owns_host(host) for provider in PROVIDERS) else None

@@ -28,6 +28,7 @@ replay placeholder) in its place.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -105,6 +106,18 @@ _KNOWN_CREDENTIAL_NAMES = frozenset(
 ) | _AUTH_HEADERS | _COOKIE_HEADERS
 
 
+@functools.lru_cache(maxsize=4096)
+def _header_kind(name: str, extra_headers: frozenset[str]) -> str | None:
+    """What `credentials_in` finds in a header called `name`: "cookie", "credential" (an
+    Authorization-like value) or None; decided once per name, as every request repeats them."""
+    lowered = str(name).lower()
+    if lowered in _COOKIE_HEADERS:
+        return "cookie"
+    if lowered in _AUTH_HEADERS or is_credential_name(lowered, extra_headers):
+        return "credential"
+    return "credential" if any(lowered in provider.masked_headers for provider in providers.PROVIDERS) else None
+
+
 @dataclass(frozen=True)
 class Credential:
     """A credential found in a request or response: where (safe to show) and its value (never shown)."""
@@ -162,24 +175,27 @@ def credentials_in(
     too): callers filter."""
     extra_headers, extra_query_params = frozenset(extra_headers), frozenset(extra_query_params)
     for name, value in headers.items():
+        kind = _header_kind(name, extra_headers)
+        if kind is None:
+            continue
         lowered = str(name).lower()
         values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
-        if lowered in _AUTH_HEADERS:
-            for item in values:
-                yield Credential("header", lowered, _credential(item))
-        elif lowered in _COOKIE_HEADERS:
+        if kind == "cookie":
             for item in values:
                 for cookie in _cookie_values(item.partition(";")[0] if lowered != "cookie" else item):
                     yield Credential("header", lowered, cookie)
-        elif is_credential_name(lowered, extra_headers) or any(lowered in provider.masked_headers for provider in providers.PROVIDERS):
+        else:
             for item in values:
                 yield Credential("header", lowered, _credential(item))
-    try:
-        parts = urlsplit(uri)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        password, username = parts.password, parts.username
-    except ValueError:
-        return
+    if "?" not in uri and "@" not in uri:
+        query, password, username = [], None, None  # nothing to parse (the common case, every request)
+    else:
+        try:
+            parts = urlsplit(uri)
+            query = parse_qsl(parts.query, keep_blank_values=True)
+            password, username = parts.password, parts.username
+        except ValueError:
+            return
     for name, value in query:
         if is_credential_name(name, extra_query_params):
             yield Credential("query parameter", name.lower(), value)
