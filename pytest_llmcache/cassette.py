@@ -390,7 +390,12 @@ def _read_text(path: Path) -> str:
         raise CassetteError(path, f"it is {status.st_size:,} bytes, over the {MAX_CASSETTE_BYTES:,}-byte limit for a cassette")
     with os.fdopen(descriptor, "rb") as handle:
         try:
-            data = handle.read(MAX_CASSETTE_BYTES + 1)  # bounded even if the file grows meanwhile
+            # Sized by the file (read(n) allocates n bytes up front: 256 MB for every cassette), and
+            # bounded even if the file grows meanwhile.
+            wanted = status.st_size + 1
+            data = handle.read(wanted)
+            if len(data) == wanted:
+                data += handle.read(MAX_CASSETTE_BYTES + 1 - len(data))
         except OSError as err:
             raise CassetteError(path, f"it can't be read ({err.strerror or err})") from None
     if len(data) > MAX_CASSETTE_BYTES:
