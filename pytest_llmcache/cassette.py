@@ -190,6 +190,7 @@ class Entry:
     line: int = 0  # the line of the file on which `text` starts (from 0), for error positions
     _interaction: Interaction | None = field(default=None, repr=False)
     _response: dict[str, Any] | None = field(default=None, repr=False)  # the response part, as `replay` parsed it
+    _parsed_request: dict[str, Any] | None = field(default=None, repr=False)  # then the request part, if asked for
     _known_digest: str | None = field(default=None, repr=False)  # of `text`, once computed or read from the index
 
     def _parse(self, text: str, json_text: bool = False) -> Any:
@@ -256,14 +257,31 @@ class Entry:
         return document
 
     def __getitem__(self, name: str) -> Any:
-        """`entry["request"]` / `entry["response"]`, as on a plain interaction dict (a response
-        already parsed by `replay` is not parsed again, nor is the request for it)."""
-        if name == "response" and self._interaction is None and self._response is not None:
-            body = self._response["body"]
-            if isinstance(body.get("json"), blockyaml.JSONText):
-                self._response["body"] = {**body, "json": json.loads(body["json"])}
-            return self._response
+        """`entry["request"]` / `entry["response"]`, as on a plain interaction dict (after `replay`,
+        the response it parsed is not parsed again, and the request alone is parsed for itself)."""
+        if self._interaction is None and self._response is not None:
+            if name == "response":
+                body = self._response["body"]
+                if isinstance(body.get("json"), blockyaml.JSONText):
+                    self._response["body"] = {**body, "json": json.loads(body["json"])}
+                return self._response
+            if name == "request":
+                if self._parsed_request is None:
+                    self._parsed_request = self._request_part()
+                return self._parsed_request
         return self.interaction[name]
+
+    def _request_part(self) -> dict[str, Any]:
+        """The request of an entry whose response `replay` parsed: only its own lines are parsed."""
+        assert self.text is not None
+        try:
+            document = self._parse(self.text[: self.text.find(_RESPONSE_LINE) + 1])
+            return _request(document[0]["request"])
+        except yaml.YAMLError as err:
+            raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {err}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            problem = f"missing {err}" if isinstance(err, KeyError) else err
+            raise CassetteError(self.path, f"interaction #{self.index} is malformed: {problem}") from None
 
     @property
     def request_key(self) -> str:
@@ -560,23 +578,19 @@ def _response(raw: Any) -> tuple[dict[str, Any], bytes]:
 
 
 def _interaction(raw: Any) -> Interaction:
-    request = raw["request"]
-    request_headers = _headers(request.get("headers"))
-    request_body_, request_headers, _ = _body(request, request_headers)
-    uri = str(request["uri"])
+    return {"request": _request(raw["request"]), "response": _response(raw["response"])[0]}
+
+
+def _request(raw: Any) -> dict[str, Any]:
+    """A request in the in-memory shape."""
+    headers = _headers(raw.get("headers"))
+    body, headers, _ = _body(raw, headers)
+    uri = str(raw["uri"])
     try:
         urlsplit(uri).port  # noqa: B018 - parses the host part too
     except ValueError as err:
         raise ValueError(f"its uri {uri!r} is not a URL ({err})") from None
-    return {
-        "request": {
-            "method": str(request["method"]).upper(),
-            "uri": uri,
-            "headers": request_headers,
-            "body": request_body_,
-        },
-        "response": _response(raw["response"])[0],
-    }
+    return {"method": str(raw["method"]).upper(), "uri": uri, "headers": headers, "body": body}
 
 
 # -- writing ---------------------------------------------------------------------------------

@@ -134,3 +134,20 @@ def test_values_the_subset_cannot_hold_are_written_by_pyyaml_and_still_load():
     assert [entry.interaction for entry in entries] == [recorded, _interaction("y")]
     assert entries[0].replay()[2] == json.dumps({"k" * 1500: 1}, separators=(",", ":")).encode()
     assert yaml.safe_load(text)["interactions"] == [cassette._compact(i) for i in (recorded, _interaction("y"))]
+
+
+def test_after_replay_the_request_alone_is_parsed_for_the_report(tmp_path):
+    """The report reads a played entry's request and response: the response replay parsed is
+    reused, the request is parsed from its own lines; both equal a whole parse."""
+    pretty = [json.dumps({"id": number, "usage": {"total_tokens": 3}}, indent=2).encode() for number in range(3)]
+    recorded = [
+        interaction({"model": "gpt-4o", "messages": [{"role": "user", "content": f"question {number}"}]}, encode_body(body, "application/json"))
+        for number, body in enumerate(pretty)
+    ]
+    path = tmp_path / "c.yaml"
+    cassette.save(path, recorded)
+    for entry, parsed, body in zip(cassette.load_entries(path), cassette.load(path), pretty, strict=True):
+        assert entry.replay()[2] == body
+        assert entry["response"] == parsed["response"]
+        assert entry["request"] == parsed["request"]
+        assert entry._interaction is None  # never parsed whole
