@@ -546,11 +546,15 @@ def measure_per_test(settings: Settings, workdir: Path) -> dict[str, Any]:
     small_tests = max(10, settings.suite_tests // 10)
     small = generated_suite.make(workdir / "suite-small", small_tests, settings.seed)
     runs: dict[str, list[float]] = {"memory": [], "plugin": [], "memory_small": [], "plugin_small": []}
+    cpu: dict[str, list[float]] = {"memory": [], "plugin": []}
     for round_ in range(settings.suite_repeats):
         for mode in ("memory", "plugin") if round_ % 2 == 0 else ("plugin", "memory"):
-            runs[mode].append(generated_suite.run(big, mode).wall_s)
+            result = generated_suite.run(big, mode)
+            runs[mode].append(result.wall_s)
+            cpu[mode].append(result.cpu_s)
             runs[f"{mode}_small"].append(generated_suite.run(small, mode).wall_s)
     wall = {name: statistics.median(values) for name, values in runs.items()}
+    cpu_s = {name: statistics.median(values) for name, values in cpu.items()}
     parallel = {mode: generated_suite.run(big, mode, workers=2).wall_s for mode in ("memory", "plugin")}
     tests = settings.suite_tests
     per_test = (wall["plugin"] - wall["memory"]) / tests * 1e3
@@ -562,7 +566,8 @@ def measure_per_test(settings: Settings, workdir: Path) -> dict[str, Any]:
     except ImportError:
         httpx_installed = False
     return {
-        "tests": tests, "small_tests": small_tests, "wall_s": wall, "parallel_s": parallel,
+        "tests": tests, "small_tests": small_tests, "wall_s": wall, "cpu_s": cpu_s, "parallel_s": parallel,
+        "per_test_cpu_ms": (cpu_s["plugin"] - cpu_s["memory"]) / tests * 1e3,
         "per_test_ms": per_test, "per_test_slope_ms": slope,
         "startup_s": (wall["plugin_small"] - wall["memory_small"]) - slope * small_tests / 1e3,
         "n2_per_test_ms": (parallel["plugin"] - parallel["memory"]) / tests * 1e3,
@@ -892,7 +897,9 @@ def print_rest(results: dict[str, Any], record: RecordRow | None, cache: list[di
                       fmt(per_test["n2_speedup"], 2, "x"), fmt(per_test["n2_speedup_memory"], 2, "x"),
                       fmt(wall["plugin"], 1), fmt(wall["memory"], 1), fmt(parallel["plugin"], 1), fmt(parallel["memory"], 1)]]))
         print(f"  without the fixed start-up cost (slope between {per_test['small_tests']:,} and {per_test['tests']:,} tests): "
-              f"{fmt(per_test['per_test_slope_ms'], 2)} ms per test")
+              f"{fmt(per_test['per_test_slope_ms'], 2)} ms per test; in CPU time (pytest's user + system): "
+              f"{fmt(per_test['per_test_cpu_ms'], 2)} ms per test ({fmt(per_test['cpu_s']['plugin'], 1)} s vs "
+              f"{fmt(per_test['cpu_s']['memory'], 1)} s)")
     if record is not None:
         print()
         print(f"Recording, per call (median ms; {record.note})")

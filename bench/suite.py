@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -104,6 +105,7 @@ class SuiteRun:
     mode: str
     workers: int
     wall_s: float
+    cpu_s: float  # user + system time of pytest and its workers: steadier than wall time on a busy machine
     passed: int
     summary: str
 
@@ -122,14 +124,17 @@ def run(directory: Path, mode: str, workers: int = 0, extra: list[str] | None = 
     env = {**os.environ, "LLMCACHE_BENCH_MODE": mode, "PYTHONDONTWRITEBYTECODE": "1"}
     for name in ("OPENAI_API_KEY", "AZURE_OPENAI_KEY", "AZURE_OPENAI_ENDPOINT"):
         env.pop(name, None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(args, cwd=directory, env=env, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     summary = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
     if proc.returncode != 0:
         raise RuntimeError(f"the generated suite failed ({mode}, -n {workers}): {summary}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     passed = int(summary.split(" passed")[0].split()[-1]) if " passed" in summary else 0
-    return SuiteRun(mode, workers, wall, passed, summary)
+    return SuiteRun(mode, workers, wall, cpu, passed, summary)
 
 
 def main(argv: list[str]) -> int:
@@ -139,7 +144,7 @@ def main(argv: list[str]) -> int:
         return 0
     if len(argv) >= 3 and argv[0] == "run":
         result = run(Path(argv[1]), argv[2], extra=argv[3:])
-        print(f"{result.mode}: {result.wall_s:.2f} s, {result.summary}")
+        print(f"{result.mode}: {result.wall_s:.2f} s wall, {result.cpu_s:.2f} s CPU, {result.summary}")
         return 0
     print(__doc__)
     return 2
