@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(items):
 class Framework:
     name: str  # its test module: frameworks/<name>.py
     module: str  # the import that tells whether it is installed
-    gaps: tuple[str, ...] = field(default=())  # known gaps (KNOWN_GAPS.md): the test is xfail(strict) until they close
+    gaps: tuple[str, ...] = field(default=())  # known gaps: the test is xfail(strict), so it fails once they close
 
     @property
     def source(self) -> str:
@@ -60,7 +60,7 @@ class Framework:
         return pytest.param(self, id=self.name, marks=marks)
 
 
-# The gaps name who closes them (KNOWN_GAPS.md has the details).
+# Each gap names the work that closes it; remove it from FRAMEWORKS then.
 PROMPT_CACHE_KEY = "openai-agents sends a random prompt_cache_key per run, so replay never matches (interception: volatile fields)"
 NO_PLACEHOLDER = "replay without a key: the plugin sets no placeholder {} (secrets: placeholders from the provider table)"
 AIOHTTP = "{} goes through aiohttp, which the plugin does not record (interception: aiohttp recording)"

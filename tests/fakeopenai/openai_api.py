@@ -21,7 +21,6 @@ from .wire import (
     Tool,
     answer,
     dumps,
-    json_response,
     split_words,
     sse,
 )
