@@ -39,15 +39,36 @@ _LAYOUTS: dict[str, dict[str, Any]] = {
 _LONE_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<![0-9a-fA-F]{2})\\u[dD][c-fC-F]")
 
 
+# Deeper JSON is kept as text: every reader (blockyaml, PyYAML, json) then reads what the writer
+# wrote at any stack depth, and the same body is keyed the same way when recorded and replayed.
+MAX_JSON_DEPTH = 100
+
+
 def parse_json(raw: bytes) -> Any:
-    """The JSON document in `raw`, or None when `raw` is not (a JSON object or array)."""
+    """The JSON document in `raw`, or None when `raw` is not (a JSON object or array) or is
+    nested deeper than `MAX_JSON_DEPTH`."""
     stripped = raw.lstrip()
     if not stripped or stripped[:1] not in (b"{", b"["):
         return None
     try:
-        return json.loads(raw)
-    except ValueError:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: far deeper than MAX_JSON_DEPTH
         return None
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _depth_exceeds(document, MAX_JSON_DEPTH):
+        return None
+    return document
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Whether `document` nests lists and objects more than `limit` levels (without recursing)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack += [(child, depth + 1) for child in children if isinstance(child, (dict, list))]
+    return False
 
 
 def _dumps(document: Any, layout: str) -> bytes:

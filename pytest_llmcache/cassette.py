@@ -200,6 +200,8 @@ class Entry:
                 return blockyaml.load(text, json_text)
             except blockyaml.Unsupported:
                 pass  # not expected of an unedited file; PyYAML has the last word
+            except RecursionError:  # a file of an older version, which wrote any depth
+                raise yaml.YAMLError("it is nested too deeply to be a cassette") from None
         return _parse_yaml(text)
 
     @property

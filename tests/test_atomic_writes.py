@@ -203,3 +203,44 @@ def test_the_api_cache_on_a_full_disk_says_the_disk_is_full(small_disk: Path):
         assert cache.get("first") == {"answer": "kept"}
     finally:
         cache.close()
+
+
+REPLAYED = '''
+import openai
+
+def test_asks(llm_cassette):
+    reply = openai.OpenAI(max_retries=0).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "echo: hi"
+'''
+
+
+def test_a_replay_only_session_on_a_read_only_checkout_passes_and_only_warns_about_its_record(suite):
+    suite.write(REPLAYED)
+    suite.live()
+    suite.run("--llm-record-mode=once").assert_outcomes(passed=1)
+    suite.offline()
+    checkout = suite.pytester.path
+    with mounted(checkout, "--bind", str(checkout)):
+        if not _mount("-o", "remount,bind,ro", str(checkout)):
+            pytest.skip("needs `mount -o remount,bind,ro` to make a read-only checkout")
+        before = sorted(str(path) for path in checkout.rglob("*"))
+        result = suite.pytester.runpytest("-p", "no:cacheprovider")
+        assert result.ret == 0, result.stdout.str()
+        result.assert_outcomes(passed=1)
+        output = result.stdout.str()
+        record = checkout / ".pytest_cache" / "d" / "llmcache" / "played.json"
+        assert f"llmcache: the played record was not written ({record.parent}" in output and "Read-only file system" in output
+        assert "Traceback" not in output and "OSError" not in output
+        assert sorted(str(path) for path in checkout.rglob("*")) == before
+
+
+def test_a_played_record_on_a_full_disk_is_a_warning_and_leaves_no_temporary_file(suite, small_disk: Path):
+    suite.write(REPLAYED)
+    suite.live()
+    suite.run("--llm-record-mode=once").assert_outcomes(passed=1)
+    suite.offline()
+    fill(small_disk)
+    result = suite.run(f"--llm-played={small_disk / 'played.json'}")
+    assert result.ret == 0
+    assert f"{small_disk / 'played.json'}: it could not be written: the disk is full" in result.stdout.str()
+    assert listing(small_disk) == ["filler"]
