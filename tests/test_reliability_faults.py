@@ -57,3 +57,11 @@ def test_a_corrupt_backup_message_does_not_suggest_a_backup_of_the_backup(tmp_pa
     with pytest.raises(CassetteError) as error:
         cassette.load(path)
     assert ".bak.bak" not in str(error.value) and "c.yaml.bak" in str(error.value)
+
+
+def test_processes_recording_one_shared_cassette_killed_at_random_lose_nothing():
+    script = SCRIPT.with_name("fault_injection_shared.py")
+    result = subprocess.run([sys.executable, str(script), "--trials", "2", "--seed", "5"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 trials" in result.stdout and "failures: 0" in result.stdout
+    assert "recordings reported saved: 0" not in result.stdout
