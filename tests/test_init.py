@@ -21,7 +21,7 @@ def test_init_in_an_empty_folder_gives_a_suite_that_passes_offline(pytester, mon
     ini = configparser.ConfigParser()
     ini.read(pytester.path / "pytest.ini")
     assert dict(ini["pytest"]) == {"llm_record_mode": "none", "llm_cassette_dir": "cassettes"}
-    assert {".llmcache-played.json", "*.bak"} <= set((pytester.path / ".gitignore").read_text().splitlines())
+    assert {".pytest_cache/", "*.bak", ".llmcache.lock"} <= set((pytester.path / ".gitignore").read_text().splitlines())
     assert (pytester.path / "cassettes" / "tests" / "test_llmcache_example" / "test_capital.yaml").is_file()
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")  # no key, no server: replay only
     result.assert_outcomes(passed=1)
@@ -80,7 +80,7 @@ def test_gitignore_lines_are_appended_once_after_what_is_there(tmp_path):
     (tmp_path / ".gitignore").write_text("__pycache__/\n*.bak")  # no final newline
     assert init(tmp_path, "--no-example") == 0
     lines = (tmp_path / ".gitignore").read_text().splitlines()
-    assert lines[:2] == ["__pycache__/", "*.bak"] and lines.count("*.bak") == 1 and lines.count(".llmcache-played.json") == 1
+    assert lines[:2] == ["__pycache__/", "*.bak"] and lines.count("*.bak") == 1 and lines.count(".pytest_cache/") == 1
 
 
 def test_existing_files_are_never_overwritten(tmp_path):

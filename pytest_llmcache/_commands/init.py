@@ -27,9 +27,10 @@ HELP = "set a project up: ini keys, .gitignore lines, an example test that repla
 
 # The ini keys written, with the plugin's defaults made visible.
 INI_KEYS = (("llm_record_mode", "none"), ("llm_cassette_dir", "cassettes"))
-# What a project should not commit: each session's played manifest, the .bak of re-recorded cassettes.
-GITIGNORE_LINES = (".llmcache-played.json", "*.bak")
-_GITIGNORE_COMMENT = "# pytest-llmcache: each session's played manifest and the previous version of re-recorded cassettes"
+# What a project should not commit: pytest's cache (each session's played record lives there), the
+# .bak of re-recorded cassettes, and the lock file used where a folder can't be locked itself (NFS).
+GITIGNORE_LINES = (".pytest_cache/", "*.bak", ".llmcache.lock")
+_GITIGNORE_COMMENT = "# pytest-llmcache: pytest's cache (the played record), previous versions of re-recorded cassettes, lock files"
 
 EXAMPLE_TEST = "tests/test_llmcache_example.py"
 EXAMPLE_CONFTEST = "tests/conftest.py"
