@@ -315,7 +315,8 @@ def llm_cassette_path(request: pytest.FixtureRequest, llm_cassette_dir: Path, ll
 
 @pytest.fixture
 def llm_scrubber() -> Scrubber:
-    """Scrubs recordings and vetoes writes holding live credentials; override to add rules."""
+    """Scrubs recordings and vetoes writes holding live credentials; override to name more
+    credentials: ``return Scrubber(extra_headers=["x-tenant"], extra_query_params=["ticket"])``."""
     return Scrubber()
 
 
