@@ -472,7 +472,7 @@ class Scrubber:
         """Where `text` holds a learned value, each named by its source, never by value."""
         found: list[str] = []
         views = _decoded_views(text)
-        packed = re.sub(r"\s+", "", text)
+        packed = text.translate(_WHITESPACE)  # base64 folded over several lines, joined again
         for secret, source in [*self.secrets.items(), *self.hosts.items()]:
             name = f"the value of {source}"
             if secret in text:
@@ -496,6 +496,7 @@ _ENDPOINT_ENV_VARS = providers.endpoint_env_vars()
 _WATCHED_ENV_VARS = (*providers.credential_env_vars(), *_ENDPOINT_ENV_VARS)
 _URL = re.compile(r"""(?i)\b[a-z][a-z0-9+.-]*://[^\s'"<>]+""")
 _USERINFO = re.compile(r"""(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@'"<>]+@""")
+_WHITESPACE = dict.fromkeys(map(ord, " \t\r\n"))
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
