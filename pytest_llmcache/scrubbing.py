@@ -440,13 +440,16 @@ class Scrubber:
         echoed by the first response is masked like the same echo later), then each one scrubbed.
 
         Items that are `cassette.Entry` objects read with their text from a file this plugin wrote
-        were scrubbed when recorded and are kept as they are (the final check still reads them);
-        everything else (new recordings, a plain vcrpy cassette's interactions) is scrubbed again."""
+        were scrubbed when recorded and are kept as they are (parsing them all again would cost
+        every save), unless their text holds a value learned since (a file written by a version
+        with fewer rules); everything else (new recordings, a plain vcrpy cassette's
+        interactions) is scrubbed again."""
         items = list(interactions)
         foreign = [index for index, item in enumerate(items) if getattr(item, "text", None) is None]
         for index in foreign:
             item = items[index]
             self.learn_interaction(getattr(item, "interaction", item))
+        foreign += [index for index, item in enumerate(items) if getattr(item, "text", None) and self.mask_text(item.text) != item.text]
         for index in foreign:
             item = items[index]
             items[index] = self.stored_interaction(getattr(item, "interaction", item))

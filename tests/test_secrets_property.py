@@ -290,3 +290,20 @@ def test_verify_flags_a_foreign_cassette_and_passes_it_once_imported(tmp_path):
         "request header authorization", "request query parameter api_key", "response header set-cookie"}
     import_cassette(source, tmp_path / "out.yaml", Scrubber())
     assert all(list(find_secrets(item)) == [] for item in cassette_file.load(tmp_path / "out.yaml"))
+
+
+def test_an_interaction_this_plugin_wrote_is_scrubbed_again_when_it_holds_a_value_learned_since(server, tmp_path):
+    """A cassette written before the shape rules kept a gateway header's value: when the same key
+    is in use again, `new_episodes` masks it in the old interaction instead of writing it back."""
+    key = "helicone-live-key-0123456789abcdef"
+    path = tmp_path / "c.yaml"
+    old = raw_interaction("https://api.openai.test/v1/chat/completions", {"helicone-auth": f"Bearer {key}"}, b'{"model":"m"}', {"ok": 1})
+    old["request"]["body"] = {"json": {"model": "m"}, "layout": "compact"}
+    old["response"]["body"] = {"json": {"ok": 1}, "layout": "compact"}
+    cassette_file.save(path, [old])  # as an older version wrote it: our format, index comments and all
+    assert key in path.read_text() and cassette_file.load_entries(path)[0].text is not None
+    with LLMCassette.use(path=path, record_mode="new_episodes", test_id="t") as cassette:
+        openai.OpenAI(base_url=server.base_url, api_key="sk-new-credential-0000", default_headers={"Helicone-Auth": f"Bearer {key}"},
+                      max_retries=0).chat.completions.create(model="m", messages=[{"role": "user", "content": "new"}])
+    cassette.save()
+    assert key not in path.read_text() and len(cassette_file.load(path)) == 2
