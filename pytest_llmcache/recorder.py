@@ -9,6 +9,7 @@ is the source of truth while recording (a recorded 429 must not answer its own r
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -62,6 +63,9 @@ _HTTPX_TRANSPORTS = (
 )
 
 
+_SESSION_RECORD_DAYS = 2  # a session's record of what it wrote is kept this long (no session lasts longer)
+
+
 @dataclass(frozen=True)
 class RecordingSession:
     """One pytest session, all of its xdist workers included (`id`: xdist's shared run id).
@@ -87,6 +91,13 @@ class RecordingSession:
             raise WriteError(self._path, f"this session's record of what it wrote can't be read ({err})") from None
         return document if isinstance(document, dict) else {}
 
+    def _remove_old(self) -> None:
+        cutoff = time.time() - _SESSION_RECORD_DAYS * 86400
+        for path in self.folder.glob("*.json"):
+            with contextlib.suppress(OSError):  # another session's cleanup got there first
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+
     def written(self, cassette: Path) -> set[str]:
         """The digests of the interactions this session wrote into `cassette` (a resolved path)."""
         with atomic.locked(self.folder):
@@ -94,6 +105,8 @@ class RecordingSession:
 
     def add(self, cassette: Path, digests: list[str]) -> None:
         with atomic.locked(self.folder) as folder:
+            if not self._path.exists():  # this session's first save: the records of old sessions go
+                self._remove_old()
             document = self._read()
             document[str(cassette)] = sorted(set(document.get(str(cassette), ())) | set(digests))
             folder.replace(self._path, json.dumps(document).encode("utf-8"), backup=False)

@@ -126,3 +126,19 @@ def test_all_mode_replaces_only_recordings_made_before_the_session(suite):
     assert asked(suite) == ["same"] * 3  # the previous session's three were replaced
     suite.offline()
     suite.run().assert_outcomes(passed=2)
+
+
+def test_a_session_removes_the_records_of_sessions_older_than_two_days(tmp_path):
+    import os
+
+    from pytest_llmcache.recorder import RecordingSession
+
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    old, recent = folder / "old.json", folder / "recent.json"
+    for path in (old, recent):
+        path.write_text("{}")
+    os.utime(old, (0, 0))
+    RecordingSession("now", folder).add(tmp_path / "c.yaml", ["d1"])
+    assert sorted(path.name for path in folder.iterdir()) == ["now.json", "recent.json"]
+    assert RecordingSession("now", folder).written(tmp_path / "c.yaml") == {"d1"}
