@@ -100,6 +100,11 @@ def test_a_shared_cassette_is_re_recorded_by_all_of_its_tests(suite):
     result = suite.run()
     result.assert_outcomes(passed=1, failed=1)
     assert "    pytest test_x.py::test_a test_x.py::test_b --llm-record-mode=rewrite" in result.stdout.str()
+    suite.server.start()  # following the advice: both tests, one session, fresh for that session
+    suite.live()
+    suite.run("test_x.py::test_a", "test_x.py::test_b", "--llm-record-mode=rewrite").assert_outcomes(passed=2)
+    suite.offline()
+    suite.run("--llm-strict").assert_outcomes(passed=2)  # both replay, nothing stale is left
 
 
 FIXTURE_SENDS = '''
