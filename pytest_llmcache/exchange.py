@@ -299,6 +299,12 @@ def _deployment(path: str) -> str | None:
     return parts[parts.index("deployments") + 1] or None
 
 
+def _list(value: Any) -> list[Any]:
+    """`value` when it is a JSON array, else no items (a hand-edited cassette or an odd server may
+    put a number or a string where a list of choices, parts or items belongs)."""
+    return value if isinstance(value, list) else []
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -366,7 +372,7 @@ def _chat(documents: list[dict[str, Any]], streamed: bool, spec: providers.Usage
     role = text = refusal = finish = None
     calls = _Calls()
     for document in documents:
-        for choice in document.get("choices") or ():
+        for choice in _list(document.get("choices")):
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             finish = _text(choice.get("finish_reason")) or finish
@@ -378,7 +384,7 @@ def _chat(documents: list[dict[str, Any]], streamed: bool, spec: providers.Usage
                 text = (text or "") + part["content"] if streamed else part["content"]
             if isinstance(part.get("refusal"), str):
                 refusal = (refusal or "") + part["refusal"] if streamed else part["refusal"]
-            for position, call in enumerate(part.get("tool_calls") or ()):
+            for position, call in enumerate(_list(part.get("tool_calls"))):
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict):
                     calls.add(call.get("index", position), call_id=call.get("id"), name=function.get("name"), arguments=function.get("arguments"))
@@ -424,11 +430,11 @@ def _response_object(response: dict[str, Any], spec: providers.Usage) -> _Readin
     texts: list[str] = []
     refusals: list[str] = []
     calls = []
-    for item in response.get("output") or ():
+    for item in _list(response.get("output")):
         if not isinstance(item, dict):
             continue
         if item.get("type") == "message":
-            for part in item.get("content") or ():
+            for part in _list(item.get("content")):
                 if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str):
                     texts.append(part["text"])
                 elif isinstance(part, dict) and part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
@@ -498,12 +504,12 @@ def _gemini(documents: list[dict[str, Any]], streamed: bool, spec: providers.Usa
     finish = None
     calls = []
     for document in documents:
-        for candidate in (document.get("candidates") or ())[:1]:
+        for candidate in _list(document.get("candidates"))[:1]:
             if not isinstance(candidate, dict):
                 continue
             finish = _text(candidate.get("finishReason")) or finish
             content = candidate.get("content")
-            for part in content.get("parts") or () if isinstance(content, dict) else ():
+            for part in _list(content.get("parts") if isinstance(content, dict) else None):
                 if not isinstance(part, dict):
                     continue
                 if isinstance(part.get("text"), str) and not part.get("thought"):
@@ -518,7 +524,7 @@ def _gemini(documents: list[dict[str, Any]], streamed: bool, spec: providers.Usa
 def _embeddings(documents: list[dict[str, Any]], streamed: bool, spec: providers.Usage) -> _Reading:
     document = documents[-1] if documents else {}
     sizes = []
-    for item in document.get("data") or ():
+    for item in _list(document.get("data")):
         vector = item.get("embedding") if isinstance(item, dict) else None
         if isinstance(vector, list):
             sizes.append(len(vector))

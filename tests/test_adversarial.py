@@ -2,9 +2,17 @@
 Real inner pytest sessions, the real SDK and the loopback server; nothing of the plugin is mocked."""
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import builders
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import OPENAI_KEY
+from fakeopenai import Reply
+from pytest_llmcache.exchange import read_exchange, tally
 
 PROXY_PASSWORD = "proxy-password-0123456789"
 
@@ -39,3 +47,75 @@ def test_skip_and_xfail_reasons_are_masked_and_the_summary_still_folds_skips(sui
     assert "XFAIL test_x.py::test_xfailed - the server echoed <redacted>" in output
     for secret in (OPENAI_KEY, PROXY_PASSWORD):
         assert secret not in output
+
+
+# -- a response of an unexpected shape ------------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
+# A well-formed answer of each kind and the paths of its containers, to replace with anything.
+ANSWERS = {
+    "/v1/chat/completions": ({"model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": "x", "tool_calls": [{"function": {"name": "f"}}]}}]},
+                             [("choices",), ("choices", 0, "message", "tool_calls"), ("choices", 0, "message")]),
+    "/v1/responses": ({"model": "m", "output": [{"type": "message", "content": [{"type": "output_text", "text": "x"}]}]},
+                      [("output",), ("output", 0, "content")]),
+    "/v1/messages": ({"model": "m", "content": [{"type": "text", "text": "x"}]}, [("content",)]),
+    "/v1beta/models/g:generateContent": ({"candidates": [{"content": {"parts": [{"text": "x"}]}}]},
+                                         [("candidates",), ("candidates", 0, "content", "parts"), ("candidates", 0, "content")]),
+    "/v1/embeddings": ({"model": "m", "data": [{"embedding": [0.5]}]}, [("data",), ("data", 0)]),
+}
+
+
+def _replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:
+    document = json.loads(json.dumps(document))
+    target = document
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return document
+
+
+@settings(max_examples=300, deadline=None)
+@given(route=st.sampled_from(sorted(ANSWERS)), data=st.data(), value=JSON, streamed=st.booleans())
+def test_any_json_in_an_answer_is_read_without_an_exception(route, data, value, streamed):
+    """The session report and every llmcache command read answers through `read_exchange`: a
+    number where a list of choices (tool calls, output items, candidates, parts, data) belongs
+    raised a TypeError there (`"choices": 1`)."""
+    template, paths = ANSWERS[route]
+    document = _replaced(template, data.draw(st.sampled_from(paths)), value)
+    body = builders.sse([document]) if streamed else document
+    exchange = read_exchange(builders.interaction({"model": "m"}, body, uri=f"https://api.openai.com{route}",
+                                                  content_type="text/event-stream" if streamed else None))
+    assert exchange.path == route
+    tally([exchange])
+
+
+ODD_ANSWER = {"id": "x", "object": "chat.completion", "model": "m", "choices": 1, "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+
+ODD = '''
+import openai
+
+def test_odd(llm_cassette):
+    sdk = openai.OpenAI(max_retries=0)
+    raw = sdk.chat.completions.with_raw_response.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert raw.status_code == 200 and b'"choices":1' in raw.http_response.read()
+'''
+
+
+def test_an_answer_of_an_unexpected_shape_is_recorded_and_replayed(suite):
+    """A server answering ``"choices": 1`` (a gateway, an OpenAI-compatible server): the report
+    raised in teardown before the cassette was saved, so the recording was lost and the test
+    errored with a bare TypeError. The report now reads it, and a failing report never costs a
+    recording."""
+    suite.write(ODD)
+    suite.live()
+    suite.server.script(Reply.json(200, ODD_ANSWER))
+    suite.run("--llm-record-mode=once").assert_outcomes(passed=1)
+    assert (suite.cassettes / "test_x" / "test_odd.yaml").is_file()
+    suite.offline()
+    result = suite.run()
+    result.assert_outcomes(passed=1)
+    assert "1 replayed, 0 recorded" in result.stdout.str()
