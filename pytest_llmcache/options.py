@@ -62,9 +62,11 @@ def record_mode(config: pytest.Config) -> str:
 def cassette_dir(config: pytest.Config) -> Path:
     """From the command line: relative to the working directory; from the ini file: to the rootdir."""
     option = config.getoption("llm_cassette_dir")
-    if option:
-        return Path(option).resolve()
-    return (config.rootpath / str(config.getini("llm_cassette_dir"))).resolve()
+    source, path = ("--llm-cassette-dir", Path(option)) if option else ("llm_cassette_dir", config.rootpath / str(config.getini("llm_cassette_dir")))
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise pytest.UsageError(f"{source} = {str(path)!r} can't be used as the cassette directory: {err}") from None
 
 
 def strict(config: pytest.Config) -> bool:

@@ -3,6 +3,7 @@ Real inner pytest sessions, the real SDK and the loopback server; nothing of the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import builders
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 
 from conftest import OPENAI_KEY
 from fakeopenai import Reply
+from pytest_llmcache._commands.common import EXIT_BAD_INPUT
+from pytest_llmcache.cli import main
 from pytest_llmcache.exchange import read_exchange, tally
 
 PROXY_PASSWORD = "proxy-password-0123456789"
@@ -119,3 +122,32 @@ def test_an_answer_of_an_unexpected_shape_is_recorded_and_replayed(suite):
     result = suite.run()
     result.assert_outcomes(passed=1)
     assert "1 replayed, 0 recorded" in result.stdout.str()
+
+
+# -- llmcache on a symlink loop -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["list", "show", "verify", "stats", "tokens"])
+def test_every_command_names_a_cassette_that_is_a_symlink_loop(tmp_path, monkeypatch, capsys, command):
+    """``llmcache show`` on a symlink loop ended in a RuntimeError traceback (making the file's
+    name relative to the working directory resolved the loop)."""
+    monkeypatch.chdir(tmp_path)
+    Path("a.yaml").symlink_to("b.yaml")
+    Path("b.yaml").symlink_to("a.yaml")
+    assert main([command, "a.yaml"]) == EXIT_BAD_INPUT
+    assert "a.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["option", "ini"])
+def test_a_cassette_directory_that_is_a_symlink_loop_is_a_usage_error(pytester, where):
+    """``--llm-cassette-dir`` / ``llm_cassette_dir`` naming a symlink loop crashed pytest with an
+    INTERNALERROR traceback (RuntimeError from resolving the path)."""
+    (pytester.path / "loop-a").symlink_to("loop-b")
+    (pytester.path / "loop-b").symlink_to("loop-a")
+    pytester.makepyfile(test_x="def test_x(llm_cassette):\n    pass\n")
+    if where == "ini":
+        pytester.makeini("[pytest]\nllm_cassette_dir = loop-a\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", *(["--llm-cassette-dir=loop-a"] if where == "option" else []))
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "INTERNALERROR" not in output and "loop-a" in output and "cassette directory" in output

@@ -56,7 +56,7 @@ def display(path: Path) -> str:
     """`path` relative to the working directory when it is below it: what a user would type."""
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return str(path)
 
 
