@@ -20,7 +20,7 @@ from pathlib import Path
 __all__ = ["SUFFIX", "BadCassettePath", "cassette_path", "explicit_cassette_path", "safe_name"]
 
 _UNSAFE = re.compile(r"[^\w.\-\[\]=+,@]+")
-_MAX_NAME = 120  # well below common file name limits, with room for the suffix and a digest
+_MAX_NAME = 120  # bytes in UTF-8 (file systems count bytes): well below their limits, with room for suffixes and a digest
 _DIGEST = 9  # "-" and 8 hex digits
 SUFFIX = ".yaml"
 _SUFFIXES = (".yaml", ".yml")
@@ -36,9 +36,10 @@ def safe_name(text: str) -> str:
     When `text` had to be changed, a digest of it is appended, so distinct texts keep distinct names.
     """
     name = _UNSAFE.sub("_", text).lstrip(".") or "_"
-    if name == text and len(name) <= _MAX_NAME:
+    encoded = name.encode("utf-8")  # \w keeps letters of every script: up to 4 bytes each
+    if name == text and len(encoded) <= _MAX_NAME:
         return name
-    return f"{name[:_MAX_NAME - _DIGEST]}-{_digest(text)}"
+    return f"{encoded[:_MAX_NAME - _DIGEST].decode('utf-8', 'ignore')}-{_digest(text)}"
 
 
 class BadCassettePath(ValueError):

@@ -3,12 +3,13 @@ Real inner pytest sessions, the real SDK and the loopback server; nothing of the
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import builders
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conftest import OPENAI_KEY
@@ -16,6 +17,7 @@ from fakeopenai import Reply
 from pytest_llmcache._commands.common import EXIT_BAD_INPUT
 from pytest_llmcache.cli import main
 from pytest_llmcache.exchange import read_exchange, tally
+from pytest_llmcache.paths import safe_name
 
 PROXY_PASSWORD = "proxy-password-0123456789"
 
@@ -151,3 +153,38 @@ def test_a_cassette_directory_that_is_a_symlink_loop_is_a_usage_error(pytester, 
     output = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "INTERNALERROR" not in output and "loop-a" in output and "cassette directory" in output
+
+
+# -- cassette names in other scripts ---------------------------------------------------------------
+
+JAPANESE = "日本語のプロンプトを翻訳してください" * 5  # 90 characters, 270 bytes in UTF-8
+
+UNICODE_NAME = f'''
+import openai
+
+def test_{JAPANESE}(llm_cassette):
+    openai.OpenAI(max_retries=0).chat.completions.create(model="m", messages=[{{"role": "user", "content": "hi"}}])
+'''
+
+
+def test_a_test_named_in_another_script_records_and_replays(suite):
+    """A test function (or parameter id) of 90 Japanese characters: the cassette name was bounded
+    in characters, not bytes, so its 270-byte name could not be written (OSError: File name too
+    long in teardown) and the recording was lost."""
+    suite.write(UNICODE_NAME)
+    suite.live()
+    suite.run("--llm-record-mode=once").assert_outcomes(passed=1)
+    [written] = (suite.cassettes / "test_x").glob("*.yaml")
+    assert written.name.startswith("test_日本語") and len(os.fsencode(written.name)) <= 255
+    suite.offline()
+    result = suite.run()
+    result.assert_outcomes(passed=1)
+    assert "1 replayed, 0 recorded" in result.stdout.str()
+
+
+@example("test_" + JAPANESE)
+@given(st.text(st.sampled_from("aZ9_é日🙂.-/[] ") | st.characters(), min_size=1, max_size=300))
+def test_a_cassette_name_fits_any_file_system_whatever_its_script(text):
+    name = safe_name(text)
+    assert 0 < len(os.fsencode(name + ".yaml.bak")) <= 255 - 20  # room for the temporary files' suffixes
+    assert name == safe_name(text) and "/" not in name and not name.startswith(".")
