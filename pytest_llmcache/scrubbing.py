@@ -292,6 +292,8 @@ class Scrubber:
 
     _patterns: list[tuple[str, str]] | None = field(default=None, init=False, repr=False, compare=False)
     _environment: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+    _hosts_text: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _hosts_bytes: re.Pattern[bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def _replacements(self) -> list[tuple[str, str]]:
         """(found, replacement) pairs, longest first, each secret also in its URL-encoded and JSON-escaped forms."""
@@ -303,13 +305,19 @@ class Scrubber:
             for host in self.hosts:
                 pairs.setdefault(host, provider_for(host).placeholder_host)
             self._patterns = sorted(pairs.items(), key=lambda pair: -len(pair[0]))
+            # Host names are case-insensitive: one written as ``Contoso-Prod`` is the same secret.
+            hosts = "|".join(re.escape(host) for host in sorted(self.hosts, key=len, reverse=True) if host.isascii())
+            self._hosts_text = re.compile(hosts, re.IGNORECASE) if hosts else None
+            self._hosts_bytes = re.compile(hosts.encode("ascii"), re.IGNORECASE) if hosts else None
         return self._patterns
 
     def mask_text(self, text: str) -> str:
-        """`text` with every learned credential replaced."""
+        """`text` with every learned credential replaced (a host in any case)."""
         for found, replacement in self._replacements():
             if found in text:
                 text = text.replace(found, replacement)
+        if self._hosts_text is not None:
+            text = self._hosts_text.sub(lambda match: self._placeholder(match.group(0)), text)
         return text
 
     def mask_bytes(self, data: bytes) -> bytes:
@@ -318,7 +326,12 @@ class Scrubber:
             encoded = found.encode("utf-8", "surrogatepass")
             if encoded in data:
                 data = data.replace(encoded, replacement.encode("utf-8"))
+        if self._hosts_bytes is not None:
+            data = self._hosts_bytes.sub(lambda match: self._placeholder(match.group(0).decode("ascii")).encode("ascii"), data)
         return data
+
+    def _placeholder(self, host: str) -> str:
+        return provider_for(host.lower()).placeholder_host
 
     def masked_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None) -> tuple[str, bytes]:
         """The URI and body of a live request with its credentials masked, as they will be stored:
@@ -476,11 +489,14 @@ class Scrubber:
         found: list[str] = []
         views = _decoded_views(text)
         packed = text.translate(_WHITESPACE)  # base64 folded over several lines, joined again
+        lowered = text.lower() if self.hosts else text
         for secret, source in [*self.secrets.items(), *self.hosts.items()]:
             name = f"the value of {source}"
-            if secret in text:
+            host = secret in self.hosts  # compared in any case
+            if secret in text or (host and secret in lowered):
                 if line_numbers:
-                    lines = sorted({text.count("\n", 0, match.start()) + 1 for match in re.finditer(re.escape(secret), text)})
+                    pattern = re.compile(re.escape(secret), re.IGNORECASE if host else 0)
+                    lines = sorted({text.count("\n", 0, match.start()) + 1 for match in pattern.finditer(text)})
                     found.append(f"{name} on line(s) {', '.join(map(str, lines[:5]))}")
                 else:
                     found.append(name)

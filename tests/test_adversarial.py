@@ -188,3 +188,32 @@ def test_a_cassette_name_fits_any_file_system_whatever_its_script(text):
     name = safe_name(text)
     assert 0 < len(os.fsencode(name + ".yaml.bak")) <= 255 - 20  # room for the temporary files' suffixes
     assert name == safe_name(text) and "/" not in name and not name.startswith(".")
+
+
+# -- an Azure resource host written in capitals ----------------------------------------------------
+
+MIXED_CASE_ENDPOINT = "https://Contoso-Prod.openai.azure.com/"
+
+MIXED_CASE = '''
+import logging
+import os
+
+def test_endpoint(llm_cassette):
+    endpoint = os.environ["AZURE_OPENAI_ENDPOINT"]
+    logging.getLogger("app").warning("calling %s", endpoint)
+    assert endpoint.endswith("/v1")
+'''
+
+
+@pytest.mark.parametrize("options", [(), ("-l", "-vv", "--tb=long")], ids=["default", "showlocals"])
+def test_an_azure_host_written_in_capitals_is_masked_in_any_case(suite, monkeypatch, options):
+    """Host names are case-insensitive and the scrubber learns them lower-cased, but masked them
+    case-sensitively: an endpoint written as the portal's resource name (``Contoso-Prod``) was
+    printed as is in a failure's locals, its assertion and its captured log records."""
+    suite.write(MIXED_CASE)
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", MIXED_CASE_ENDPOINT)
+    result = suite.run(*options)
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "placeholder" in output or "<redacted>" in output
+    assert "contoso-prod" not in output.lower()
