@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ _REPORT = pytest.StashKey[Report]()
 _CASSETTE = pytest.StashKey[LLMCassette]()
 _GUARD = pytest.StashKey[NetworkGuard]()
 _SCRUBBER = pytest.StashKey[Scrubber]()
+# The scrubber of each test using a cassette, for the warnings it raised (recorded after its teardown).
+_WARNING_SCRUBBERS: weakref.WeakValueDictionary[str, Scrubber] = weakref.WeakValueDictionary()
 
 # What replay needs to build every provider's SDK client when no real credentials are configured.
 PLACEHOLDER_ENV = placeholder_env()
@@ -82,6 +86,19 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     _fail_on_refusal(item)
     _fail_stale(item)
     return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_warning_recorded(warning_message: warnings.WarningMessage, nodeid: str) -> None:
+    """Mask the live credentials a test's scrubber knows in the warnings it raised: pytest's
+    warnings summary prints their text (and xdist sends it to the controller as text)."""
+    scrubber = _WARNING_SCRUBBERS.get(nodeid)
+    if scrubber is None:
+        return
+    text = str(warning_message.message)
+    masked = scrubber.mask_message(text)
+    if masked != text:
+        warning_message.message = masked  # pytest and xdist read it with str()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -349,6 +366,7 @@ def llm_cassette(
     saved after the test, secrets checked first.
     """
     request.node.stash[_SCRUBBER] = llm_scrubber
+    _WARNING_SCRUBBERS[request.node.nodeid] = llm_scrubber
     report = request.config.stash[_REPORT]
     context = LLMCassette.use(
         path=llm_cassette_path, record_mode=llm_record_mode, test_id=request.node.nodeid, scrubber=llm_scrubber, session=report.session

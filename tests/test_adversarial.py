@@ -217,3 +217,27 @@ def test_an_azure_host_written_in_capitals_is_masked_in_any_case(suite, monkeypa
     output = result.stdout.str() + result.stderr.str()
     assert "placeholder" in output or "<redacted>" in output
     assert "contoso-prod" not in output.lower()
+
+
+# -- warnings -------------------------------------------------------------------------------------
+
+WARNING = '''
+import os
+import warnings
+
+def test_warns(llm_cassette):
+    warnings.warn("the server answered for " + os.environ["OPENAI_API_KEY"])
+'''
+
+
+@pytest.mark.parametrize("options", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_a_warning_holding_a_key_is_masked_in_the_warnings_summary(suite, monkeypatch, options):
+    """A warning raised by a test (or a library under it) that quotes a live key: the failure
+    report was masked, but pytest's warnings summary printed the key."""
+    suite.write(WARNING)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    result = suite.run(*options)
+    result.assert_outcomes(passed=1, warnings=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "UserWarning: the server answered for <redacted>" in output
+    assert OPENAI_KEY not in output
