@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 from pytest_llmcache import played
+from pytest_llmcache.ignoring import DEFAULT_IGNORE, IgnoreRule
 from pytest_llmcache.modes import RECORD_MODES
 
-__all__ = ["add_options", "cassette_dir", "played_path", "record_mode", "session_folder", "strict"]
+__all__ = ["add_options", "cassette_dir", "ignore_rules", "played_path", "record_mode", "session_folder", "strict"]
 
 _MODES_HELP = (
     "none: replay only, offline; a request with no recording fails the test. "
@@ -50,6 +51,15 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llm_record_mode", f"Record mode when --llm-record-mode is not given (default: none). {_MODES_HELP}", default="none")
     parser.addini("llm_cassette_dir", "Cassette directory, relative to the rootdir, when --llm-cassette-dir is not given (default: cassettes).", default="cassettes")
     parser.addini("llm_strict", f"{_STRICT_HELP.rstrip('.')} (default: false; --llm-strict turns it on).", type="bool", default=False)
+    parser.addini(
+        "llm_ignore",
+        "Requests that are not LLM API calls (telemetry, downloads), one '[METHOD ]HOST[PATH]' rule a line (shell-style "
+        "patterns): never recorded, refused while replaying without failing the test. Added to the defaults: "
+        + "; ".join(rule for rule, _ in DEFAULT_IGNORE)
+        + ".",
+        type="linelist",
+        default=[],
+    )
 
 
 def record_mode(config: pytest.Config) -> str:
@@ -91,3 +101,15 @@ def played_path(config: pytest.Config) -> Path:
 def session_folder(config: pytest.Config) -> Path:
     """Where a session notes what it wrote into which cassette (see `recorder.RecordingSession`)."""
     return _cache_dir(config) / "d" / "llmcache" / "sessions"
+
+
+def ignore_rules(config: pytest.Config) -> tuple[IgnoreRule, ...]:
+    """The default rules, then the llm_ignore ini key's."""
+    return (*(IgnoreRule.parse(rule) for rule, _ in DEFAULT_IGNORE), *map(_ini_rule, config.getini("llm_ignore")))
+
+
+def _ini_rule(line: str) -> IgnoreRule:
+    try:
+        return IgnoreRule.parse(line)
+    except ValueError as err:
+        raise pytest.UsageError(f"ini key llm_ignore: {err}") from None

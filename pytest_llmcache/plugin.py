@@ -21,6 +21,8 @@ from _pytest._code.code import TerminalRepr
 
 from pytest_llmcache import options
 from pytest_llmcache.errors import LLMCacheError, MarkerError, MissingRecording
+from pytest_llmcache.escapes import EscapeGuard, recording_guarded
+from pytest_llmcache.ignoring import OFFLINE_ENV, IgnorePolicy, IgnoreRule
 from pytest_llmcache.markers import MARKER_HELP, LLMMarker
 from pytest_llmcache.network import NetworkGuard, network_blocked
 from pytest_llmcache.paths import BadCassettePath, cassette_path
@@ -33,6 +35,8 @@ _REPORT = pytest.StashKey[Report]()
 _CASSETTE = pytest.StashKey[LLMCassette]()
 _GUARD = pytest.StashKey[NetworkGuard]()
 _SCRUBBER = pytest.StashKey[Scrubber]()
+_ESCAPES = pytest.StashKey[EscapeGuard]()
+_OFFLINE_SET = pytest.StashKey[list[str]]()
 # The scrubber of each test using a cassette, for the warnings it raised (recorded after its teardown).
 _WARNING_SCRUBBERS: weakref.WeakValueDictionary[str, Scrubber] = weakref.WeakValueDictionary()
 
@@ -46,9 +50,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    options.ignore_rules(config)  # a malformed llm_ignore line stops the session before any test
     report = Report(config, options.cassette_dir(config), options.record_mode(config))
     config.stash[_REPORT] = report
     config.pluginmanager.register(report, "llmcache-report")
+    # Frameworks' run-time downloads that have an offline switch (litellm's price map, read when
+    # litellm is imported): switched to the copy they ship, unless the user set them.
+    config.stash[_OFFLINE_SET] = [name for name in OFFLINE_ENV if name not in os.environ]
+    for name in config.stash[_OFFLINE_SET]:
+        os.environ[name] = OFFLINE_ENV[name]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for name in config.stash.get(_OFFLINE_SET, ()):
+        os.environ.pop(name, None)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -152,8 +167,12 @@ class _MaskedRepr(TerminalRepr):
 
 
 def _fail_on_refusal(item: pytest.Item) -> None:
-    cassette, guard = item.stash.get(_CASSETTE, None), item.stash.get(_GUARD, None)
-    refusals: list[LLMCacheError] = [*(cassette.misses if cassette is not None else ()), *(guard.errors if guard is not None else ())]
+    cassette, guard, escapes = item.stash.get(_CASSETTE, None), item.stash.get(_GUARD, None), item.stash.get(_ESCAPES, None)
+    refusals: list[LLMCacheError] = [
+        *(cassette.misses if cassette is not None else ()),
+        *(guard.errors if guard is not None else ()),
+        *(escapes.errors if escapes is not None else ()),
+    ]
     if not refusals:
         return
     distinct = list(dict.fromkeys(str(refusal) for refusal in refusals))  # the SDK's retries repeat a miss
@@ -350,6 +369,14 @@ def llm_allowed_hosts() -> tuple[str, ...]:
 
 
 @pytest.fixture
+def llm_ignore(pytestconfig: pytest.Config) -> tuple[IgnoreRule | str, ...]:
+    """Requests that are not LLM API calls: never recorded, refused in replay without failing the
+    test. The defaults (trace uploads, price maps, telemetry) plus the llm_ignore ini key's rules;
+    extend it with ``def llm_ignore(llm_ignore): return [*llm_ignore, "GET api.example.com/v1/models"]``."""
+    return options.ignore_rules(pytestconfig)
+
+
+@pytest.fixture
 def llm_cassette(
     request: pytest.FixtureRequest,
     llm_cassette_path: Path,
@@ -357,6 +384,7 @@ def llm_cassette(
     llm_scrubber: Scrubber,
     llm_placeholder_env: dict[str, str],
     llm_allowed_hosts: tuple[str, ...],
+    llm_ignore: tuple[IgnoreRule | str, ...],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[LLMCassette]:
     """The test's cassette, active for every openai SDK call (sync, async, streaming) in the test.
@@ -368,8 +396,17 @@ def llm_cassette(
     request.node.stash[_SCRUBBER] = llm_scrubber
     _WARNING_SCRUBBERS[request.node.nodeid] = llm_scrubber
     report = request.config.stash[_REPORT]
+    try:
+        ignore = IgnorePolicy.of(llm_ignore)
+    except ValueError as err:
+        raise pytest.UsageError(f"fixture llm_ignore: {err}") from None
     context = LLMCassette.use(
-        path=llm_cassette_path, record_mode=llm_record_mode, test_id=request.node.nodeid, scrubber=llm_scrubber, session=report.session
+        path=llm_cassette_path,
+        record_mode=llm_record_mode,
+        test_id=request.node.nodeid,
+        scrubber=llm_scrubber,
+        session=report.session,
+        ignore=ignore,
     )
     with context as cassette, contextlib.ExitStack() as stack:
         report = request.config.stash[_REPORT]
@@ -377,6 +414,8 @@ def llm_cassette(
         if cassette.mode == "none":
             hint = f"(A service of your own? Allow its host with the llm_allowed_hosts fixture.) Record with: {cassette.record_command()}"
             request.node.stash[_GUARD] = stack.enter_context(network_blocked(llm_allowed_hosts, hint))
+        else:
+            request.node.stash[_ESCAPES] = stack.enter_context(recording_guarded(llm_allowed_hosts, request.node.nodeid))
         if cassette.write_protected:
             for name, value in llm_placeholder_env.items():
                 if not os.environ.get(name):

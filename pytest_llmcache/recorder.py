@@ -1,7 +1,7 @@
 """The glue to vcrpy: a Cassette subclass that replays by canonical key.
 
-vcrpy patches the httpx2 transports the openai SDK sends through and asks this cassette, per
-request: `can_play_response_for` -> `play_response`, or (when recording) `append`. Here a request
+vcrpy's stubs, put in place by `pytest_llmcache.stacks` on every HTTP stack the SDKs and
+frameworks send through (httpx, httpx2, aiohttp), ask this cassette, per request: `can_play_response_for` -> `play_response`, or (when recording) `append`. Here a request
 is keyed once (`matching.request_key`) and looked up in a dict of key -> queue of recorded
 responses, so replay cost doesn't grow with the cassette and identical requests get their
 responses in recorded order. Responses recorded in this run are never replayed in it: the server
@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shlex
-import sys
 import time
 import weakref
 from collections import deque
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from vcr import patch as vcr_patch
 from vcr.cassette import Cassette, CassetteContextDecorator
 from vcr.patch import PATCHER_NAMES
 from vcr.record_mode import RecordMode
@@ -31,7 +29,9 @@ from vcr.stubs import httpx_stubs
 
 from pytest_llmcache import atomic
 from pytest_llmcache import cassette as cassette_file
+from pytest_llmcache import stacks
 from pytest_llmcache.errors import MissingRecording, WriteError
+from pytest_llmcache.ignoring import IgnorePolicy
 from pytest_llmcache.matching import RequestView, body_diff, closest, request_key, stored_request_key
 from pytest_llmcache.providers import provider_for
 from pytest_llmcache.scrubbing import Scrubber
@@ -41,26 +41,8 @@ __all__ = ["RECORD_MODES", "LLMCassette", "RecordingSession", "sdk_sleep_patches
 
 # pytest-recording's modes: vcrpy's, plus "rewrite" (record everything into a fresh cassette).
 _VCR_MODES = {"none": RecordMode.NONE, "once": RecordMode.ONCE, "new_episodes": RecordMode.NEW_EPISODES, "all": RecordMode.ALL, "rewrite": RecordMode.ALL}
-# The openai SDK sends through httpx2 (httpx when a legacy client is passed in); leave other libraries alone.
-_PATCHED = ("httpx", "httpx2")
-# vcrpy's own httpx patcher imports httpx, httpx_curl_cffi and pyreqwest for every cassette, and an
-# import of a library that is not installed searches sys.path again each time (0.2 ms apiece, more
-# than a replayed request costs): it is skipped, and the same patches are made from vcrpy's own
-# stubs for the transports vcrpy found when it was imported (`_httpx_patches`).
-_SKIPPED = (*(name for name in PATCHER_NAMES if name not in _PATCHED), "httpx")
-# (module, class, method, vcrpy's name for the original method)
-_HTTPX_TRANSPORTS = (
-    ("httpx", "HTTPTransport", "handle_request", "_HttpxHttpTransport_handle_request"),
-    ("httpx", "AsyncHTTPTransport", "handle_async_request", "_HttpxAsyncHttpTransport_handle_async_request"),
-    ("httpx", "WSGITransport", "handle_request", "_HttpxWsgiTransport_handle_request"),
-    ("httpx", "ASGITransport", "handle_async_request", "_HttpxAsgiTransport_handle_async_request"),
-    ("httpx", "MockTransport", "handle_request", "_HttpxMockTransport_handle_request"),
-    ("httpx", "MockTransport", "handle_async_request", "_HttpxMockTransport_handle_async_request"),
-    ("httpx_curl_cffi", "CurlTransport", "handle_request", "_HttpxCurlTransport_handle_request"),
-    ("httpx_curl_cffi", "AsyncCurlTransport", "handle_async_request", "_HttpxAsyncCurlTransport_handle_async_request"),
-    ("pyreqwest.compatibility.httpx", "SyncHttpxTransport", "handle_request", "_HttpxSyncPyreqwestTransport_handle_request"),
-    ("pyreqwest.compatibility.httpx", "HttpxTransport", "handle_async_request", "_HttpxPyreqwestTransport_handle_async_request"),
-)
+# vcrpy's own patchers are all off: `stacks.patches` makes the ones for the stacks LLM clients use.
+_SKIP_ALL = tuple(PATCHER_NAMES)
 
 
 _SESSION_RECORD_DAYS = 2  # a session's record of what it wrote is kept this long (no session lasts longer)
@@ -122,16 +104,18 @@ class LLMCassette(Cassette):
         test_id: str = "",
         scrubber: Scrubber | None = None,
         session: RecordingSession | None = None,
+        ignore: IgnorePolicy | None = None,
         **vcr_options: Any,
     ) -> None:
         if record_mode not in RECORD_MODES:
             raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
-        custom_patches: tuple[Any, ...] = tuple(vcr_options.pop("custom_patches", ()))
-        super().__init__(Path(path), record_mode=_VCR_MODES[record_mode], skip_patchers=_SKIPPED, **vcr_options)
-        self.custom_patches = (*custom_patches, *_httpx_patches(self), (httpx_stubs, "_make_vcr_request", _make_vcr_request))
+        patches = (*vcr_options.pop("custom_patches", ()), *stacks.patches(self), (httpx_stubs, "_make_vcr_request", _make_vcr_request))
+        super().__init__(Path(path), record_mode=_VCR_MODES[record_mode], skip_patchers=_SKIP_ALL, custom_patches=patches, **vcr_options)
         self.mode = record_mode
         self.test_id = test_id
         self.scrubber = scrubber if scrubber is not None else Scrubber()
+        self.ignore = ignore if ignore is not None else IgnorePolicy()
+        self.ignored: list[str] = []  # requests the ignore policy covered: sent unrecorded, or refused in replay
         self.loaded: list[cassette_file.Entry] = []  # parsed only when played or inspected
         self.existed = False  # whether a cassette file was there when the test started
         self.played: list[int] = []  # indexes into `loaded`, in play order
@@ -180,6 +164,8 @@ class LLMCassette(Cassette):
     # -- what vcrpy's transport stubs call ----------------------------------------------------
 
     def can_play_response_for(self, request: Request) -> bool:
+        # Always the stubs' first call for a request: from here on its body is the bytes sent.
+        request.body = stacks.body_bytes(request.body)
         if self.mode in ("all", "rewrite"):
             return False
         key = self._key(request)
@@ -342,21 +328,6 @@ class _MaskingContext(CassetteContextDecorator):
             super().__exit__(*exc_info)
         finally:
             self._masking.__exit__(None, None, None)
-
-
-def _httpx_patches(cassette: Cassette) -> list[tuple[Any, str, Any]]:
-    """vcrpy's patches of the httpx transports (vcrpy's "httpx" patcher, without its imports)."""
-    httpx = sys.modules.get("httpx")
-    if httpx is None or not hasattr(vcr_patch, "_HttpxHttpTransport_handle_request"):
-        return []  # httpx was not installed when vcrpy was imported: its patcher would patch nothing
-    from vcr.stubs.httpx_stubs import vcr_handle_async_request, vcr_handle_request
-
-    patches = []
-    for module, name, method, original in _HTTPX_TRANSPORTS:
-        if hasattr(vcr_patch, original) and module in sys.modules:
-            stub = vcr_handle_async_request if method == "handle_async_request" else vcr_handle_request
-            patches.append((getattr(sys.modules[module], name), method, stub(cassette, getattr(vcr_patch, original), httpx)))
-    return patches
 
 
 def _make_vcr_request(real_request: Any, real_request_body: bytes) -> Request:

@@ -96,17 +96,28 @@ def test_other_hosts_stay_blocked(llm_cassette):
 
 
 @pytest.mark.parametrize("mode", ["once", "new_episodes", "all", "rewrite"])
-def test_recording_modes_leave_the_network_alone(suite, mode):
+def test_recording_modes_refuse_what_escapes_recording_and_pass_allowed_hosts(suite, mode):
+    """A request outside the recorded HTTP stacks would be missing from the cassette: refused while
+    recording (see test_escapes.py); the project's own services stay reachable through llm_allowed_hosts."""
     suite.write(
         f'''
 import urllib.request, pytest
 
+@pytest.fixture
+def llm_allowed_hosts(request):
+    return ("localhost",) if request.node.name == "test_local_service" else ()
+
 def test_local_service(llm_cassette):
     with pytest.raises(urllib.error.HTTPError, match="404"):  # the server answered
         urllib.request.urlopen("http://127.0.0.1:{suite.server.port}/v1/models", timeout=2)
+
+def test_escaped(llm_cassette):
+    urllib.request.urlopen("http://127.0.0.1:{suite.server.port}/v1/models", timeout=2)
 '''
     )
-    suite.run(f"--llm-record-mode={mode}").assert_outcomes(passed=1)
+    result = suite.run(f"--llm-record-mode={mode}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([f"*refused a connection to 127.0.0.1 port {suite.server.port} while recording test_x.py::test_escaped*"])
     assert suite.server.hits == 1
 
 

@@ -1,0 +1,141 @@
+"""Every HTTP stack the frameworks send through is recorded and replayed: httpx and httpx2 (sync
+and async) and aiohttp, plain and streamed (SSE), from the loopback server, then offline."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import OPENAI_KEY
+from fakeopenai import FakeOpenAIServer
+from pytest_llmcache import cassette as cassette_file
+from pytest_llmcache.recorder import LLMCassette
+
+httpx = pytest.importorskip("httpx")
+httpx2 = pytest.importorskip("httpx2")
+aiohttp = pytest.importorskip("aiohttp")
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Capital of France?"}]}
+STREAM = {**CHAT, "stream": True}
+HEADERS = {"Authorization": f"Bearer {OPENAI_KEY}", "Content-Type": "application/json"}
+
+Send = Callable[[str, dict[str, Any]], tuple[int, bytes]]
+
+
+def _httpx_sync(module: Any) -> Send:
+    def send(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        with module.Client() as client, client.stream("POST", url, json=body, headers=HEADERS) as response:
+            return response.status_code, b"".join(response.iter_bytes())
+
+    return send
+
+
+def _httpx_async(module: Any) -> Send:
+    async def main(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        async with module.AsyncClient() as client, client.stream("POST", url, json=body, headers=HEADERS) as response:
+            return response.status_code, b"".join([chunk async for chunk in response.aiter_bytes()])
+
+    return lambda url, body: asyncio.run(main(url, body))
+
+
+def _aiohttp_json(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    async def main() -> tuple[int, bytes]:
+        async with aiohttp.ClientSession() as session, session.post(url, json=body, headers={"Authorization": HEADERS["Authorization"]}) as response:
+            return response.status, b"".join([chunk async for chunk in response.content.iter_any()])
+
+    return asyncio.run(main())
+
+
+def _aiohttp_bytes(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    async def main() -> tuple[int, bytes]:
+        async with aiohttp.ClientSession() as session, session.request("POST", url, data=json.dumps(body).encode(), headers=HEADERS) as response:
+            lines = [line async for line in response.content]  # the way SSE readers consume it
+            return response.status, b"".join(lines)
+
+    return asyncio.run(main())
+
+
+CLIENTS: dict[str, Send] = {
+    "httpx": _httpx_sync(httpx),
+    "httpx-async": _httpx_async(httpx),
+    "httpx2": _httpx_sync(httpx2),
+    "httpx2-async": _httpx_async(httpx2),
+    "aiohttp-json": _aiohttp_json,
+    "aiohttp-bytes": _aiohttp_bytes,
+}
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_each_stack_records_then_replays_offline_byte_for_byte(client: str, tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+    send, path, url = CLIENTS[client], tmp_path / "c.yaml", fake_openai.base_url + "/chat/completions"
+    with LLMCassette.use(path=path, record_mode="once") as recording:
+        live = [send(url, CHAT), send(url, STREAM)]
+    recording.save()
+    assert fake_openai.hits == 2 and len(recording.recorded) == 2
+    assert [status for status, _ in live] == [200, 200]
+    assert b"echo: Capital of France?" in live[0][1] and live[1][1].rstrip().endswith(b"data: [DONE]")
+    text = path.read_text()
+    assert "sse: |" in text and OPENAI_KEY not in text and "127.0.0.1" not in text
+
+    fake_openai.stop()
+    with LLMCassette.use(path=path, record_mode="none") as replaying:
+        replayed = [send(url, CHAT), send(url, STREAM)]
+    assert replayed == live
+    assert replaying.played == [0, 1] and fake_openai.hits == 2 and not replaying.misses
+
+
+def test_a_request_recorded_by_one_stack_replays_through_another(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+    """The stored form does not depend on the client: aiohttp's json= body is keyed like httpx's bytes."""
+    path, url = tmp_path / "c.yaml", fake_openai.base_url + "/chat/completions"
+    with LLMCassette.use(path=path, record_mode="once") as recording:
+        live = CLIENTS["httpx2"](url, CHAT)
+    recording.save()
+    fake_openai.stop()
+    with LLMCassette.use(path=path, record_mode="none") as replaying:
+        assert CLIENTS["aiohttp-json"](url, CHAT) == live
+    assert replaying.played == [0]
+
+
+def test_an_aiohttp_request_with_no_recording_fails_with_the_missing_recording_message(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+    from pytest_llmcache.errors import MissingRecording
+
+    fake_openai.stop()
+    with LLMCassette.use(path=tmp_path / "c.yaml", record_mode="none") as replaying, pytest.raises(MissingRecording, match="Capital of France"):
+        CLIENTS["aiohttp-json"](fake_openai.base_url + "/chat/completions", CHAT)
+    assert len(replaying.misses) == 1
+
+
+def test_litellm_acompletion_through_its_aiohttp_transport_records_and_replays(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+    """litellm hands the openai SDK an httpx AsyncClient over its own aiohttp transport: before
+    aiohttp was patched, nothing was recorded and replay failed with NetworkBlocked."""
+    litellm = pytest.importorskip("litellm")
+    path = tmp_path / "c.yaml"
+    messages = [{"role": "user", "content": "Capital of France?"}]
+
+    async def ask(stream: bool) -> str:
+        kwargs = {"model": "openai/gpt-4o-mini", "messages": messages, "api_base": fake_openai.base_url, "api_key": OPENAI_KEY}
+        if not stream:
+            response = await litellm.acompletion(**kwargs)
+            return str(response.choices[0].message.content)
+        chunks = await litellm.acompletion(**kwargs, stream=True)
+        return "".join([chunk.choices[0].delta.content or "" async for chunk in chunks])
+
+    async def both() -> list[str]:
+        return [await ask(False), await ask(True)]
+
+    with LLMCassette.use(path=path, record_mode="once") as recording:
+        live = asyncio.run(both())
+    recording.save()
+    assert live == ["echo: Capital of France?"] * 2
+    assert len(recording.recorded) == 2 and fake_openai.hits == 2
+    stored = cassette_file.load(path)
+    assert [interaction["request"]["uri"].rsplit("/", 2)[-2:] for interaction in stored] == [["chat", "completions"]] * 2
+
+    fake_openai.stop()
+    with LLMCassette.use(path=path, record_mode="none") as replaying:
+        assert asyncio.run(both()) == live
+    assert replaying.played == [0, 1] and not replaying.misses
