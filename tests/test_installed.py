@@ -37,7 +37,7 @@ def _package_files() -> set[str]:
 def test_the_build_configuration_covers_every_package_and_data_file() -> None:
     import tomllib
 
-    from setuptools import find_packages
+    find_packages = pytest.importorskip("setuptools").find_packages
 
     config = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["tool"]["setuptools"]
     found = set(find_packages(str(CHECKOUT), include=config["packages"]["find"]["include"]))
