@@ -52,7 +52,7 @@ import yaml
 from pytest_llmcache import atomic, blockyaml
 from pytest_llmcache.bodies import decode_body, decompress, encode_body, json_text_of
 from pytest_llmcache.errors import CassetteError
-from pytest_llmcache.matching import stored_request_key
+from pytest_llmcache.matching import VOLATILE_FIELDS, stored_request_key
 
 __all__ = [
     "FORMAT_VERSION",
@@ -82,7 +82,9 @@ _INDEX = "# llmcache-key "
 # In the text `dumps` writes, the only line that is exactly this one starts an interaction's response.
 _RESPONSE_LINE = "\n  response:\n"
 # Bump when matching.request_key changes: stale keys in old files are then recomputed on load.
-KEY_SCHEME = "k1"
+KEY_SCHEME = "k2"
+# k1 keys counted the fields k2 ignores (matching.VOLATILE_FIELDS): still valid where none appears.
+_K1 = "k1"
 # How `dumps` writes a verbatim JSON response body (the last lines of an interaction).
 _VERBATIM_BODY = "\n    body:\n      layout: "
 _VERBATIM_JSON = "      json: "
@@ -259,6 +261,16 @@ class Entry:
         document["response"]["body"] = {"layout": layout, "json": blockyaml.JSONText(text)}
         return document
 
+    @property
+    def request(self) -> dict[str, Any]:
+        """The recorded request. Before the interaction is parsed whole, only its own lines are
+        parsed (what keying it again needs)."""
+        if self._interaction is not None or self.text is None or self.text.find(_RESPONSE_LINE) < 0:
+            return self.interaction["request"]
+        if self._parsed_request is None:
+            self._parsed_request = self._request_part()
+        return self._parsed_request
+
     def __getitem__(self, name: str) -> Any:
         """`entry["request"]` / `entry["response"]`, as on a plain interaction dict (after `replay`,
         the response it parsed is not parsed again, and the request alone is parsed for itself)."""
@@ -269,9 +281,7 @@ class Entry:
                     self._response["body"] = {**body, "json": json.loads(body["json"])}
                 return self._response
             if name == "request":
-                if self._parsed_request is None:
-                    self._parsed_request = self._request_part()
-                return self._parsed_request
+                return self.request
         return self.interaction[name]
 
     def _request_part(self) -> dict[str, Any]:
@@ -366,7 +376,7 @@ def _indexed_entries(text: str, path: Path | str) -> list[Entry] | None:
         else:
             entry._known_digest = digest
             entry.in_subset = fields[3:] == [_SUBSET]
-            if scheme == KEY_SCHEME:
+            if scheme == KEY_SCHEME or (scheme == _K1 and not any(name in chunk for name in VOLATILE_FIELDS)):
                 entry.key = key
         entries.append(entry)
     return entries

@@ -14,6 +14,7 @@ unnoticed.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -78,14 +79,21 @@ class IgnorePolicy:
 
     def rule_for(self, method: str, url: str) -> IgnoreRule | None:
         """The first rule covering this request, None when none does or it is an LLM API call."""
-        if not self.rules:
-            return None
+        return _rule_for(self, method, url) if self.rules else None
+
+    def _find(self, method: str, url: str) -> IgnoreRule | None:
         parts = urlsplit(url)
         host = (parts.hostname or "").rstrip(".")
         rule = next((rule for rule in self.rules if rule.covers(method, host, parts.path or "/")), None)
         if rule is None or endpoint_for(url) is not None:
             return None
         return rule
+
+
+# Every request a cassette sees is checked, and tests send the same few URLs again and again.
+@functools.lru_cache(maxsize=512)
+def _rule_for(policy: IgnorePolicy, method: str, url: str) -> IgnoreRule | None:
+    return policy._find(method, url)
 
 
 def refusal(method: str, url: str, rule: IgnoreRule) -> tuple[int, dict[str, list[str]], bytes]:

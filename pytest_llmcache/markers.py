@@ -9,19 +9,21 @@ import pytest
 from pytest_llmcache.errors import MarkerError
 from pytest_llmcache.modes import RECORD_MODES
 from tinytroupe.config import API_TYPES
+from pytest_llmcache.matching import FieldPath
 
 __all__ = ["API_TYPES", "MARKER_HELP", "LLMMarker"]
 
 # What `pytest --markers` shows, and what a misused marker's error quotes.
 MARKER_HELP = (
-    "llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None): pytest-llmcache "
+    "llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None, ignore_fields=()): pytest-llmcache "
     "settings for a test using llm_client or llm_cassette. "
     "api_type='openai'|'azure': the API type of llm_client (default: the configured one). "
     "api_types=['openai', 'azure']: run the test once per API type, one cassette each. "
     "cache=True: turn the client's API cache on, in a file under the test's tmp_path. "
     "cassette='dir/name.yaml': the cassette file, relative to the cassette directory, or an absolute path "
     "(several tests may share one). "
-    "record_mode='once'|...: this test's record mode, overriding --llm-record-mode."
+    "record_mode='once'|...: this test's record mode, overriding --llm-record-mode. "
+    "ignore_fields=['metadata.request_id', 'messages[*].content']: request body fields (JSON paths) matching ignores in this test."
 )
 
 
@@ -34,6 +36,7 @@ class LLMMarker:
     cache: bool = False
     cassette: str | None = None
     record_mode: str | None = None
+    ignore_fields: tuple[FieldPath, ...] = ()
 
     @classmethod
     def of(cls, node: pytest.Item | pytest.Collector) -> LLMMarker:
@@ -56,6 +59,7 @@ class LLMMarker:
             cache=_cache(test_id, arguments.get("cache", False)),
             cassette=_cassette(test_id, arguments.get("cassette")),
             record_mode=_record_mode(test_id, arguments.get("record_mode")),
+            ignore_fields=_ignore_fields(test_id, arguments.get("ignore_fields", ())),
         )
 
 
@@ -98,3 +102,17 @@ def _cassette(test_id: str, value: object) -> str | None:
 
 def _record_mode(test_id: str, value: object) -> str | None:
     return None if value is None else _choice(test_id, "record_mode", value, RECORD_MODES)
+
+
+def _ignore_fields(test_id: str, value: object) -> tuple[FieldPath, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise MarkerError(test_id, f"ignore_fields={value!r}", "must be a list of JSON paths such as ['metadata.request_id']")
+    return tuple(_field_path(test_id, item) for item in value)
+
+
+def _field_path(test_id: str, item: object) -> FieldPath:
+    text = item if isinstance(item, str) else repr(item)
+    try:
+        return FieldPath.parse(text)
+    except ValueError as err:
+        raise MarkerError(test_id, f"ignore_fields item {text!r}", str(err).removeprefix(f"{text!r} ")) from None

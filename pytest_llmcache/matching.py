@@ -4,24 +4,122 @@ Two requests match when they have the same method, path, query (key-like paramet
 Azure this is the api-version) and the same JSON body up to key order and whitespace. Headers
 and the host never matter: they change between runs, machines and Azure resources without
 changing what is asked. The key is a short blake2b digest, computed once per request.
+
+Volatile fields never decide a match: the per-run ones SDKs and frameworks are known to send
+(`VOLATILE_FIELDS`, always), and those a test or suite names by JSON path (`FieldPath`: ``a.b``,
+``messages[*].content``, ``input[0]``) or rewrites with its own function (`Normalizer`).
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from pytest_llmcache.bodies import decode_body, parse_json
 from pytest_llmcache.scrubbing import KEY_LIKE_PARAM
 
-__all__ = ["RequestView", "closest", "request_key"]
+__all__ = ["VOLATILE_FIELDS", "FieldPath", "Normalizer", "RequestView", "closest", "request_key"]
 
 _EXCERPT = 60
 _MAX_DIFF_LINES = 40
+# Top-level body fields that change on every run without changing what is asked: openai-agents
+# sends a fresh random prompt_cache_key per run. Left out of every key, stored and live alike.
+VOLATILE_FIELDS = ("prompt_cache_key",)
+_PATH_TOKEN = re.compile(r"(\.?)([^.\[\]\s]+)|\[(\*|-?\d+)\]")
+_ALL = "*"
+
+
+@dataclass(frozen=True)
+class FieldPath:
+    """A JSON path naming body fields to ignore: names joined by dots, ``[N]`` for one list item
+    (``[-1]`` the last), ``[*]`` for all of them (``metadata.request_id``, ``messages[*].content``)."""
+
+    parts: tuple[str | int, ...]
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> FieldPath:
+        """The path in `text`; ValueError naming it when it is not one."""
+        parts: list[str | int] = []
+        position = 0
+        for match in _PATH_TOKEN.finditer(text):
+            dot, name, index = match.groups()
+            # A name starts the path or follows a dot; nothing else may sit between tokens.
+            if match.start() != position or (name is not None and bool(dot) != bool(parts)):
+                break
+            parts.append(name if name is not None else (_ALL if index == _ALL else int(index)))
+            position = match.end()
+        if not parts or position != len(text):
+            raise ValueError(f"{text!r} is not a field path: use names joined by dots, [N] or [*] for list items (e.g. messages[*].content)")
+        return cls(tuple(parts), text)
+
+    def without(self, document: Any) -> Any:
+        """`document` without the fields this path names; what is not on the path is shared, not copied."""
+        return _without(document, self.parts)
+
+    def values(self, document: Any) -> list[Any]:
+        """The values this path names in `document` (none when it names nothing)."""
+        found = [document]
+        for part in self.parts:
+            found = [item for value in found for item in _children(value, part)]
+        return found
+
+
+def _children(value: Any, part: str | int) -> list[Any]:
+    if isinstance(value, list) and not isinstance(part, str):
+        return [value[part]] if -len(value) <= part < len(value) else []
+    if isinstance(value, list) and part == _ALL:
+        return list(value)
+    if isinstance(value, dict) and isinstance(part, str) and part in value:
+        return [value[part]]
+    return []
+
+
+def _without(value: Any, parts: tuple[str | int, ...]) -> Any:
+    part, rest = parts[0], parts[1:]
+    if isinstance(value, dict) and isinstance(part, str) and part in value:
+        if not rest:
+            return {name: item for name, item in value.items() if name != part}
+        return {**value, part: _without(value[part], rest)}
+    if isinstance(value, list) and part == _ALL:
+        return [] if not rest else [_without(item, rest) for item in value]
+    if isinstance(value, list) and isinstance(part, int) and -len(value) <= part < len(value):
+        index = part % len(value)
+        if not rest:
+            return value[:index] + value[index + 1 :]
+        return [*value[:index], _without(value[index], rest), *value[index + 1 :]]
+    return value
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """What a test's matching ignores beyond `VOLATILE_FIELDS`: field paths, then a function that
+    gets a copy of the parsed JSON body and returns the body to match on (e.g. today's date in a
+    prompt replaced by a fixed string). Bodies that are not JSON are matched as they are."""
+
+    fields: tuple[FieldPath, ...] = ()
+    function: Callable[[Any], Any] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.fields) or self.function is not None
+
+    def __call__(self, document: Any) -> Any:
+        for path in self.fields:
+            document = path.without(document)
+        if self.function is not None:
+            document = self.function(copy.deepcopy(document))
+        return document
+
+    def differing(self, recorded: Any, sent: Any) -> list[str]:
+        """The ignored fields (built-in and named) whose values differ between two bodies."""
+        paths = [FieldPath((name,), name) for name in VOLATILE_FIELDS] + list(self.fields)
+        return [path.text for path in paths if path.values(recorded) != path.values(sent)]
 
 
 def _canonical_json(document: Any) -> bytes:
@@ -35,21 +133,28 @@ def _target(uri: str) -> str:
     return parts.path + ("?" + "&".join(f"{name}={value}" for name, value in query) if query else "")
 
 
-def request_key(method: str, uri: str, body: bytes | None = None, document: Any = None) -> str:
+def request_key(method: str, uri: str, body: bytes | None = None, document: Any = None, normalize: Normalizer | None = None) -> str:
     """The matching key of a request; pass the parsed JSON `document` instead of `body` if known."""
     if document is None and body:
         document = parse_json(body)
-    content = _canonical_json(document) if document is not None else (body or b"")
+    if document is not None:
+        if isinstance(document, dict) and any(name in document for name in VOLATILE_FIELDS):
+            document = {name: value for name, value in document.items() if name not in VOLATILE_FIELDS}
+        if normalize:
+            document = normalize(document)
+        content = _canonical_json(document)
+    else:
+        content = body or b""
     head = f"{method.upper()} {_target(uri)}\n".encode()
     return hashlib.blake2b(head + content, digest_size=16).hexdigest()
 
 
-def stored_request_key(request: dict[str, Any]) -> str:
+def stored_request_key(request: dict[str, Any], normalize: Normalizer | None = None) -> str:
     """The matching key of a request as stored in a cassette."""
     stored = request["body"]
     if isinstance(stored, dict) and "json" in stored:
-        return request_key(request["method"], request["uri"], document=stored["json"])
-    return request_key(request["method"], request["uri"], decode_body(stored))
+        return request_key(request["method"], request["uri"], document=stored["json"], normalize=normalize)
+    return request_key(request["method"], request["uri"], decode_body(stored), normalize=normalize)
 
 
 @dataclass(frozen=True)
@@ -121,5 +226,5 @@ def body_diff(recorded: RequestView, sent: RequestView) -> list[str]:
     """A unified diff of the two bodies (pretty, sorted JSON), recorded -> sent."""
     lines = list(difflib.unified_diff(recorded.pretty_body(), sent.pretty_body(), "recorded", "sent", lineterm="", n=2))
     if len(lines) > _MAX_DIFF_LINES:
-        lines = lines[:_MAX_DIFF_LINES] + [f"... ({len(lines) - _MAX_DIFF_LINES} more diff lines)"]
+        lines = [*lines[:_MAX_DIFF_LINES], f"... ({len(lines) - _MAX_DIFF_LINES} more diff lines)"]
     return lines

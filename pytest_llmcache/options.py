@@ -7,9 +7,10 @@ import pytest
 
 from pytest_llmcache import played
 from pytest_llmcache.ignoring import DEFAULT_IGNORE, IgnoreRule
+from pytest_llmcache.matching import VOLATILE_FIELDS, FieldPath
 from pytest_llmcache.modes import RECORD_MODES
 
-__all__ = ["add_options", "cassette_dir", "ignore_rules", "played_path", "record_mode", "session_folder", "strict"]
+__all__ = ["add_options", "cassette_dir", "ignore_fields", "ignore_rules", "played_path", "record_mode", "session_folder", "strict"]
 
 _MODES_HELP = (
     "none: replay only, offline; a request with no recording fails the test. "
@@ -57,6 +58,13 @@ def add_options(parser: pytest.Parser) -> None:
         "patterns): never recorded, refused while replaying without failing the test. Added to the defaults: "
         + "; ".join(rule for rule, _ in DEFAULT_IGNORE)
         + ".",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "llm_ignore_fields",
+        "Request body fields that never decide a match, one JSON path a line (names joined by dots, [N] or [*] for list "
+        f"items, e.g. metadata.request_id or messages[*].name). Always ignored: {', '.join(VOLATILE_FIELDS)}.",
         type="linelist",
         default=[],
     )
@@ -113,3 +121,15 @@ def _ini_rule(line: str) -> IgnoreRule:
         return IgnoreRule.parse(line)
     except ValueError as err:
         raise pytest.UsageError(f"ini key llm_ignore: {err}") from None
+
+
+def ignore_fields(config: pytest.Config) -> tuple[FieldPath, ...]:
+    """The llm_ignore_fields ini key's paths."""
+    return tuple(map(_ini_field, config.getini("llm_ignore_fields")))
+
+
+def _ini_field(line: str) -> FieldPath:
+    try:
+        return FieldPath.parse(line)
+    except ValueError as err:
+        raise pytest.UsageError(f"ini key llm_ignore_fields: {err}") from None

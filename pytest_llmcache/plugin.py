@@ -14,7 +14,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 from _pytest._code.code import TerminalRepr
@@ -24,6 +24,7 @@ from pytest_llmcache.errors import LLMCacheError, MarkerError, MissingRecording
 from pytest_llmcache.escapes import EscapeGuard, recording_guarded
 from pytest_llmcache.ignoring import OFFLINE_ENV, IgnorePolicy, IgnoreRule
 from pytest_llmcache.markers import MARKER_HELP, LLMMarker
+from pytest_llmcache.matching import FieldPath, Normalizer
 from pytest_llmcache.network import NetworkGuard, network_blocked
 from pytest_llmcache.paths import BadCassettePath, cassette_path
 from pytest_llmcache.recorder import LLMCassette, sdk_sleep_patches
@@ -51,6 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     options.ignore_rules(config)  # a malformed llm_ignore line stops the session before any test
+    options.ignore_fields(config)  # and so does a malformed llm_ignore_fields path
     report = Report(config, options.cassette_dir(config), options.record_mode(config))
     config.stash[_REPORT] = report
     config.pluginmanager.register(report, "llmcache-report")
@@ -377,6 +379,22 @@ def llm_ignore(pytestconfig: pytest.Config) -> tuple[IgnoreRule | str, ...]:
 
 
 @pytest.fixture
+def llm_ignore_fields(pytestconfig: pytest.Config) -> tuple[FieldPath | str, ...]:
+    """Request body fields (JSON paths such as ``metadata.request_id``) that never decide a match,
+    for every test: the llm_ignore_fields ini key's. prompt_cache_key is always ignored; a test adds
+    its own with ``@pytest.mark.llm(ignore_fields=[...])``."""
+    return options.ignore_fields(pytestconfig)
+
+
+@pytest.fixture
+def llm_normalize() -> Callable[[Any], Any] | None:
+    """A function given a copy of each JSON request body (recorded and sent alike) that returns the
+    body to match on: for what a test can't keep stable, such as today's date inside a prompt.
+    None (the default): bodies are matched as sent, the ignored fields aside."""
+    return None
+
+
+@pytest.fixture
 def llm_cassette(
     request: pytest.FixtureRequest,
     llm_cassette_path: Path,
@@ -385,6 +403,9 @@ def llm_cassette(
     llm_placeholder_env: dict[str, str],
     llm_allowed_hosts: tuple[str, ...],
     llm_ignore: tuple[IgnoreRule | str, ...],
+    llm_ignore_fields: tuple[FieldPath | str, ...],
+    llm_normalize: Callable[[Any], Any] | None,
+    llm_marker: LLMMarker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[LLMCassette]:
     """The test's cassette, active for every openai SDK call (sync, async, streaming) in the test.
@@ -400,6 +421,11 @@ def llm_cassette(
         ignore = IgnorePolicy.of(llm_ignore)
     except ValueError as err:
         raise pytest.UsageError(f"fixture llm_ignore: {err}") from None
+    try:
+        fields = tuple(path if isinstance(path, FieldPath) else FieldPath.parse(path) for path in llm_ignore_fields)
+    except ValueError as err:
+        raise pytest.UsageError(f"fixture llm_ignore_fields: {err}") from None
+    normalize = Normalizer((*fields, *llm_marker.ignore_fields), llm_normalize)
     context = LLMCassette.use(
         path=llm_cassette_path,
         record_mode=llm_record_mode,
@@ -407,6 +433,7 @@ def llm_cassette(
         scrubber=llm_scrubber,
         session=report.session,
         ignore=ignore,
+        normalize=normalize,
     )
     with context as cassette, contextlib.ExitStack() as stack:
         report = request.config.stash[_REPORT]

@@ -32,7 +32,7 @@ from pytest_llmcache import cassette as cassette_file
 from pytest_llmcache import stacks
 from pytest_llmcache.errors import MissingRecording, WriteError
 from pytest_llmcache.ignoring import IgnorePolicy
-from pytest_llmcache.matching import RequestView, body_diff, closest, request_key, stored_request_key
+from pytest_llmcache.matching import Normalizer, RequestView, body_diff, closest, request_key, stored_request_key
 from pytest_llmcache.providers import provider_for
 from pytest_llmcache.scrubbing import Scrubber
 from pytest_llmcache.modes import RECORD_MODES
@@ -105,6 +105,7 @@ class LLMCassette(Cassette):
         scrubber: Scrubber | None = None,
         session: RecordingSession | None = None,
         ignore: IgnorePolicy | None = None,
+        normalize: Normalizer | None = None,
         **vcr_options: Any,
     ) -> None:
         if record_mode not in RECORD_MODES:
@@ -116,6 +117,8 @@ class LLMCassette(Cassette):
         self.scrubber = scrubber if scrubber is not None else Scrubber()
         self.ignore = ignore if ignore is not None else IgnorePolicy()
         self.ignored: list[str] = []  # requests the ignore policy covered: sent unrecorded, or refused in replay
+        self.normalize = normalize if normalize is not None else Normalizer()  # the test's ignored fields / normaliser
+        self._entry_keys: list[str] = []  # the key each loaded interaction is matched by, in this test
         self.loaded: list[cassette_file.Entry] = []  # parsed only when played or inspected
         self.existed = False  # whether a cassette file was there when the test started
         self.played: list[int] = []  # indexes into `loaded`, in play order
@@ -148,8 +151,16 @@ class LLMCassette(Cassette):
         except FileNotFoundError:
             return
         self.existed = True
-        for index, entry in enumerate(self.loaded):
-            self._queues.setdefault(entry.request_key, deque()).append(index)
+        # The keys in the file were computed without this test's normalisation: with one, each
+        # interaction is keyed again from its request alone (its response stays unparsed).
+        self._entry_keys = [self._match_key(entry) for entry in self.loaded]
+        for index, key in enumerate(self._entry_keys):
+            self._queues.setdefault(key, deque()).append(index)
+
+    def _match_key(self, entry: cassette_file.Entry) -> str:
+        """A recorded interaction's key as this test matches: the file's own unless the test
+        normalises bodies (then keyed again from its request alone; the response stays unparsed)."""
+        return stored_request_key(entry.request, self.normalize) if self.normalize else entry.request_key
 
     def _key(self, request: Request) -> str:
         # Keyed with its own credentials masked, as it is stored: a live key inside the body or
@@ -158,7 +169,7 @@ class LLMCassette(Cassette):
         if key is None:
             # lower_items: vcrpy's header dict read without a lookup per name (names are lowered anyway)
             uri, body = self.scrubber.masked_request(request.uri, dict(request.headers.lower_items()), request.body)
-            key = self._keys[request] = request_key(request.method, uri, body)
+            key = self._keys[request] = request_key(request.method, uri, body, normalize=self.normalize)
         return key
 
     # -- what vcrpy's transport stubs call ----------------------------------------------------
@@ -247,8 +258,8 @@ class LLMCassette(Cassette):
         if self.mode == "rewrite":
             return [entry for entry in on_disk if entry.digest in written]
         if self.mode == "all":
-            rerecorded = {stored_request_key(interaction["request"]) for interaction in self.recorded}
-            return [entry for entry in on_disk if entry.request_key not in rerecorded or entry.digest in written]
+            rerecorded = {stored_request_key(interaction["request"], self.normalize) for interaction in self.recorded}
+            return [entry for entry in on_disk if self._match_key(entry) not in rerecorded or entry.digest in written]
         return on_disk
 
     def used_digests(self) -> list[str]:
@@ -284,7 +295,7 @@ class LLMCassette(Cassette):
         # The first line alone is what pytest's short summary shows: it names the request.
         lines = [f"No recorded response for {sent.summary()}  in cassette {path} (record mode {self.mode!r})"]
         if key in self._queues:
-            count = sum(1 for index in self.played if self.loaded[index].request_key == key)
+            count = sum(1 for index in self.played if self._entry_keys[index] == key)
             lines.append(f"It was recorded {count} time(s) and all of them were played: the test now sends it more often.")
         elif self.loaded:
             found = closest(sent, (RequestView.of_stored(entry.interaction["request"]) for entry in self.loaded))
@@ -292,6 +303,9 @@ class LLMCassette(Cassette):
             index, recorded = found
             lines.append(f"The closest recorded request is interaction #{index}: {recorded.summary()}")
             diff = body_diff(recorded, sent)
+            ignored = self.normalize.differing(recorded.document, sent.document)
+            if ignored:
+                lines.append(f"Ignored when matching (so not why it missed): {', '.join(ignored)}.")
             if diff:
                 lines += ["Body diff, recorded -> sent:", *(f"    {line}" for line in diff)]
             else:

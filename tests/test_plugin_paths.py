@@ -134,7 +134,7 @@ def test_bad_marker_arguments_are_usage_errors(pytester):
 
 
 def test_markers_are_documented(pytester):
-    pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None)*"])
+    pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None, ignore_fields=())*"])
 
 
 LONG_NAME = "pydanticai-" + "imported_cassette_with_a_long_descriptive_name_" * 3 + ".yaml"

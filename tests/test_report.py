@@ -318,7 +318,7 @@ def test_help_and_markers_describe_the_options(pytester):
     assert "--llm-strict Fail a test whose cassette holds recorded interactions the test did not play" in help_text
     assert "llm_strict (bool):" in help_text
     markers = pytester.runpytest("--markers").stdout.str()
-    assert "@pytest.mark.llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None): pytest-llmcache" in markers
+    assert "@pytest.mark.llm(api_type=None, api_types=None, cache=False, cassette=None, record_mode=None, ignore_fields=()): pytest-llmcache" in markers
 
 
 # -- usage of one recorded interaction ---------------------------------------------------------------
