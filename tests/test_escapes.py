@@ -104,5 +104,5 @@ def test_an_escaped_request_fails_its_test_while_recording_even_when_swallowed(s
     result = suite.run("--llm-record-mode=once")
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed") == 1 and outcomes.get("passed") == 2 and "error" not in outcomes, result.stdout.str()
-    result.stdout.fnmatch_lines(["*test_swallows_it*", "*EscapedRequest: pytest-llmcache refused a connection to 127.0.0.1 port*"])
+    result.stdout.fnmatch_lines(["*test_swallows_it*", "pytest-llmcache refused a connection to 127.0.0.1 port * while recording test_x.py::test_swallows_it*"])
     assert "test_allowed" not in "\n".join(line for line in result.stdout.lines if line.startswith("FAILED"))
