@@ -14,11 +14,10 @@ unnoticed.
 """
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
@@ -39,6 +38,7 @@ OFFLINE_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 _METHOD = re.compile(r"[A-Za-z]+")
 REFUSAL_STATUS = 403
+_SEEN_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ class IgnorePolicy:
     """The rules in force for a cassette."""
 
     rules: tuple[IgnoreRule, ...] = ()
+    # Every request a cassette sees is checked, and tests send the same few URLs again and again.
+    _seen: dict[tuple[str, str], IgnoreRule | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, rules: Iterable[IgnoreRule | str]) -> IgnorePolicy:
@@ -79,7 +81,15 @@ class IgnorePolicy:
 
     def rule_for(self, method: str, url: str) -> IgnoreRule | None:
         """The first rule covering this request, None when none does or it is an LLM API call."""
-        return _rule_for(self, method, url) if self.rules else None
+        if not self.rules:
+            return None
+        try:
+            return self._seen[method, url]
+        except KeyError:
+            if len(self._seen) > _SEEN_LIMIT:
+                self._seen.clear()
+            rule = self._seen[method, url] = self._find(method, url)
+            return rule
 
     def _find(self, method: str, url: str) -> IgnoreRule | None:
         parts = urlsplit(url)
@@ -88,12 +98,6 @@ class IgnorePolicy:
         if rule is None or endpoint_for(url) is not None:
             return None
         return rule
-
-
-# Every request a cassette sees is checked, and tests send the same few URLs again and again.
-@functools.lru_cache(maxsize=512)
-def _rule_for(policy: IgnorePolicy, method: str, url: str) -> IgnoreRule | None:
-    return policy._find(method, url)
 
 
 def refusal(method: str, url: str, rule: IgnoreRule) -> tuple[int, dict[str, list[str]], bytes]:
