@@ -24,53 +24,53 @@ def _urllib_chat(server: FakeOpenAIServer) -> int:
         return int(response.status)
 
 
-def test_a_request_outside_the_recorded_stacks_is_refused_naming_host_port_and_caller(fake_openai: FakeOpenAIServer) -> None:
+def test_a_request_outside_the_recorded_stacks_is_refused_naming_host_port_and_caller(server: FakeOpenAIServer) -> None:
     with recording_guarded(test_id="tests/test_x.py::test_y") as guard, pytest.raises(OSError, match="refused a connection"):
-        _urllib_chat(fake_openai)  # urllib wraps it in a URLError
+        _urllib_chat(server)  # urllib wraps it in a URLError
     assert len(guard.errors) == 1 and isinstance(guard.errors[0], EscapedRequest)
     message = str(guard.errors[0])
-    assert f"127.0.0.1 port {fake_openai.port}" in message and "tests/test_x.py::test_y" in message
+    assert f"127.0.0.1 port {server.port}" in message and "tests/test_x.py::test_y" in message
     assert f"{Path(__file__).resolve()}:" in message and "(_urllib_chat)" in message  # the code that opened it
     assert "httpx, httpx2, aiohttp" in message and "llm_allowed_hosts" in message
-    assert fake_openai.hits == 0
+    assert server.hits == 0
 
 
-def test_requests_names_the_library_that_opened_the_connection(fake_openai: FakeOpenAIServer) -> None:
+def test_requests_names_the_library_that_opened_the_connection(server: FakeOpenAIServer) -> None:
     requests = pytest.importorskip("requests")
     with recording_guarded() as guard, pytest.raises(requests.ConnectionError):
-        requests.post(fake_openai.base_url + "/chat/completions", data=CHAT, timeout=10)
+        requests.post(server.base_url + "/chat/completions", data=CHAT, timeout=10)
     assert len(guard.errors) == 1 and "urllib3" in str(guard.errors[0])
 
 
-def test_raw_sockets_udp_and_asyncio_are_refused_too(fake_openai: FakeOpenAIServer) -> None:
+def test_raw_sockets_udp_and_asyncio_are_refused_too(server: FakeOpenAIServer) -> None:
     import asyncio
 
     async def open_connection() -> None:
-        await asyncio.open_connection("127.0.0.1", fake_openai.port)
+        await asyncio.open_connection("127.0.0.1", server.port)
 
     with recording_guarded() as guard:
         with socket.socket() as sock, pytest.raises(EscapedRequest):
-            sock.connect(("127.0.0.1", fake_openai.port))
+            sock.connect(("127.0.0.1", server.port))
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, pytest.raises(EscapedRequest):
-            udp.sendto(b"x", ("127.0.0.1", fake_openai.port))
+            udp.sendto(b"x", ("127.0.0.1", server.port))
         with pytest.raises(EscapedRequest):
             asyncio.run(open_connection())
     assert len(guard.errors) == 3
 
 
-def test_allowed_hosts_and_the_recorded_stacks_pass(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+def test_allowed_hosts_and_the_recorded_stacks_pass(tmp_path: Path, server: FakeOpenAIServer) -> None:
     with recording_guarded(["localhost"]) as guard:
-        assert _urllib_chat(fake_openai) == 200  # 127.0.0.1 is what localhost resolves to
+        assert _urllib_chat(server) == 200  # 127.0.0.1 is what localhost resolves to
     assert not guard.errors
     with LLMCassette.use(path=tmp_path / "c.yaml", record_mode="once") as recording, recording_guarded() as guard:
-        response = httpx2.post(fake_openai.base_url + "/chat/completions", content=CHAT, headers={"Authorization": f"Bearer {OPENAI_KEY}"})
+        response = httpx2.post(server.base_url + "/chat/completions", content=CHAT, headers={"Authorization": f"Bearer {OPENAI_KEY}"})
     assert response.status_code == 200 and len(recording.recorded) == 1 and not guard.errors
 
 
-def test_nothing_is_checked_once_the_guard_is_gone(fake_openai: FakeOpenAIServer) -> None:
+def test_nothing_is_checked_once_the_guard_is_gone(server: FakeOpenAIServer) -> None:
     with recording_guarded():
         pass
-    assert _urllib_chat(fake_openai) == 200
+    assert _urllib_chat(server) == 200
 
 
 SWALLOWED = """

@@ -107,26 +107,26 @@ def test_ignored_requests_are_refused_in_replay_and_never_recorded(tmp_path: Pat
     assert not path.exists()
 
 
-def test_ignored_requests_are_sent_unrecorded_while_recording(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+def test_ignored_requests_are_sent_unrecorded_while_recording(tmp_path: Path, server: FakeOpenAIServer) -> None:
     path, policy = tmp_path / "c.yaml", IgnorePolicy.of(["POST 127.0.0.1/v1/traces/*"])
     headers = {"Authorization": f"Bearer {OPENAI_KEY}"}
     with LLMCassette.use(path=path, record_mode="once", ignore=policy) as recording, httpx2.Client() as client:
-        trace = client.post(fake_openai.url + "/v1/traces/ingest", json={"data": []}, headers=headers)
-        chat = client.post(fake_openai.base_url + "/chat/completions", json=CHAT, headers=headers)
+        trace = client.post(server.url + "/v1/traces/ingest", json={"data": []}, headers=headers)
+        chat = client.post(server.base_url + "/chat/completions", json=CHAT, headers=headers)
     recording.save()
     assert trace.status_code == 404 and chat.status_code == 200  # the trace reached the live server
-    assert [request.path for request in fake_openai.requests] == ["/v1/traces/ingest", "/v1/chat/completions"]
+    assert [request.path for request in server.requests] == ["/v1/traces/ingest", "/v1/chat/completions"]
     assert [interaction["request"]["uri"].split("/", 3)[-1] for interaction in cassette_file.load(path)] == ["v1/chat/completions"]
 
 
-def test_an_llm_call_on_an_ignored_host_is_still_recorded_and_its_miss_is_loud(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+def test_an_llm_call_on_an_ignored_host_is_still_recorded_and_its_miss_is_loud(tmp_path: Path, server: FakeOpenAIServer) -> None:
     path, policy = tmp_path / "c.yaml", IgnorePolicy.of(["127.0.0.1"])
-    url, headers = fake_openai.base_url + "/chat/completions", {"Authorization": f"Bearer {OPENAI_KEY}"}
+    url, headers = server.base_url + "/chat/completions", {"Authorization": f"Bearer {OPENAI_KEY}"}
     with LLMCassette.use(path=path, record_mode="once", ignore=policy) as recording:
         httpx2.post(url, json=CHAT, headers=headers)
     recording.save()
     assert len(recording.recorded) == 1 and not recording.ignored
-    fake_openai.stop()
+    server.stop()
     with LLMCassette.use(path=path, record_mode="none", ignore=policy), pytest.raises(MissingRecording):
         httpx2.post(url, json={**CHAT, "model": "gpt-4.1"}, headers=headers)
 

@@ -70,46 +70,46 @@ CLIENTS: dict[str, Send] = {
 
 
 @pytest.mark.parametrize("client", sorted(CLIENTS))
-def test_each_stack_records_then_replays_offline_byte_for_byte(client: str, tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
-    send, path, url = CLIENTS[client], tmp_path / "c.yaml", fake_openai.base_url + "/chat/completions"
+def test_each_stack_records_then_replays_offline_byte_for_byte(client: str, tmp_path: Path, server: FakeOpenAIServer) -> None:
+    send, path, url = CLIENTS[client], tmp_path / "c.yaml", server.base_url + "/chat/completions"
     with LLMCassette.use(path=path, record_mode="once") as recording:
         live = [send(url, CHAT), send(url, STREAM)]
     recording.save()
-    assert fake_openai.hits == 2 and len(recording.recorded) == 2
+    assert server.hits == 2 and len(recording.recorded) == 2
     assert [status for status, _ in live] == [200, 200]
     assert b"echo: Capital of France?" in live[0][1] and live[1][1].rstrip().endswith(b"data: [DONE]")
     text = path.read_text()
     assert "sse: |" in text and OPENAI_KEY not in text and "127.0.0.1" not in text
 
-    fake_openai.stop()
+    server.stop()
     with LLMCassette.use(path=path, record_mode="none") as replaying:
         replayed = [send(url, CHAT), send(url, STREAM)]
     assert replayed == live
-    assert replaying.played == [0, 1] and fake_openai.hits == 2 and not replaying.misses
+    assert replaying.played == [0, 1] and server.hits == 2 and not replaying.misses
 
 
-def test_a_request_recorded_by_one_stack_replays_through_another(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+def test_a_request_recorded_by_one_stack_replays_through_another(tmp_path: Path, server: FakeOpenAIServer) -> None:
     """The stored form does not depend on the client: aiohttp's json= body is keyed like httpx's bytes."""
-    path, url = tmp_path / "c.yaml", fake_openai.base_url + "/chat/completions"
+    path, url = tmp_path / "c.yaml", server.base_url + "/chat/completions"
     with LLMCassette.use(path=path, record_mode="once") as recording:
         live = CLIENTS["httpx2"](url, CHAT)
     recording.save()
-    fake_openai.stop()
+    server.stop()
     with LLMCassette.use(path=path, record_mode="none") as replaying:
         assert CLIENTS["aiohttp-json"](url, CHAT) == live
     assert replaying.played == [0]
 
 
-def test_an_aiohttp_request_with_no_recording_fails_with_the_missing_recording_message(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+def test_an_aiohttp_request_with_no_recording_fails_with_the_missing_recording_message(tmp_path: Path, server: FakeOpenAIServer) -> None:
     from pytest_llmcache.errors import MissingRecording
 
-    fake_openai.stop()
+    server.stop()
     with LLMCassette.use(path=tmp_path / "c.yaml", record_mode="none") as replaying, pytest.raises(MissingRecording, match="Capital of France"):
-        CLIENTS["aiohttp-json"](fake_openai.base_url + "/chat/completions", CHAT)
+        CLIENTS["aiohttp-json"](server.base_url + "/chat/completions", CHAT)
     assert len(replaying.misses) == 1
 
 
-def test_litellm_acompletion_through_its_aiohttp_transport_records_and_replays(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+def test_litellm_acompletion_through_its_aiohttp_transport_records_and_replays(tmp_path: Path, server: FakeOpenAIServer) -> None:
     """litellm hands the openai SDK an httpx AsyncClient over its own aiohttp transport: before
     aiohttp was patched, nothing was recorded and replay failed with NetworkBlocked."""
     litellm = pytest.importorskip("litellm")
@@ -117,7 +117,7 @@ def test_litellm_acompletion_through_its_aiohttp_transport_records_and_replays(t
     messages = [{"role": "user", "content": "Capital of France?"}]
 
     async def ask(stream: bool) -> str:
-        kwargs = {"model": "openai/gpt-4o-mini", "messages": messages, "api_base": fake_openai.base_url, "api_key": OPENAI_KEY}
+        kwargs = {"model": "openai/gpt-4o-mini", "messages": messages, "api_base": server.base_url, "api_key": OPENAI_KEY}
         if not stream:
             response = await litellm.acompletion(**kwargs)
             return str(response.choices[0].message.content)
@@ -131,11 +131,11 @@ def test_litellm_acompletion_through_its_aiohttp_transport_records_and_replays(t
         live = asyncio.run(both())
     recording.save()
     assert live == ["echo: Capital of France?"] * 2
-    assert len(recording.recorded) == 2 and fake_openai.hits == 2
+    assert len(recording.recorded) == 2 and server.hits == 2
     stored = cassette_file.load(path)
     assert [interaction["request"]["uri"].rsplit("/", 2)[-2:] for interaction in stored] == [["chat", "completions"]] * 2
 
-    fake_openai.stop()
+    server.stop()
     with LLMCassette.use(path=path, record_mode="none") as replaying:
         assert asyncio.run(both()) == live
     assert replaying.played == [0, 1] and not replaying.misses

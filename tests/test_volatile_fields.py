@@ -105,12 +105,12 @@ def _send(url: str, body: dict[str, Any]) -> httpx2.Response:
     return httpx2.post(url, json=body, headers={"Authorization": f"Bearer {OPENAI_KEY}"})
 
 
-def test_a_recording_with_another_prompt_cache_key_replays(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
-    path, url = tmp_path / "c.yaml", fake_openai.base_url + "/chat/completions"
+def test_a_recording_with_another_prompt_cache_key_replays(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    path, url = tmp_path / "c.yaml", server.base_url + "/chat/completions"
     with LLMCassette.use(path=path, record_mode="once") as recording:
         live = _send(url, {**CHAT, "prompt_cache_key": uuid.uuid4().hex}).content
     recording.save()
-    fake_openai.stop()
+    server.stop()
     with LLMCassette.use(path=path, record_mode="none") as replaying:
         assert _send(url, {**CHAT, "prompt_cache_key": uuid.uuid4().hex}).content == live
     assert replaying.played == [0]
@@ -120,10 +120,10 @@ def _index_line(text: str) -> str:
     return next(line for line in text.splitlines() if line.startswith("# llmcache-key "))
 
 
-def test_old_index_keys_are_trusted_unless_the_request_names_a_volatile_field(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
+def test_old_index_keys_are_trusted_unless_the_request_names_a_volatile_field(tmp_path: Path, server: FakeOpenAIServer) -> None:
     """k1 keys (before prompt_cache_key was ignored) are kept where they can't differ, so old
     cassettes open without parsing; where the field appears the request is keyed again."""
-    url = fake_openai.base_url + "/chat/completions"
+    url = server.base_url + "/chat/completions"
     bodies = {"plain": CHAT, "volatile": {**CHAT, "prompt_cache_key": "run-1"}}
     for name, body in bodies.items():
         with LLMCassette.use(path=tmp_path / f"{name}.yaml", record_mode="once") as recording:
@@ -135,7 +135,7 @@ def test_old_index_keys_are_trusted_unless_the_request_names_a_volatile_field(tm
         assert scheme == "k2"
         # What an old file looks like if its key is stale: the loader must not need it.
         (tmp_path / f"{name}.yaml").write_text(text.replace(line, line.replace(f"k2 {key}", "k1 " + "0" * 32)))
-    fake_openai.stop()
+    server.stop()
     with LLMCassette.use(path=tmp_path / "volatile.yaml", record_mode="none") as replaying:
         assert _send(url, {**CHAT, "prompt_cache_key": "run-2"}).status_code == 200
     assert replaying.played == [0]
@@ -143,12 +143,12 @@ def test_old_index_keys_are_trusted_unless_the_request_names_a_volatile_field(tm
         _send(url, CHAT)  # the (deliberately wrong) k1 key was trusted: nothing parsed
 
 
-def test_with_a_normaliser_recordings_are_keyed_again_from_their_requests_only(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
-    path, url = tmp_path / "c.yaml", fake_openai.base_url + "/chat/completions"
+def test_with_a_normaliser_recordings_are_keyed_again_from_their_requests_only(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    path, url = tmp_path / "c.yaml", server.base_url + "/chat/completions"
     with LLMCassette.use(path=path, record_mode="once") as recording:  # recorded with no normalisation
         live = [_send(url, {**CHAT, "metadata": {"request_id": str(n)}}).content for n in range(3)]
     recording.save()
-    fake_openai.stop()
+    server.stop()
     normalize = Normalizer((FieldPath.parse("metadata.request_id"),))
     with LLMCassette.use(path=path, record_mode="none", normalize=normalize) as replaying:
         assert [_send(url, {**CHAT, "metadata": {"request_id": f"new-{n}"}}).content for n in range(3)] == live
@@ -156,8 +156,8 @@ def test_with_a_normaliser_recordings_are_keyed_again_from_their_requests_only(t
     assert replaying.played == [0, 1, 2]
 
 
-def test_all_mode_replaces_a_recording_whose_ignored_field_differs(tmp_path: Path, fake_openai: FakeOpenAIServer) -> None:
-    path, url = tmp_path / "c.yaml", fake_openai.base_url + "/chat/completions"
+def test_all_mode_replaces_a_recording_whose_ignored_field_differs(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    path, url = tmp_path / "c.yaml", server.base_url + "/chat/completions"
     normalize = Normalizer((FieldPath.parse("metadata.request_id"),))
     for run in ("1", "2"):
         with LLMCassette.use(path=path, record_mode="all", normalize=normalize) as recording:
