@@ -67,13 +67,13 @@ AIOHTTP = "{} goes through aiohttp, which the plugin does not record (intercepti
 PRICE_LIST = "litellm downloads its price list at import, in replay too (interception: LITELLM_LOCAL_MODEL_COST_MAP by default)"
 FRAMEWORKS = (
     Framework("langchain_openai", "langchain_openai"),
-    Framework("litellm", "litellm", (AIOHTTP.format("acompletion"), PRICE_LIST)),
-    Framework("openai_agents", "agents", (PROMPT_CACHE_KEY,)),
+    Framework("litellm", "litellm"),
+    Framework("openai_agents", "agents"),
     Framework("pydantic_ai", "pydantic_ai"),
     Framework("instructor", "instructor"),
     Framework("llm", "llm"),
     Framework("anthropic", "anthropic"),
-    Framework("google_genai", "google.genai", (AIOHTTP.format("client.aio"),)),
+    Framework("google_genai", "google.genai"),
 )
 
 
