@@ -60,11 +60,7 @@ class Framework:
         return pytest.param(self, id=self.name, marks=marks)
 
 
-# Each gap names the work that closes it; remove it from FRAMEWORKS then.
-PROMPT_CACHE_KEY = "openai-agents sends a random prompt_cache_key per run, so replay never matches (interception: volatile fields)"
-NO_PLACEHOLDER = "replay without a key: the plugin sets no placeholder {} (secrets: placeholders from the provider table)"
-AIOHTTP = "{} goes through aiohttp, which the plugin does not record (interception: aiohttp recording)"
-PRICE_LIST = "litellm downloads its price list at import, in replay too (interception: LITELLM_LOCAL_MODEL_COST_MAP by default)"
+# A framework with known gaps: its test is xfail(strict) with them as the reason; remove them when they close.
 FRAMEWORKS = (
     Framework("langchain_openai", "langchain_openai"),
     Framework("litellm", "litellm"),
@@ -133,12 +129,23 @@ def record_and_replay(suite: InnerSuite, proxy: FakeOpenAIServer, frameworks: li
 
 @pytest.mark.parametrize("framework", [framework.param() for framework in FRAMEWORKS])
 def test_framework_records_then_replays_offline_three_times_shuffled(suite: InnerSuite, dead_end: FakeOpenAIServer, framework: Framework) -> None:
-    pytest.importorskip(framework.module)
+    # Not imported here: litellm's import adds importlib_metadata's finder to sys.meta_path, after
+    # which this process's later in-process inner sessions no longer find any plugin's metadata.
+    if not framework.installed():
+        pytest.skip(f"{framework.module} is not installed")
     record_and_replay(suite, dead_end, [framework])
 
 
+# openai-agents uploads its traces from a background thread; an upload that falls between two
+# tests or at exit meets no cassette, so the llm_ignore policy (applied by the active cassette)
+# does not refuse it and it reaches the network (here: the dead-end proxy).
+TRACES_OUTSIDE_CASSETTES = "openai-agents trace uploads outside any test's cassette are not refused (llm_ignore acts inside cassettes only)"
+
+
 @pytest.mark.xfail(
-    any(framework.gaps and framework.installed() for framework in FRAMEWORKS), strict=True, reason="a framework has a known gap"
+    any(framework.installed() and (framework.gaps or framework.name == "openai_agents") for framework in FRAMEWORKS),
+    strict=True,
+    reason=f"a framework has a known gap: {TRACES_OUTSIDE_CASSETTES}",
 )
 def test_all_frameworks_in_one_shuffled_suite(suite: InnerSuite, dead_end: FakeOpenAIServer) -> None:
     """Background requests (trace uploads, price lists) land in other frameworks' tests here."""
