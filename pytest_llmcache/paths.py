@@ -100,3 +100,11 @@ def cassette_path(cassette_dir: Path, rootdir: Path, module: Path, test_name: st
     except ValueError:  # a test module outside the rootdir
         folders = [module.stem]
     return cassette_dir.joinpath(*map(safe_name, folders), safe_name(test_name) + SUFFIX)
+
+
+def display(path: Path) -> str:
+    """`path` relative to the working directory when it is below it: what a user would type."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return str(path)

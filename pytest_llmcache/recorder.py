@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shlex
 import time
 import weakref
@@ -36,6 +35,7 @@ from pytest_llmcache.matching import Normalizer, RequestView, body_diff, closest
 from pytest_llmcache.providers import provider_for
 from pytest_llmcache.scrubbing import Scrubber
 from pytest_llmcache.modes import RECORD_MODES
+from pytest_llmcache.paths import display
 
 __all__ = ["RECORD_MODES", "LLMCassette", "RecordingSession", "sdk_sleep_patches"]
 
@@ -291,7 +291,7 @@ class LLMCassette(Cassette):
 
     def _miss(self, request: Request, key: str) -> MissingRecording:
         sent = RequestView(request.method, *self.scrubber.masked_request(request.uri, request.headers, request.body))
-        path = _display(Path(self._path))
+        path = display(Path(self._path))
         # The first line alone is what pytest's short summary shows: it names the request.
         lines = [f"No recorded response for {sent.summary()}  in cassette {path} (record mode {self.mode!r})"]
         if key in self._queues:
@@ -348,14 +348,6 @@ def _make_vcr_request(real_request: Any, real_request_body: bytes) -> Request:
     """vcrpy's httpx stub's request, its headers read in one pass: vcrpy's own reads an httpx
     Headers by name, each lookup scanning every header again (the same keys and joined values)."""
     return Request(real_request.method, str(real_request.url), real_request_body, dict(real_request.headers.items()))
-
-
-def _display(path: Path) -> str:
-    """`path` relative to the working directory when it is below it: what a user would type."""
-    try:
-        return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
 
 
 class _SDKClock:

@@ -36,7 +36,7 @@ from pytest_llmcache import options, played
 from pytest_llmcache.errors import LLMCacheError
 from pytest_llmcache.exchange import Exchange, ModelTotals, read_exchange, tally
 from pytest_llmcache.pricing import PriceTable, load_prices, money_text, total_cost
-from pytest_llmcache.paths import SUFFIX
+from pytest_llmcache.paths import SUFFIX, display
 from pytest_llmcache.recorder import LLMCassette, RecordingSession
 
 __all__ = ["Report", "stale_message", "unplayed"]
@@ -91,27 +91,19 @@ def _unplayed_lines(indexes: list[int], interaction_of: Callable[[int], Any]) ->
 def stale_message(cassette: LLMCassette, test_id: str, cassette_dir: Path) -> str:
     """Why ``--llm-strict`` fails a test whose cassette has interactions it never played."""
     indexes = unplayed(cassette)
-    lines = [f"--llm-strict: cassette {_display(Path(cassette.path))} holds {len(indexes)} recorded interaction(s) this test never played:"]
+    lines = [f"--llm-strict: cassette {display(Path(cassette.path))} holds {len(indexes)} recorded interaction(s) this test never played:"]
     lines += _unplayed_lines(indexes, lambda index: _plain(cassette.loaded[index]))
     lines += [
         "The cassette is stale: the test no longer sends these requests. Re-record it:",
         f"    pytest {shlex.quote(test_id)} --llm-record-mode=rewrite",
         "or, after a run of the whole suite, remove every interaction it did not play:",
-        f"    llmcache prune {shlex.quote(_display(cassette_dir))} --yes",
+        f"    llmcache prune {shlex.quote(display(cassette_dir))} --yes",
     ]
     return "\n".join(lines)
 
 
 def _describe(exchange: Exchange) -> str:
     return f"#{exchange.index} {exchange.method} {exchange.path} (model {exchange.model or '-'})"
-
-
-def _display(path: Path) -> str:
-    """`path` relative to the working directory when it is below it: what a user would type."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -370,7 +362,7 @@ class Report:
     def _stale_shared_message(self, name: str, missing: list[int], tests: list[str]) -> str:
         path = self.cassette_dir / name
         lines = [
-            f"--llm-strict: cassette {_display(path)}, shared by {len(tests)} tests, holds {len(missing)} recorded "
+            f"--llm-strict: cassette {display(path)}, shared by {len(tests)} tests, holds {len(missing)} recorded "
             "interaction(s) none of them played (the session fails):"
         ]
         try:
@@ -382,7 +374,7 @@ class Report:
             "The cassette is stale: its tests no longer send these requests. Re-record it (all of its tests):",
             f"    pytest {' '.join(shlex.quote(test) for test in tests)} --llm-record-mode=rewrite",
             "or, after a run of the whole suite, remove every interaction that was not played:",
-            f"    llmcache prune {shlex.quote(_display(self.cassette_dir))} --yes",
+            f"    llmcache prune {shlex.quote(display(self.cassette_dir))} --yes",
         ]
         return "\n".join(lines)
 
@@ -395,7 +387,7 @@ class Report:
         where = "" if self.scope is None else " in the folders of the test modules collected (run the whole suite to check every cassette)"
         lines = [f"unused cassettes: {len(unused)} file(s) no collected test uses{where}:"]
         shown = unused if verbose > 0 else unused[:_UNUSED_SHOWN]
-        lines += [f"  {_display(self.cassette_dir / name)}" for name in shown]
+        lines += [f"  {display(self.cassette_dir / name)}" for name in shown]
         if len(shown) < len(unused):
             lines.append(f"  ... and {len(unused) - len(shown)} more (-v lists them all)")
         not_run = [node_id for node_id in self.custom if node_id not in self.tests]

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from pytest_llmcache import cassette as cassette_file
 from pytest_llmcache.errors import CassetteError
+from pytest_llmcache.paths import display
 
 __all__ = [
     "DEFAULT_DIR",
@@ -50,14 +51,6 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="show progress on stderr (default: when stderr is a terminal)",
     )
-
-
-def display(path: Path) -> str:
-    """`path` relative to the working directory when it is below it: what a user would type."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
-        return str(path)
 
 
 def find_cassettes(paths: Sequence[Path], suffixes: tuple[str, ...] = _SUFFIXES) -> list[Path]:
