@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -271,6 +272,35 @@ def _cache_values(cache: object) -> list[dict]:
     return [json.loads(text) for (text,) in cache._query("SELECT value FROM entries")]  # type: ignore[attr-defined]
 
 
+def run_trials(
+    args: argparse.Namespace, prefix: str, live_key: str, trial: Callable[[Path, dict[str, str], int, random.Random], None]
+) -> tuple[int, float]:
+    """Runs `trial` args.trials times against a loopback OpenAI server, in a work folder removed after
+    (unless --keep); the children get `live_key` and the server's URL. Returns (seed, seconds)."""
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    from fakeopenai import FakeOpenAIServer
+
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
+    rng = random.Random(seed)
+    work = args.keep or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        with FakeOpenAIServer() as server:
+            env = {
+                **os.environ,
+                "OPENAI_API_KEY": live_key,
+                "OPENAI_BASE_URL": server.base_url,
+                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            }
+            for number in range(args.trials):
+                trial(work, env, number, rng)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return seed, time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=50)
@@ -283,31 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         child(Path(args.child[0]), int(args.child[1]), int(args.child[2]))
         return 0
 
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-    from fakeopenai import FakeOpenAIServer
-
-    seed = args.seed if args.seed is not None else random.randrange(2**32)
-    rng = random.Random(seed)
-    work = args.keep or Path(tempfile.mkdtemp(prefix="llmcache-faults-"))
-    work.mkdir(parents=True, exist_ok=True)
     state = State()
-    started = time.perf_counter()
-    try:
-        with FakeOpenAIServer() as server:
-            env = {
-                **os.environ,
-                "OPENAI_API_KEY": LIVE_KEY,
-                "OPENAI_BASE_URL": server.base_url,
-                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-            }
-            for trial in range(args.trials):
-                run_trial(work, env, trial, rng, args.max_delay, state)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
+    seed, seconds = run_trials(args, "llmcache-faults-", LIVE_KEY, lambda work, env, trial, rng: run_trial(work, env, trial, rng, args.max_delay, state))
     print(
         f"fault injection (seed {seed}): {state.trials} trials, each recording process SIGKILLed at a random moment "
-        f"in {time.perf_counter() - started:.0f} s\n"
+        f"in {seconds:.0f} s\n"
         f"  kills during a cassette save: {state.kills_during_save}; during an API call being cached: {state.kills_during_cache}\n"
         f"  cassette versions saved: {state.saves}; API cache entries reported: {len(state.cached)}\n"
         f"  files checked: {state.files_checked}; temporary files left by kills: {len(state.temporaries)} "

@@ -23,24 +23,18 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from fault_injection import run_trials, say  # the scaffolding both fault scripts share
+
 LIVE_KEY = "sk-live-fault-injection-shared-0123456789"
 SIZES = (100, 2_000, 20_000, 200_000)
-
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def child(work: Path, name: str, seed: int) -> None:
@@ -185,31 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         child(Path(args.child[0]), args.child[1], int(args.child[2]))
         return 0
 
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-    from fakeopenai import FakeOpenAIServer
-
-    seed = args.seed if args.seed is not None else random.randrange(2**32)
-    rng = random.Random(seed)
-    work = args.keep or Path(tempfile.mkdtemp(prefix="llmcache-shared-faults-"))
-    work.mkdir(parents=True, exist_ok=True)
     state = State()
-    started = time.perf_counter()
-    try:
-        with FakeOpenAIServer() as server:
-            env = {
-                **os.environ,
-                "OPENAI_API_KEY": LIVE_KEY,
-                "OPENAI_BASE_URL": server.base_url,
-                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-            }
-            for trial in range(args.trials):
-                run_trial(work, env, trial, args.processes, rng, args.max_delay, state)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
+    seed, seconds = run_trials(
+        args, "llmcache-shared-faults-", LIVE_KEY, lambda work, env, trial, rng: run_trial(work, env, trial, args.processes, rng, args.max_delay, state)
+    )
     print(
         f"shared-cassette fault injection (seed {seed}): {state.trials} trials, {args.processes} processes recording one "
-        f"cassette at once, each SIGKILLed at a random moment, in {time.perf_counter() - started:.0f} s\n"
+        f"cassette at once, each SIGKILLed at a random moment, in {seconds:.0f} s\n"
         f"  recordings reported saved: {state.saves}; kills: {state.kills}, of which during a save: {state.kills_during_save}\n"
         f"  interactions checked: {state.interactions_checked}; temporary files left by kills: {state.temporaries_left} "
         "(each removed by the next holder of the folder's lock)\n"
