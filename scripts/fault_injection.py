@@ -301,6 +301,13 @@ def run_trials(
     return seed, time.perf_counter() - started
 
 
+def exit_status(failures: list[str]) -> int:
+    """Prints each failure; 1 when there was any."""
+    for failure in failures:
+        print(f"  FAIL {failure}")
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=50)
@@ -324,9 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         "(each removed by the next save of its cassette)\n"
         f"  failures: {len(state.failures)}"
     )
-    for failure in state.failures:
-        print(f"  FAIL {failure}")
-    return 1 if state.failures else 0
+    return exit_status(state.failures)
 
 
 if __name__ == "__main__":

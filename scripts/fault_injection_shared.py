@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fault_injection import run_trials, say  # the scaffolding both fault scripts share
+from fault_injection import exit_status, run_trials, say  # the scaffolding both fault scripts share
 
 LIVE_KEY = "sk-live-fault-injection-shared-0123456789"
 SIZES = (100, 2_000, 20_000, 200_000)
@@ -191,9 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "(each removed by the next holder of the folder's lock)\n"
         f"  failures: {len(state.failures)}"
     )
-    for failure in state.failures:
-        print(f"  FAIL {failure}")
-    return 1 if state.failures else 0
+    return exit_status(state.failures)
 
 
 if __name__ == "__main__":
