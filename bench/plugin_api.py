@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterator
 
-from workload import BASE_URL, SDK_REQUEST_HEADERS, Interaction
+from workload import API_KEY, BASE_URL, SDK_REQUEST_HEADERS, Interaction
 
 
 def available() -> str | None:
@@ -84,6 +84,29 @@ def recording(path: Path) -> Iterator[Any]:
 def save(cassette: Any) -> None:
     """Write what a `recording` cassette recorded (the plugin saves after its context)."""
     cassette.save()
+
+
+def record_in_memory(path: Path, interactions: list[Interaction]) -> Path:
+    """A plugin cassette as the plugin records it: each interaction's request sent through the
+    openai SDK inside a `recording` cassette, answered by an in-memory transport (which the
+    plugin intercepts like any other), so what `write_cassette` writes can be checked against it."""
+    import httpx2
+    import openai
+
+    answers = {interaction.request_bytes: interaction for interaction in interactions}
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        interaction = answers[request.content]
+        return httpx2.Response(200, headers=interaction.response_headers, content=interaction.response_bytes)
+
+    client = openai.OpenAI(api_key=API_KEY, base_url=BASE_URL, max_retries=0,
+                           http_client=httpx2.Client(transport=httpx2.MockTransport(answer)))
+    path.unlink(missing_ok=True)
+    with recording(path) as cassette:
+        for interaction in interactions:
+            client.chat.completions.create(**interaction.body)
+    save(cassette)
+    return path
 
 
 def default_cassette(rootdir: Path, module: Path, test_name: str) -> Path:

@@ -17,17 +17,21 @@ save API), then measures on the same sampled requests, through the openai SDK:
   MockTransport too);
 - the floor: canonical JSON of the request body, hashed, plus a dict lookup;
 
-the engines taking turns (passes of each, rotated), and the cassette load time (entering the
+the engines taking turns (passes of each, rotated; a small cassette is gone round as often as it
+takes to give every engine the same number of calls), and the cassette load time (entering the
 cassette context: read, parse, index). Then recording overhead against the local fake OpenAI
 server, one 4 MB embeddings response through every engine (taking turns call by call), the cost
-per test of a generated suite of one-request tests (bench/suite.py; serial and ``-n 2``), the API
-cache's put/get at 1k/10k/100k entries, and token counting against the bare encoder. It prints medians, ratios to vcrpy and to the floor,
-and whether each target of the issue is met. Numbers are informational: the exit status is 0
-unless the benchmark itself cannot run.
+per test of generated suites of one-request tests (bench/suite.py; serial and ``-n 2``, start-up
+and per-test cost told apart by two suite sizes), the API cache's put/get at 1k/10k/100k
+entries, and token counting against the bare encoder. It prints ratios, then medians, and
+whether each target of the issue is met. An engine that fails (its cassette can't be written or
+loaded, a replay raises) reads ``n/a`` at that size with a one-line reason, and the run goes on.
+Numbers are informational: the exit status is 0 unless the benchmark itself cannot run.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import math
@@ -41,6 +45,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable, Iterator
@@ -54,7 +59,6 @@ for entry in (str(BENCH_DIR), str(ROOT), str(ROOT / "tests")):
 import httpx2  # noqa: E402
 import openai  # noqa: E402
 import vcr  # noqa: E402
-from vcr.cassette import Cassette as VcrCassette  # noqa: E402
 
 import plugin_api  # noqa: E402
 import suite as generated_suite  # noqa: E402
@@ -77,7 +81,7 @@ class Settings:
     samples: int = 200  # requests timed per engine and size (vcrpy: fewer at large N, see budget)
     warmup: int = 20  # calls made and not counted, per engine and size
     vcr_budget_s: float = 20.0  # seconds of vcrpy replay per size, at most (about)
-    load_repeats: int = 3  # cassette loads timed per engine and size (fewer when N is large)
+    load_repeats: int = 3  # the plugin's parse-all loads timed per size (N < 10,000)
     record_rounds: int = 4
     record_calls: int = 50  # per round
     large_repeats: int = 5  # calls per engine replaying the one large response
@@ -146,16 +150,6 @@ def stratified(n: int, k: int, rng: random.Random) -> list[int]:
     return picks
 
 
-def passes_of(indexes: list[int], total: int) -> list[list[int]]:
-    """Split `total` calls over repeated passes of `indexes` (each pass plays each index once)."""
-    passes = []
-    while total > 0:
-        take = indexes[: min(total, len(indexes))]
-        passes.append(take)
-        total -= len(take)
-    return passes
-
-
 # MockTransport's own handle_request, taken before any cassette patches the class: vcrpy patches
 # httpx2.MockTransport while a cassette is active, and this subclass keeps the original, so the
 # in-memory SDK baseline can run call-for-call interleaved with the plugin inside its cassette.
@@ -183,7 +177,53 @@ def call_create(client: openai.OpenAI) -> Callable[[Interaction], Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Replay: plugin, vcrpy, SDK in memory, floor
+# Engines: the plugin and its peers, each failing on its own
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Engine:
+    """A replay engine raced against the others: how it writes a cassette of some interactions
+    with its own writer, and a fresh replay-only context on such a file."""
+
+    name: str  # also the prefix of its ReplayRow fields
+    write: Callable[[Path, list[Interaction]], Path]
+    replaying: Callable[[Path], Any]
+
+
+def _vcrpy_replaying(path: Path) -> Any:
+    return vcr.VCR(record_mode="none", match_on=VCR_MATCH_ON).use_cassette(str(path))
+
+
+def engines(plugin_missing: str | None, peer_missing: str | None) -> list[Engine]:
+    """The plugin, plain vcrpy and cassetter, leaving out those that can't be imported."""
+    out = []
+    if plugin_missing is None:
+        out.append(Engine("plugin", plugin_api.write_cassette, plugin_api.replaying))
+    out.append(Engine("vcrpy", write_vcr_cassette, _vcrpy_replaying))
+    if peer_missing is None:
+        out.append(Engine("cassetter", write_cassetter_cassette, cassetter_replaying))
+    return out
+
+
+def failure_reason(err: Exception) -> str:
+    """One line saying why an engine failed (the first line of the error, shortened)."""
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    reason = f"{type(err).__name__}: {first}" if first else type(err).__name__
+    return reason if len(reason) <= 240 else reason[:237] + "..."
+
+
+def attempt(action: Callable[[], object]) -> str | None:
+    """Run one engine's step: None when it worked, else the one-line reason it failed (the
+    engine then has no figures there, and the run goes on with the others)."""
+    try:
+        action()
+    except Exception as err:
+        return failure_reason(err)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay: plugin, vcrpy, cassetter, SDK in memory, floor
 # ---------------------------------------------------------------------------------------------
 
 @dataclass
@@ -204,8 +244,11 @@ class ReplayRow:
     plugin_parse_s: float | None = None  # cassette.load: the file with every interaction parsed
     vcrpy_file_mb: float | None = None
     plugin_file_mb: float | None = None
+    cassetter_file_mb: float | None = None
     plugin_write_s: float | None = None
     vcrpy_write_s: float | None = None
+    cassetter_write_s: float | None = None
+    failures: dict[str, str] = field(default_factory=dict)  # engine -> why it has no figures at this N
     notes: list[str] = field(default_factory=list)
 
 
@@ -220,88 +263,94 @@ def in_memory_client(interactions: list[Interaction]) -> openai.OpenAI:
     return sdk_client(httpx2.Client(transport=InMemoryTransport(handler)))
 
 
-def replay_cassette(enter: Callable[[], Any], client: openai.OpenAI, interactions: list[Interaction],
-                    passes: list[list[int]], warmup: int, loads: list[int],
-                    baseline: openai.OpenAI | None = None) -> tuple[list[int], list[int]]:
-    """Replay `passes` (one cassette context per pass, its entry timed into `loads`); the first
-    `warmup` calls are not counted. With a `baseline` client, each request is also sent through
-    it, alternately before and after the cassette's call, so both see the same machine state."""
-    samples: list[int] = []
-    base: list[int] = []
-    call = call_create(client)
-    base_call = call_create(baseline) if baseline is not None else None
-    for indexes in passes:
-        gc.collect()
-        context = enter()
-        with timed(loads):
-            context.__enter__()
-        try:
-            for position, index in enumerate(indexes):
-                item = [interactions[index]]
-                if base_call is not None and position % 2:
-                    base += time_each(base_call, item, expect_content)
-                samples += time_each(call, item, expect_content)
-                if base_call is not None and not position % 2:
-                    base += time_each(base_call, item, expect_content)
-        finally:
-            context.__exit__(None, None, None)
-    return samples[warmup:], base[warmup:]
+@dataclass
+class EngineRun:
+    """One engine's part of a replay measurement at one N: its passes and what they timed."""
+
+    engine: Engine
+    path: Path
+    passes: list[list[int]]  # indexes per pass, one cassette context each, no index twice in a pass
+    calls: list[int] = field(default_factory=list)  # ns per replayed call, in order
+    baseline: list[int] = field(default_factory=list)  # ns per in-memory SDK call sent next to each
+    loads: list[int] = field(default_factory=list)  # ns per cassette context entered
+    failure: str | None = None
 
 
-def warm_up(interactions: list[Interaction], workdir: Path, plugin_missing: str | None, peer_missing: str | None) -> None:
-    """Exercise every code path once before anything is timed (imports, caches, pools)."""
+def play_pass(run: EngineRun, indexes: list[int], client: openai.OpenAI, baseline: openai.OpenAI,
+              interactions: list[Interaction]) -> None:
+    """Replay `indexes` in a fresh cassette context of `run`'s engine (its entry timed into
+    `loads`); each request is also sent through the `baseline` client, alternately before and
+    after the engine's call, so both see the same machine state."""
+    call, base_call = call_create(client), call_create(baseline)
+    gc.collect()
+    context = run.engine.replaying(run.path)
+    with timed(run.loads):
+        context.__enter__()
+    try:
+        for position, index in enumerate(indexes):
+            item = [interactions[index]]
+            if position % 2:
+                run.baseline += time_each(base_call, item, expect_content)
+            run.calls += time_each(call, item, expect_content)
+            if not position % 2:
+                run.baseline += time_each(base_call, item, expect_content)
+    except BaseException:
+        context.__exit__(*sys.exc_info())
+        raise
+    context.__exit__(None, None, None)
+
+
+def warm_up(interactions: list[Interaction], workdir: Path, racing: list[Engine]) -> list[str]:
+    """Exercise every code path once before anything is timed (imports, caches, pools); returns
+    a line for each engine that failed here (it is tried again, and reported, at every N)."""
     few = interactions[:50]
     memory = call_create(in_memory_client(few))
     for interaction in few * 2:
         memory(interaction)
-    if plugin_missing is None:
-        path = plugin_api.write_cassette(workdir / "warm-up.yaml", few)
-        client = sdk_client()
+    client = call_create(sdk_client())
+
+    def exercise(engine: Engine) -> None:
+        path = engine.write(workdir / f"warm-up-{engine.name}.yaml", few)
         for _ in range(2):
-            with plugin_api.replaying(path):
+            with engine.replaying(path):
                 for interaction in few:
-                    client.chat.completions.create(**interaction.body)
-    if peer_missing is None:
-        path = write_cassetter_cassette(workdir / "warm-up-cassetter.yaml", few)
-        client = sdk_client()
-        for _ in range(2):
-            with cassetter_replaying(path):
-                for interaction in few:
-                    client.chat.completions.create(**interaction.body)
+                    client(interaction)
+
+    failed = [f"{engine.name} failed warming up: {reason}" for engine in racing
+              if (reason := attempt(partial(exercise, engine))) is not None]
     floor = {canonical_key(i.request_bytes): i for i in few}
     for interaction in few * 20:
         floor[canonical_key(interaction.request_bytes)]
+    return failed
 
 
-ROUNDS = 4  # each engine's calls are split into this many passes, the engines taking turns
+ROUNDS = 4  # at least this many passes per engine and size, the engines taking turns
+
+
+def cycled(sample: list[int], calls: int) -> list[int]:
+    """`calls` indexes going round `sample` (distinct indexes) as often as needed."""
+    return [sample[i % len(sample)] for i in range(calls)]
+
+
+def cut(sequence: list[int], rounds: int) -> list[list[int]]:
+    """`sequence` in `rounds` consecutive passes of (nearly) equal length."""
+    return [sequence[r * len(sequence) // rounds: (r + 1) * len(sequence) // rounds] for r in range(rounds)]
 
 
 def measure_replay(n: int, interactions: list[Interaction], settings: Settings, workdir: Path,
-                   previous: ReplayRow | None, plugin_missing: str | None, peer_missing: str | None) -> ReplayRow:
-    """Replay the same sampled requests through every engine, the engines taking turns in
-    `ROUNDS` passes (a cassette context each), each request also sent through the SDK over the
-    in-memory transport right before or after, so every ratio compares calls made side by side."""
+                   previous: ReplayRow | None, racing: list[Engine]) -> ReplayRow:
+    """Replay the same sampled requests through every engine, the engines taking turns pass by
+    pass (a fresh cassette context each, since a recording plays once per context), each request
+    also sent through the SDK over the in-memory transport right before or after, so every ratio
+    compares calls made side by side. When N is smaller than the sample, the passes go round the
+    cassette again until every engine has made `samples + warmup` calls. An engine that fails
+    (writing its cassette, loading it, replaying) gets no figures at this N and a reason; the
+    others go on."""
     row = ReplayRow(n)
     rng = random.Random(f"{settings.seed}:sample:{n}")
-    vcr_path, plugin_path, cassetter_path = workdir / f"vcrpy-{n}.yaml", workdir / f"llmcache-{n}.yaml", workdir / f"cassetter-{n}.yaml"
-
-    writes: list[int] = []
-    with timed(writes):
-        write_vcr_cassette(vcr_path, interactions)
-    row.vcrpy_write_s = writes[-1] * NS
-    row.vcrpy_file_mb = vcr_path.stat().st_size / 1e6
-    if plugin_missing is None:
-        with timed(writes):
-            plugin_api.write_cassette(plugin_path, interactions)
-        row.plugin_write_s = writes[-1] * NS
-        row.plugin_file_mb = plugin_path.stat().st_size / 1e6
-    if peer_missing is None:
-        write_cassetter_cassette(cassetter_path, interactions)
-
     wanted = settings.samples + settings.warmup
     sample = stratified(n, wanted, rng)
-    replay_client = sdk_client()
-    memory_client = in_memory_client(interactions)
+    rounds = max(ROUNDS, math.ceil(wanted / len(sample)))  # passes of at most len(sample): no index twice
 
     # plain vcrpy, body matching on: its cost grows with N, so it plays an evenly spread subset
     # of the same sample, sized to a time budget from the previous size's figure
@@ -315,69 +364,69 @@ def measure_replay(n: int, interactions: list[Interaction], settings: Settings, 
         vcr_sample = [ordered[int(i * len(ordered) / vcr_wanted)] for i in range(vcr_wanted)]
         rng.shuffle(vcr_sample)
 
-    my_vcr = vcr.VCR(record_mode="none", match_on=VCR_MATCH_ON)
-    engines: list[tuple[str, Callable[[], Any], list[int]]] = []
-    if plugin_missing is None:
-        engines.append(("plugin", lambda: plugin_api.replaying(plugin_path), sample))
-    engines.append(("vcrpy", lambda: my_vcr.use_cassette(str(vcr_path)), vcr_sample))
-    if peer_missing is None:
-        engines.append(("cassetter", lambda: cassetter_replaying(cassetter_path), sample))
+    runs: list[EngineRun] = []
+    for engine in racing:
+        run = EngineRun(engine, workdir / f"{engine.name}-{n}.yaml",
+                        cut(cycled(vcr_sample, vcr_wanted), rounds) if engine.name == "vcrpy" else cut(cycled(sample, wanted), rounds))
+        writes: list[int] = []
+        with timed(writes):
+            reason = attempt(partial(engine.write, run.path, interactions))
+        if reason is None:
+            setattr(row, f"{engine.name}_write_s", writes[-1] * NS)
+            setattr(row, f"{engine.name}_file_mb", run.path.stat().st_size / 1e6)
+        else:
+            run.failure = f"writing its cassette: {reason}"
+        runs.append(run)
 
-    samples: dict[str, list[int]] = {name: [] for name, _, _ in engines}
-    baseline: dict[str, list[int]] = {name: [] for name, _, _ in engines}
-    loads: dict[str, list[int]] = {name: [] for name, _, _ in engines}
-    for round_ in range(ROUNDS):
-        for name, enter, indexes in engines[round_ % len(engines):] + engines[: round_ % len(engines)]:
-            chunk = indexes[round_ * len(indexes) // ROUNDS: (round_ + 1) * len(indexes) // ROUNDS]
-            if chunk:
-                timed_calls, base = replay_cassette(enter, replay_client, interactions, [chunk], 0, loads[name], memory_client)
-                samples[name] += timed_calls
-                baseline[name] += base
+    replay_client = sdk_client()
+    memory_client = in_memory_client(interactions)
+    for round_ in range(rounds):
+        for run in runs[round_ % len(runs):] + runs[: round_ % len(runs)]:
+            if run.failure is None and run.passes[round_]:
+                run.failure = attempt(partial(play_pass, run, run.passes[round_], replay_client, memory_client, interactions))
 
-    def trimmed(values: list[int], total: int) -> list[int]:
-        warmup = settings.warmup if total == wanted else max(1, total // 10)
-        return values[warmup:]
+    def kept(values: list[int], total: int) -> list[int]:
+        """Without the first calls (warm-up): `warmup` of them, a tenth when the engine made fewer calls."""
+        return values[settings.warmup if total == wanted else max(1, total // 10):]
 
-    for name, _, indexes in engines:
-        kept = trimmed(samples[name], len(indexes))
-        setattr(row, f"{name}_ms", median_ms(kept))
-        setattr(row, f"{name}_samples", len(kept))
-    if plugin_missing is None:
-        base = trimmed(baseline["plugin"], len(sample))
-    else:
-        base = trimmed(baseline[engines[0][0]], len(engines[0][2]))
-    row.sdk_ms, row.sdk_samples = median_ms(base), len(base)
-    if vcr_wanted < wanted:
+    for run in runs:
+        name = run.engine.name
+        if run.failure is not None:
+            row.failures[name] = run.failure
+            continue
+        total = sum(len(indexes) for indexes in run.passes)
+        calls = kept(run.calls, total)
+        setattr(row, f"{name}_ms", median_ms(calls))
+        setattr(row, f"{name}_samples", len(calls))
+        setattr(row, f"{name}_load_s", statistics.median(run.loads) * NS)
+    # the SDK's figure: the calls sent next to the plugin's (next to the first engine's without it)
+    beside = next((run for run in runs if run.failure is None), None)
+    if beside is not None:
+        base = kept(beside.baseline, sum(len(indexes) for indexes in beside.passes))
+        row.sdk_ms, row.sdk_samples = median_ms(base), len(base)
+        if beside.engine.name != "plugin":
+            row.notes.append(f"SDK in memory timed next to {beside.engine.name} (the plugin has no figures)")
+    if vcr_wanted < wanted and row.vcrpy_ms is not None:
         row.notes.append(f"vcrpy sampled: {row.vcrpy_samples} timed calls, stratified over all {n} positions")
 
     # -- the floor: canonical key + dict lookup --------------------------------------------------
     row.floor_us = floor_lookup(interactions, sample, wanted)
 
-    # -- loading: entering the cassette context (read + parse + index), more repeats if needed ----
-    repeats = settings.load_repeats if n < 10_000 else max(1, settings.load_repeats - 1)
-    vcr_loads = loads["vcrpy"]
-    while len(vcr_loads) < repeats:
-        with timed(vcr_loads):
-            VcrCassette.load(path=str(vcr_path), match_on=VCR_MATCH_ON)
-    row.vcrpy_load_s = statistics.median(vcr_loads) * NS
-    if peer_missing is None:
-        row.cassetter_load_s = statistics.median(loads["cassetter"]) * NS
-    if plugin_missing is None:
-        plugin_loads = loads["plugin"]
-        row.plugin_load_s = statistics.median(plugin_loads) * NS
-        if n < 10_000:  # the file with every interaction parsed (replay parses only what it plays); slow
-            parses: list[int] = []
-            for _ in range(repeats):
-                with timed(parses):
-                    plugin_api.load(plugin_path)
-            row.plugin_parse_s = statistics.median(parses) * NS
+    # -- the plugin's file with every interaction parsed (replay parses only what it plays); slow --
+    plugin = next((run for run in runs if run.engine.name == "plugin" and run.failure is None), None)
+    if plugin is not None and n < 10_000:
+        parses: list[int] = []
+        for _ in range(settings.load_repeats):
+            with timed(parses):
+                plugin_api.load(plugin.path)
+        row.plugin_parse_s = statistics.median(parses) * NS
     return row
 
 
 def floor_lookup(interactions: list[Interaction], sample: list[int], wanted: int) -> float:
     """Microseconds for canonical JSON of the request body (sorted keys), hashed, plus a dict lookup."""
     table = {canonical_key(interaction.request_bytes): interaction.response_bytes for interaction in interactions}
-    bodies = [interactions[i].request_bytes for indexes in passes_of(sample, max(wanted, 1000)) for i in indexes]
+    bodies = [interactions[i].request_bytes for i in cycled(sample, max(wanted, 1000))]
     lookup = lambda raw: table[canonical_key(raw)]  # noqa: E731
     time_each(lookup, bodies[:100])  # warm-up
     gc.collect()
@@ -473,11 +522,11 @@ def measure_recording(settings: Settings, interactions: list[Interaction], workd
     row.calls = len(samples["vcrpy"])
     row.live_ms = median_ms(samples["live_plugin"] + samples["live_vcrpy"])
     row.vcrpy_ms = median_ms(samples["vcrpy"])
-    row.vcrpy_overhead_ms = row.vcrpy_ms - median_ms(samples["live_vcrpy"])
+    row.vcrpy_overhead_ms = difference(row.vcrpy_ms, median_ms(samples["live_vcrpy"]))
     row.vcrpy_save_ms_per_interaction = statistics.median(saves["vcrpy"])
     if plugin_missing is None:
         row.plugin_ms = median_ms(samples["plugin"])
-        row.plugin_overhead_ms = row.plugin_ms - median_ms(samples["live_plugin"])
+        row.plugin_overhead_ms = difference(row.plugin_ms, median_ms(samples["live_plugin"]))
         row.plugin_save_ms_per_interaction = statistics.median(saves["plugin"])
     row.note = (f"{settings.record_rounds} rounds x {settings.record_calls} calls, loopback fake server; "
                 "overhead = recorded - live, timed interleaved in the same cassette context")
@@ -488,10 +537,11 @@ def measure_recording(settings: Settings, interactions: list[Interaction], workd
 # A large body
 # ---------------------------------------------------------------------------------------------
 
-def measure_large_body(settings: Settings, workdir: Path, plugin_missing: str | None, peer_missing: str | None) -> dict[str, Any]:
+def measure_large_body(settings: Settings, workdir: Path, racing: list[Engine]) -> dict[str, Any]:
     """One 4 MB embeddings response (float vectors) replayed through the SDK by every engine and
     sent over the in-memory transport, the engines taking turns call by call; one call per
-    cassette context (a recording plays once), the call alone timed."""
+    cassette context (a recording plays once), the call alone timed. An engine that fails has
+    no figure and a reason under `failures`."""
     interaction = embeddings_interaction(seed=settings.seed)
     expected = json.loads(interaction.response_bytes)["data"][-1]["embedding"]
 
@@ -503,33 +553,43 @@ def measure_large_body(settings: Settings, workdir: Path, plugin_missing: str | 
     def handler(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(200, headers=interaction.response_headers, content=interaction.response_bytes)
 
-    result: dict[str, Any] = {"response_mb": len(interaction.response_bytes) / 1e6}
+    failures: dict[str, str] = {}
+    result: dict[str, Any] = {"response_mb": len(interaction.response_bytes) / 1e6, "failures": failures}
     memory = sdk_client(httpx2.Client(transport=InMemoryTransport(handler)))
     client = sdk_client()
-    engines: list[tuple[str, Path | None, Callable[[], Any] | None]] = [("sdk", None, None)]
-    vcr_path = write_vcr_cassette(workdir / "large-vcrpy.yaml", [interaction])
-    if plugin_missing is None:
-        plugin_path = plugin_api.write_cassette(workdir / "large-llmcache.yaml", [interaction])
-        engines.append(("plugin", plugin_path, lambda: plugin_api.replaying(plugin_path)))
-    engines.append(("vcrpy", vcr_path, lambda: vcr.VCR(record_mode="none", match_on=VCR_MATCH_ON).use_cassette(str(vcr_path))))
-    if peer_missing is None:
-        cassetter_path = write_cassetter_cassette(workdir / "large-cassetter.yaml", [interaction])
-        engines.append(("cassetter", cassetter_path, lambda: cassetter_replaying(cassetter_path)))
-    samples: dict[str, list[int]] = {name: [] for name, _, _ in engines}
+    paths: dict[str, Path] = {}
+    for engine in racing:
+        path = workdir / f"large-{engine.name}.yaml"
+        reason = attempt(partial(engine.write, path, [interaction]))
+        if reason is None:
+            paths[engine.name] = path
+            result[f"{engine.name}_file_mb"] = path.stat().st_size / 1e6
+        else:
+            failures[engine.name] = f"writing its cassette: {reason}"
+    # (name, engine) with None for the SDK over the in-memory transport
+    turns: list[tuple[str, Engine | None]] = [("sdk", None)] + [(e.name, e) for e in racing if e.name in paths]
+    samples: dict[str, list[int]] = {name: [] for name, _ in turns}
     for round_ in range(settings.large_repeats + 1):  # the first round warms up
-        for name, _, enter in engines[round_ % len(engines):] + engines[: round_ % len(engines)]:
+        for name, turn in turns[round_ % len(turns):] + turns[: round_ % len(turns)]:
+            if name in failures:
+                continue
             gc.collect()
-            if enter is None:
-                timing = time_each(lambda _: call(memory), [None])
-            else:
-                with enter():
-                    timing = time_each(lambda _: call(client), [None])
-            if round_:
+            timing: list[int] = []
+
+            def one_call(engine: Engine | None = turn, timing: list[int] = timing) -> None:
+                if engine is None:
+                    timing += time_each(lambda _: call(memory), [None])
+                else:
+                    with engine.replaying(paths[engine.name]):
+                        timing += time_each(lambda _: call(client), [None])
+
+            reason = attempt(one_call)
+            if reason is not None:
+                failures[name] = reason
+            elif round_:
                 samples[name] += timing
-    for name, path, _ in engines:
-        result[f"{name}_s"] = statistics.median(samples[name]) * NS
-        if path is not None:
-            result[f"{name}_file_mb"] = path.stat().st_size / 1e6
+    for name, _ in turns:
+        result[f"{name}_s"] = statistics.median(samples[name]) * NS if name not in failures and samples[name] else None
     return result
 
 
@@ -537,44 +597,92 @@ def measure_large_body(settings: Settings, workdir: Path, plugin_missing: str | 
 # Per-test overhead: a generated suite of one-request tests
 # ---------------------------------------------------------------------------------------------
 
-def measure_per_test(settings: Settings, workdir: Path) -> dict[str, Any]:
-    """A generated suite of `suite_tests` one-request tests, run by pytest through the plugin and
-    over an in-memory transport with ``-p no:llmcache`` (alternating, `suite_repeats` each), then
-    both with ``-n 2``. The plugin's cost per test is (plugin - memory) / tests; a suite of a
-    tenth the size separates the fixed start-up cost (importing the plugin, vcrpy) from it."""
+@dataclass
+class SuiteFit:
+    """One mode (plugin or memory) at one worker count: the runs of both suite sizes, and the
+    straight line through them, time = start-up + tests x per-test cost."""
+
+    mode: str
+    workers: int
+    big_s: list[float] = field(default_factory=list)  # wall s per run of the large suite
+    small_s: list[float] = field(default_factory=list)
+    big_cpu_s: list[float] = field(default_factory=list)  # user + system of pytest and its workers
+    small_cpu_s: list[float] = field(default_factory=list)
+    per_test_ms: float | None = None  # wall: the slope between the two suite sizes
+    startup_s: float | None = None  # wall: what is left at zero tests
+    cpu_per_test_ms: float | None = None
+    cpu_startup_s: float | None = None
+
+    def fit(self, tests: int, small_tests: int) -> None:
+        def line(big: list[float], small: list[float]) -> tuple[float, float]:
+            slope = (statistics.median(big) - statistics.median(small)) / (tests - small_tests)
+            return slope * 1e3, statistics.median(small) - slope * small_tests
+
+        self.per_test_ms, self.startup_s = line(self.big_s, self.small_s)
+        self.cpu_per_test_ms, self.cpu_startup_s = line(self.big_cpu_s, self.small_cpu_s)
+
+
+@dataclass
+class PerTest:
+    """The per-test part: the generated suites through the plugin and over memory, serial and -n 2."""
+
+    tests: int
+    small_tests: int
+    httpx_installed: bool
+    fits: dict[str, SuiteFit]  # "plugin", "memory", "plugin -n 2", "memory -n 2"
+
+    def extra_ms(self, suffix: str = "") -> float | None:
+        """The plugin's cost per test: plugin slope - memory slope (start-up excluded)."""
+        plugin, memory = self.fits["plugin" + suffix].per_test_ms, self.fits["memory" + suffix].per_test_ms
+        return plugin - memory if plugin is not None and memory is not None else None
+
+    @property
+    def per_test_ms(self) -> float:
+        """(plugin - memory) / tests on the large suite, serial: what a suite of that size feels per test."""
+        return (statistics.median(self.fits["plugin"].big_s) - statistics.median(self.fits["memory"].big_s)) / self.tests * 1e3
+
+    @property
+    def per_test_cpu_ms(self) -> float | None:
+        plugin, memory = self.fits["plugin"].cpu_per_test_ms, self.fits["memory"].cpu_per_test_ms
+        return plugin - memory if plugin is not None and memory is not None else None
+
+    def scaling(self, mode: str) -> float | None:
+        """Serial per-test wall time / per-test wall time under -n 2: 2.0x is perfect on 2 workers."""
+        return ratio(self.fits[mode].per_test_ms, self.fits[mode + " -n 2"].per_test_ms)
+
+
+SUITE_WORKERS = 2  # the -n figure
+
+
+def measure_per_test(settings: Settings, workdir: Path) -> PerTest:
+    """Generated suites of `suite_tests` one-request tests and of a tenth of that, run by pytest
+    through the plugin and over an in-memory transport with ``-p no:llmcache``, serial and with
+    ``-n 2``; every run repeated `suite_repeats` times, the modes alternating. For each mode and
+    worker count, the line through the two suite sizes separates the fixed start-up (interpreter,
+    imports, collection, starting xdist's workers) from the cost of one more test; the plugin's
+    cost per test is the difference of the two modes' slopes."""
     big = generated_suite.make(workdir / "suite", settings.suite_tests, settings.seed)
     small_tests = max(10, settings.suite_tests // 10)
     small = generated_suite.make(workdir / "suite-small", small_tests, settings.seed)
-    runs: dict[str, list[float]] = {"memory": [], "plugin": [], "memory_small": [], "plugin_small": []}
-    cpu: dict[str, list[float]] = {"memory": [], "plugin": []}
+    fits = {f"{mode}{' -n 2' if workers else ''}": SuiteFit(mode, workers)
+            for workers in (0, SUITE_WORKERS) for mode in ("plugin", "memory")}
     for round_ in range(settings.suite_repeats):
         for mode in ("memory", "plugin") if round_ % 2 == 0 else ("plugin", "memory"):
-            result = generated_suite.run(big, mode)
-            runs[mode].append(result.wall_s)
-            cpu[mode].append(result.cpu_s)
-            runs[f"{mode}_small"].append(generated_suite.run(small, mode).wall_s)
-    wall = {name: statistics.median(values) for name, values in runs.items()}
-    cpu_s = {name: statistics.median(values) for name, values in cpu.items()}
-    parallel = {mode: generated_suite.run(big, mode, workers=2).wall_s for mode in ("memory", "plugin")}
-    tests = settings.suite_tests
-    per_test = (wall["plugin"] - wall["memory"]) / tests * 1e3
-    slope = ((wall["plugin"] - wall["memory"]) - (wall["plugin_small"] - wall["memory_small"])) / (tests - small_tests) * 1e3
+            for workers in (0, SUITE_WORKERS):
+                fit = fits[f"{mode}{' -n 2' if workers else ''}"]
+                for directory, walls, cpus in ((big, fit.big_s, fit.big_cpu_s), (small, fit.small_s, fit.small_cpu_s)):
+                    result = generated_suite.run(directory, mode, workers=workers)
+                    walls.append(result.wall_s)
+                    cpus.append(result.cpu_s)
+    for fit in fits.values():
+        fit.fit(settings.suite_tests, small_tests)
     try:
         import httpx  # noqa: F401
 
         httpx_installed = True
     except ImportError:
         httpx_installed = False
-    return {
-        "tests": tests, "small_tests": small_tests, "wall_s": wall, "cpu_s": cpu_s, "parallel_s": parallel,
-        "per_test_cpu_ms": (cpu_s["plugin"] - cpu_s["memory"]) / tests * 1e3,
-        "per_test_ms": per_test, "per_test_slope_ms": slope,
-        "startup_s": (wall["plugin_small"] - wall["memory_small"]) - slope * small_tests / 1e3,
-        "n2_per_test_ms": (parallel["plugin"] - parallel["memory"]) / tests * 1e3,
-        "n2_speedup": wall["plugin"] / parallel["plugin"] if parallel["plugin"] else None,
-        "n2_speedup_memory": wall["memory"] / parallel["memory"] if parallel["memory"] else None,
-        "httpx_installed": httpx_installed,
-    }
+    return PerTest(settings.suite_tests, small_tests, httpx_installed, fits)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,9 +717,9 @@ def measure_cache(settings: Settings, interactions: list[Interaction], workdir: 
         for op in range(settings.cache_ops):
             for size in sizes[op % len(sizes):] + sizes[: op % len(sizes)]:
                 cache, new_key = caches[size], key_of(size + op)
-                puts[size] += time_each(lambda key, cache=cache, op=op: cache.put(key, values[op % len(values)]), [new_key])
+                puts[size] += time_each(partial(cache.put, value=values[op % len(values)]), [new_key])
                 probe = keys[size][rng.randrange(size)]
-                gets[size] += time_each(cache.get, [probe], lambda key, value: value is not None or _fail(f"cache miss for {key}"))
+                gets[size] += time_each(cache.get, [probe], found)
             keying += time_each(lambda i: request_key(i.body["model"], i.body), [interactions[op % len(interactions)]])
         return [{
             "entries": size,
@@ -625,8 +733,9 @@ def measure_cache(settings: Settings, interactions: list[Interaction], workdir: 
             cache.close()
 
 
-def _fail(message: str) -> None:
-    raise RuntimeError(message)
+def found(key: str, value: object) -> None:
+    if value is None:
+        raise RuntimeError(f"cache miss for {key}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -707,7 +816,7 @@ def measure_tokens(settings: Settings, interactions: list[Interaction]) -> dict[
                 bare_ns += time_each(bare, [contents])
                 counted_ns += time_each(counted, [messages])
     total_tokens = sum(bare(contents) for contents in texts)
-    result = {
+    result: dict[str, Any] = {
         "model": model,
         "encoder": encoder_name,
         "count_us": statistics.median(counted_ns) / 1e3,
@@ -777,6 +886,10 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def difference(a: float | None, b: float | None) -> float | None:
+    return a - b if a is not None and b is not None else None
+
+
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
@@ -785,7 +898,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 def targets(replay: list[ReplayRow], record: RecordRow | None, cache: list[dict[str, Any]],
             tokens_: dict[str, Any], large_body_figures: dict[str, Any] | None = None,
-            per_test: dict[str, Any] | None = None) -> list[tuple[str, bool | None, str]]:
+            per_test: PerTest | None = None) -> list[tuple[str, bool | None, str]]:
     out: list[tuple[str, bool | None, str]] = []
     by_n = {row.n: row for row in replay}
     small, large = (by_n.get(10) or (replay[0] if replay else None)), (replay[-1] if replay else None)
@@ -804,13 +917,15 @@ def targets(replay: list[ReplayRow], record: RecordRow | None, cache: list[dict[
             peer_ms = getattr(row, f"{peer}_ms")
             if row.plugin_ms and peer_ms:
                 out.append((f"plugin ahead of {peer} at N={row.n:,}", row.plugin_ms < peer_ms, f"{peer_ms / row.plugin_ms:.2f}x faster"))
+            elif peer in row.failures:
+                out.append((f"plugin ahead of {peer} at N={row.n:,}", None, f"{peer} failed at this N (see the replay table)"))
     large_body = large_body_figures
     if large_body and large_body.get("plugin_s") and large_body.get("sdk_s"):
         r = large_body["plugin_s"] / large_body["sdk_s"]
         out.append(("large float body <= 1.1x the SDK in memory", r <= 1.1, f"{r:.2f}x"))
     if per_test:
-        out.append(("per-test plugin overhead <= 0.5 ms", per_test["per_test_ms"] <= 0.5,
-                    f"{per_test['per_test_ms']:.2f} ms ({per_test['per_test_slope_ms']:.2f} ms without start-up)"))
+        out.append(("per-test plugin overhead <= 0.5 ms", per_test.per_test_ms <= 0.5,
+                    f"{per_test.per_test_ms:.2f} ms ({fmt(per_test.extra_ms(), 2)} ms without start-up)"))
     if large and large.plugin_load_s and large.vcrpy_load_s:
         r = large.vcrpy_load_s / large.plugin_load_s
         out.append((f"load at N={large.n:,} >= 5x faster than vcrpy", r >= 5, f"{r:.2f}x faster"))
@@ -835,11 +950,11 @@ def targets(replay: list[ReplayRow], record: RecordRow | None, cache: list[dict[
     return out
 
 
-def print_report(results: dict[str, Any], replay: list[ReplayRow], record: RecordRow | None,
+def print_report(results: dict[str, Any], replay: list[ReplayRow], record: RecordRow | None, per_test: PerTest | None,
                  cache: list[dict[str, Any]], tokens_: dict[str, Any], suite: dict[str, Any] | None) -> None:
     if replay:
         print_replay(replay)
-    print_rest(results, record, cache, tokens_, suite)
+    print_rest(results, record, per_test, cache, tokens_, suite)
 
 
 def print_replay(replay: list[ReplayRow]) -> None:
@@ -855,6 +970,8 @@ def print_replay(replay: list[ReplayRow]) -> None:
     print(table(["N", "plugin/SDK", "vcrpy/plugin", "cassetter/plugin", "plugin ms", "SDK mem ms", "vcrpy ms",
                  "cassetter ms", "floor us", "samples p/s/v/c"], rows))
     for row in replay:
+        for name, reason in row.failures.items():
+            print(f"  N={row.n:,}: {name} n/a: {reason}")
         for note in row.notes:
             print(f"  N={row.n:,}: {note}")
 
@@ -871,7 +988,40 @@ def print_replay(replay: list[ReplayRow]) -> None:
 
 
 
-def print_rest(results: dict[str, Any], record: RecordRow | None, cache: list[dict[str, Any]],
+def print_per_test(per_test: PerTest) -> None:
+    fits, tests, small = per_test.fits, per_test.tests, per_test.small_tests
+    print()
+    print(f"Per test: generated suites of {small:,} and {tests:,} one-request tests, pytest through the plugin vs over an "
+          f"in-memory transport with -p no:llmcache (httpx {'installed' if per_test.httpx_installed else 'not installed'}), "
+          "serial and -n 2, the modes alternating")
+    rows = []
+    for label, suffix in (("serial", ""), (f"-n {SUITE_WORKERS}", " -n 2")):
+        plugin, memory = fits["plugin" + suffix], fits["memory" + suffix]
+        rows.append([
+            label, fmt(ratio(plugin.per_test_ms, memory.per_test_ms), 2, "x"),
+            fmt(per_test.scaling("plugin"), 2, "x") if suffix else "-", fmt(per_test.scaling("memory"), 2, "x") if suffix else "-",
+            fmt(per_test.extra_ms(suffix), 2), fmt(plugin.per_test_ms, 2), fmt(memory.per_test_ms, 2),
+            fmt(plugin.startup_s, 2), fmt(memory.startup_s, 2),
+            fmt(statistics.median(plugin.big_s), 1), fmt(statistics.median(memory.big_s), 1),
+            fmt(statistics.median(plugin.small_s), 1), fmt(statistics.median(memory.small_s), 1),
+        ])
+    print(table(["run", "plugin/memory", "scaling plugin", "scaling memory", "plugin extra ms/test", "plugin ms/test",
+                 "memory ms/test", "plugin start-up s", "memory start-up s", f"plugin {tests:,} s", f"memory {tests:,} s",
+                 f"plugin {small:,} s", f"memory {small:,} s"], rows))
+    print(f"  ms/test: the slope between the {small:,}- and {tests:,}-test suites (what one more test costs, wall time); "
+          "start-up: the rest, at zero tests")
+    print("  (interpreter, imports, collection set-up; under -n 2 also starting the workers). plugin extra = plugin - memory "
+          "per test: the plugin's cost per test.")
+    print(f"  scaling: serial ms/test / -n {SUITE_WORKERS} ms/test (2.00x is perfect; the controller shares the cores "
+          "with the workers and handles every test's report).")
+    serial_cpu, n2_cpu = fits["plugin"].cpu_per_test_ms, fits["plugin -n 2"].cpu_per_test_ms
+    memory_cpu, memory_n2_cpu = fits["memory"].cpu_per_test_ms, fits["memory -n 2"].cpu_per_test_ms
+    print(f"  {tests:,} tests, whole run / tests: plugin - memory = {per_test.per_test_ms:.2f} ms per test (start-up included). "
+          f"CPU time per test (user + system of pytest and its workers, slope): plugin {fmt(serial_cpu, 2)} ms, "
+          f"memory {fmt(memory_cpu, 2)} ms serial; plugin {fmt(n2_cpu, 2)} ms, memory {fmt(memory_n2_cpu, 2)} ms under -n 2")
+
+
+def print_rest(results: dict[str, Any], record: RecordRow | None, per_test: PerTest | None, cache: list[dict[str, Any]],
                tokens_: dict[str, Any], suite: dict[str, Any] | None) -> None:
     large = results.get("large_body")
     if large is not None:
@@ -880,26 +1030,15 @@ def print_rest(results: dict[str, Any], record: RecordRow | None, cache: list[di
               "in memory, then median s per call; the engines take turns call by call")
         print(table(["plugin/SDK", "vcrpy/SDK", "cassetter/SDK", "plugin s", "SDK mem s", "vcrpy s", "cassetter s",
                      "plugin file", "vcrpy file", "cassetter file"],
-                    [[fmt(ratio(large.get("plugin_s"), large["sdk_s"]), 2, "x"), fmt(ratio(large["vcrpy_s"], large["sdk_s"]), 2, "x"),
+                    [[fmt(ratio(large.get("plugin_s"), large["sdk_s"]), 2, "x"), fmt(ratio(large.get("vcrpy_s"), large["sdk_s"]), 2, "x"),
                       fmt(ratio(large.get("cassetter_s"), large["sdk_s"]), 2, "x"),
-                      fmt(large.get("plugin_s"), 3), fmt(large["sdk_s"], 3), fmt(large["vcrpy_s"], 3), fmt(large.get("cassetter_s"), 3),
-                      fmt(large.get("plugin_file_mb"), 1, " MB"), fmt(large["vcrpy_file_mb"], 1, " MB"),
+                      fmt(large.get("plugin_s"), 3), fmt(large["sdk_s"], 3), fmt(large.get("vcrpy_s"), 3), fmt(large.get("cassetter_s"), 3),
+                      fmt(large.get("plugin_file_mb"), 1, " MB"), fmt(large.get("vcrpy_file_mb"), 1, " MB"),
                       fmt(large.get("cassetter_file_mb"), 1, " MB")]]))
-    per_test = results.get("per_test")
+        for name, reason in large.get("failures", {}).items():
+            print(f"  {name} n/a: {reason}")
     if per_test is not None:
-        wall, parallel = per_test["wall_s"], per_test["parallel_s"]
-        print()
-        print(f"Per test: a generated suite of {per_test['tests']:,} one-request tests, pytest through the plugin vs over an "
-              f"in-memory transport with -p no:llmcache (httpx {'installed' if per_test['httpx_installed'] else 'not installed'})")
-        print(table(["plugin ms/test", "of which start-up s", "-n 2 plugin ms/test", "-n 2 speed-up plugin", "-n 2 speed-up memory",
-                     "plugin s", "memory s", "plugin -n 2 s", "memory -n 2 s"],
-                    [[fmt(per_test["per_test_ms"], 2), fmt(per_test["startup_s"], 2), fmt(per_test["n2_per_test_ms"], 2),
-                      fmt(per_test["n2_speedup"], 2, "x"), fmt(per_test["n2_speedup_memory"], 2, "x"),
-                      fmt(wall["plugin"], 1), fmt(wall["memory"], 1), fmt(parallel["plugin"], 1), fmt(parallel["memory"], 1)]]))
-        print(f"  without the fixed start-up cost (slope between {per_test['small_tests']:,} and {per_test['tests']:,} tests): "
-              f"{fmt(per_test['per_test_slope_ms'], 2)} ms per test; in CPU time (pytest's user + system): "
-              f"{fmt(per_test['per_test_cpu_ms'], 2)} ms per test ({fmt(per_test['cpu_s']['plugin'], 1)} s vs "
-              f"{fmt(per_test['cpu_s']['memory'], 1)} s)")
+        print_per_test(per_test)
     if record is not None:
         print()
         print(f"Recording, per call (median ms; {record.note})")
@@ -986,6 +1125,7 @@ def main(argv: list[str] | None = None) -> int:
     gaps = [gap for gap in (plugin_missing, peer_missing) if gap]
     if peer_missing:
         print(f"peer not measured: {peer_missing}")
+    racing = engines(plugin_missing, peer_missing)
     machine = f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}"
     print(f"pytest-llmcache benchmark: sizes {settings.sizes}, {settings.samples} samples, seed {settings.seed}; {machine}")
 
@@ -995,26 +1135,27 @@ def main(argv: list[str] | None = None) -> int:
     replay: list[ReplayRow] = []
     record: RecordRow | None = None
     large: dict[str, Any] | None = None
-    per_test: dict[str, Any] | None = None
+    per_test: PerTest | None = None
     cache: list[dict[str, Any]] = []
     tokens_: dict[str, Any] = {"skipped": "skipped by --skip"}
     suite: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="llmcache-bench-") as tmp:
         workdir = Path(tmp)
         if "replay" not in skip:
-            warm_up(interactions, workdir, plugin_missing, peer_missing)
+            for line in warm_up(interactions, workdir, racing):
+                print(f"  {line}")
             for n in settings.sizes:
                 t0 = time.perf_counter()
-                replay.append(measure_replay(n, interactions[:n], settings, workdir, replay[-1] if replay else None, plugin_missing,
-                                             peer_missing))
-                print(f"  replay N={n:,} done in {time.perf_counter() - t0:.1f} s", flush=True)
+                replay.append(measure_replay(n, interactions[:n], settings, workdir, replay[-1] if replay else None, racing))
+                failed = "".join(f"; {name} n/a" for name in replay[-1].failures)
+                print(f"  replay N={n:,} done in {time.perf_counter() - t0:.1f} s{failed}", flush=True)
         if "record" not in skip:
             t0 = time.perf_counter()
             record = measure_recording(settings, interactions, workdir, plugin_missing)
             print(f"  recording done in {time.perf_counter() - t0:.1f} s", flush=True)
         if "large" not in skip:
             t0 = time.perf_counter()
-            large = measure_large_body(settings, workdir, plugin_missing, peer_missing)
+            large = measure_large_body(settings, workdir, racing)
             print(f"  large body done in {time.perf_counter() - t0:.1f} s", flush=True)
         if "pertest" not in skip and plugin_missing is None:
             t0 = time.perf_counter()
@@ -1033,13 +1174,13 @@ def main(argv: list[str] | None = None) -> int:
     if settings.suite:
         suite = measure_suite()
 
-    results = {
+    results: dict[str, Any] = {
         "settings": settings.__dict__,
         "machine": machine,
         "replay": [row.__dict__ for row in replay],
         "record": None if record is None else {**record.__dict__, "plugin_overhead_with_save_ms": record.plugin_overhead_with_save_ms},
         "large_body": large,
-        "per_test": per_test,
+        "per_test": None if per_test is None else dataclasses.asdict(per_test),
         "cache": cache,
         "tokens": tokens_,
         "suite": suite,
@@ -1048,7 +1189,7 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = targets(replay, record, cache, tokens_, large, per_test)
     results["wall_s"] = time.perf_counter() - started
     results["load_before"], results["load_after"] = load_before, load_average()
-    print_report(results, replay, record, cache, tokens_, suite)
+    print_report(results, replay, record, per_test, cache, tokens_, suite)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
         print(f"figures written to {args.json}")

@@ -27,7 +27,7 @@ if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
 import plugin_api  # noqa: E402
-from workload import API_KEY, BASE_URL, build_interactions  # noqa: E402
+from workload import API_KEY, BASE_URL, Interaction, build_interactions  # noqa: E402
 
 TESTS_PER_FILE = 100
 
@@ -97,7 +97,28 @@ def make(directory: Path, tests: int, seed: int = 1234) -> Path:
                           encoding="utf-8")
         for index in range(start, min(tests, start + TESTS_PER_FILE)):
             plugin_api.write_cassette(plugin_api.default_cassette(directory, module, f"test_{index}"), [interactions[index]])
+    check_cassettes(directory, interactions[:CHECKED])
     return directory
+
+
+CHECKED = 3  # cassettes compared with what the plugin records for the same exchange
+
+
+def check_cassettes(directory: Path, interactions: list[Interaction]) -> None:
+    """Fail loudly unless the suite's first cassettes are byte for byte what the plugin records for
+    the same exchanges (written directly, they would otherwise measure a format the plugin no
+    longer writes)."""
+    recorded = directory / "recorded-check.yaml"
+    try:
+        for interaction in interactions:
+            module = directory / f"test_gen_{interaction.index // TESTS_PER_FILE:03d}.py"
+            written = plugin_api.default_cassette(directory, module, f"test_{interaction.index}")
+            plugin_api.record_in_memory(recorded, [interaction])
+            if written.read_bytes() != recorded.read_bytes():
+                raise RuntimeError(f"{written} differs from what the plugin records for the same exchange "
+                                   "(bench/plugin_api.py's write_cassette is out of date)")
+    finally:
+        recorded.unlink(missing_ok=True)
 
 
 @dataclass
