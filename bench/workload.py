@@ -238,9 +238,6 @@ def write_vcr_cassette(path: Path, interactions: list[Interaction], base_url: st
 
 # --- cassetter cassettes (a peer: Rust core, json-body matching) -------------------------------
 
-CASSETTER_MATCH_ON = ["method", "uri", "json_body"]
-
-
 def cassetter_missing() -> str | None:
     """None when cassetter (the `bench` extra) can be imported, else why not."""
     try:
@@ -248,6 +245,8 @@ def cassetter_missing() -> str | None:
         from cassetter.cassette import Cassette  # noqa: F401
     except ImportError as err:
         return f"cassetter is not installed ({err}); pip install -e '.[bench]' adds it"
+    except Exception as err:  # installed but broken (its compiled core, say): not raced, the run goes on
+        return f"cassetter can't be imported ({type(err).__name__}: {err})"
     return None
 
 
@@ -273,4 +272,4 @@ def cassetter_replaying(path: Path) -> Any:
     """cassetter's context, replay only, matching on method, URI and the JSON body."""
     from cassetter import use_cassette
 
-    return use_cassette(path, record_mode="none", match_on=CASSETTER_MATCH_ON, intercept=["httpx2"])
+    return use_cassette(path, record_mode="none", match_on=["method", "uri", "json_body"], intercept=["httpx2"])
