@@ -26,7 +26,9 @@ and per-test cost told apart by two suite sizes), the API cache's put/get at 1k/
 entries, and token counting against the bare encoder. It prints ratios, then medians, and
 whether each target of the issue is met. An engine that fails (its cassette can't be written or
 loaded, a replay raises) reads ``n/a`` at that size with a one-line reason, and the run goes on.
-Numbers are informational: the exit status is 0 unless the benchmark itself cannot run.
+Numbers are informational: the exit status is 0 unless a part could not run (1: its traceback
+is on stderr, a GAP line names it, the other parts are reported) or the benchmark itself cannot
+run (2).
 """
 from __future__ import annotations
 
@@ -43,11 +45,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from collections.abc import Callable, Iterable, Iterator
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -976,15 +979,15 @@ def print_replay(replay: list[ReplayRow]) -> None:
             print(f"  N={row.n:,}: {note}")
 
     print()
-    print("Cassette load (entering the cassette: read + parse + index; median s) and file size")
-    rows = [[f"{row.n:,}", fmt(row.vcrpy_load_s, 3), fmt(row.plugin_load_s, 3), fmt(row.plugin_parse_s, 3),
-             fmt(ratio(row.vcrpy_load_s, row.plugin_load_s), 2, "x"),
-             fmt(row.vcrpy_file_mb, 1, " MB"), fmt(row.plugin_file_mb, 1, " MB"),
-             fmt(row.vcrpy_write_s, 2), fmt(row.plugin_write_s, 2)] for row in replay]
-    print(table(["N", "vcrpy load s", "plugin load s", "plugin parse-all s", "vcrpy/plugin", "vcrpy file",
-                 "plugin file", "vcrpy write s", "plugin write s"], rows))
-    if any(row.cassetter_load_s is not None for row in replay):
-        print("  cassetter load s: " + ", ".join(f"N={row.n:,} {fmt(row.cassetter_load_s, 3)}" for row in replay))
+    print("Cassette load (entering the cassette: read + parse + index): ratios, then median s; file size and write time")
+    rows = [[f"{row.n:,}", fmt(ratio(row.vcrpy_load_s, row.plugin_load_s), 2, "x"),
+             fmt(ratio(row.cassetter_load_s, row.plugin_load_s), 2, "x"),
+             fmt(row.plugin_load_s, 3), fmt(row.vcrpy_load_s, 3), fmt(row.cassetter_load_s, 3), fmt(row.plugin_parse_s, 3),
+             fmt(row.plugin_file_mb, 1, " MB"), fmt(row.vcrpy_file_mb, 1, " MB"), fmt(row.cassetter_file_mb, 1, " MB"),
+             fmt(row.plugin_write_s, 2), fmt(row.vcrpy_write_s, 2), fmt(row.cassetter_write_s, 2)] for row in replay]
+    print(table(["N", "vcrpy/plugin", "cassetter/plugin", "plugin load s", "vcrpy load s", "cassetter load s",
+                 "plugin parse-all s", "plugin file", "vcrpy file", "cassetter file", "plugin write s", "vcrpy write s",
+                 "cassetter write s"], rows))
 
 
 
@@ -1041,10 +1044,13 @@ def print_rest(results: dict[str, Any], record: RecordRow | None, per_test: PerT
         print_per_test(per_test)
     if record is not None:
         print()
-        print(f"Recording, per call (median ms; {record.note})")
-        print(table(["live", "plugin recording", "vcrpy recording", "plugin overhead", "plugin save/interaction",
-                     "vcrpy overhead", "vcrpy save/interaction"],
-                    [[fmt(record.live_ms, 3), fmt(record.plugin_ms, 3), fmt(record.vcrpy_ms, 3),
+        print(f"Recording, per call: ratios to the live call, then median ms ({record.note})")
+        print(table(["plugin/live", "vcrpy/live", "live", "plugin recording", "vcrpy recording", "plugin overhead",
+                     "plugin save/interaction", "vcrpy overhead", "vcrpy save/interaction"],
+                    # each engine against the live calls interleaved with its own (recorded - overhead)
+                    [[fmt(ratio(record.plugin_ms, difference(record.plugin_ms, record.plugin_overhead_ms)), 2, "x"),
+                      fmt(ratio(record.vcrpy_ms, difference(record.vcrpy_ms, record.vcrpy_overhead_ms)), 2, "x"),
+                      fmt(record.live_ms, 3), fmt(record.plugin_ms, 3), fmt(record.vcrpy_ms, 3),
                       fmt(record.plugin_overhead_ms, 3), fmt(record.plugin_save_ms_per_interaction, 3),
                       fmt(record.vcrpy_overhead_ms, 3), fmt(record.vcrpy_save_ms_per_interaction, 3)]]))
 
@@ -1097,6 +1103,25 @@ def print_rest(results: dict[str, Any], record: RecordRow | None, per_test: PerT
 # Main
 # ---------------------------------------------------------------------------------------------
 
+Part = TypeVar("Part")
+
+
+def run_part(label: str, measure: Callable[[], Part], failed_parts: list[str]) -> Part | None:
+    """One part of the benchmark, timed. If it fails, its traceback goes to stderr, a line in
+    `failed_parts` names it (printed at the end; exit status 1), and the run goes on: the other
+    parts' figures are still reported."""
+    started = time.perf_counter()
+    try:
+        result = measure()
+    except Exception as err:
+        traceback.print_exc()
+        failed_parts.append(f"{label} could not run: {failure_reason(err)}")
+        print(f"  {label} FAILED after {time.perf_counter() - started:.1f} s (traceback on stderr)", flush=True)
+        return None
+    print(f"  {label} done in {time.perf_counter() - started:.1f} s", flush=True)
+    return result
+
+
 def load_average() -> str:
     """The 1-minute load average: other work on the machine inflates every figure."""
     try:
@@ -1139,37 +1164,30 @@ def main(argv: list[str] | None = None) -> int:
     cache: list[dict[str, Any]] = []
     tokens_: dict[str, Any] = {"skipped": "skipped by --skip"}
     suite: dict[str, Any] | None = None
+    failed_parts: list[str] = []
     with tempfile.TemporaryDirectory(prefix="llmcache-bench-") as tmp:
         workdir = Path(tmp)
         if "replay" not in skip:
             for line in warm_up(interactions, workdir, racing):
                 print(f"  {line}")
             for n in settings.sizes:
-                t0 = time.perf_counter()
-                replay.append(measure_replay(n, interactions[:n], settings, workdir, replay[-1] if replay else None, racing))
-                failed = "".join(f"; {name} n/a" for name in replay[-1].failures)
-                print(f"  replay N={n:,} done in {time.perf_counter() - t0:.1f} s{failed}", flush=True)
+                row = run_part(f"replay N={n:,}", partial(measure_replay, n, interactions[:n], settings, workdir,
+                                                          replay[-1] if replay else None, racing), failed_parts)
+                if row is not None:
+                    replay.append(row)
+                    if row.failures:
+                        print("    " + ", ".join(f"{name} n/a" for name in row.failures), flush=True)
         if "record" not in skip:
-            t0 = time.perf_counter()
-            record = measure_recording(settings, interactions, workdir, plugin_missing)
-            print(f"  recording done in {time.perf_counter() - t0:.1f} s", flush=True)
+            record = run_part("recording", partial(measure_recording, settings, interactions, workdir, plugin_missing), failed_parts)
         if "large" not in skip:
-            t0 = time.perf_counter()
-            large = measure_large_body(settings, workdir, racing)
-            print(f"  large body done in {time.perf_counter() - t0:.1f} s", flush=True)
+            large = run_part("large body", partial(measure_large_body, settings, workdir, racing), failed_parts)
         if "pertest" not in skip and plugin_missing is None:
-            t0 = time.perf_counter()
-            per_test = measure_per_test(settings, workdir)
-            print(f"  per-test suite done in {time.perf_counter() - t0:.1f} s", flush=True)
+            per_test = run_part("per-test suite", partial(measure_per_test, settings, workdir), failed_parts)
         if "cache" not in skip:
-            t0 = time.perf_counter()
-            cache = measure_cache(settings, interactions, workdir)
-            print(f"  API cache done in {time.perf_counter() - t0:.1f} s", flush=True)
+            cache = run_part("API cache", partial(measure_cache, settings, interactions, workdir), failed_parts) or []
         if "tokens" not in skip:
-            t0 = time.perf_counter()
-            tokens_ = measure_tokens(settings, interactions)
-            print(f"  token counting done in {time.perf_counter() - t0:.1f} s", flush=True)
-            if "skipped" in tokens_:
+            tokens_ = run_part("token counting", partial(measure_tokens, settings, interactions), failed_parts) or {"skipped": "failed"}
+            if "skipped" in tokens_ and tokens_["skipped"] != "failed":
                 gaps.append(tokens_["skipped"])
     if settings.suite:
         suite = measure_suite()
@@ -1184,7 +1202,7 @@ def main(argv: list[str] | None = None) -> int:
         "cache": cache,
         "tokens": tokens_,
         "suite": suite,
-        "gaps": gaps,
+        "gaps": gaps + failed_parts,
     }
     results["targets"] = targets(replay, record, cache, tokens_, large, per_test)
     results["wall_s"] = time.perf_counter() - started
@@ -1193,7 +1211,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
         print(f"figures written to {args.json}")
-    return 0
+    return 1 if failed_parts else 0
 
 
 if __name__ == "__main__":
@@ -1202,8 +1220,6 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception:
-        import traceback
-
         traceback.print_exc()
         print("\nbenchmark could not run (see the traceback above)", file=sys.stderr)
         sys.exit(2)

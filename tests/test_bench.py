@@ -75,3 +75,16 @@ def test_a_cassette_smaller_than_the_sample_is_replayed_until_every_engine_has_i
     passes = bench.cut(bench.cycled([0, 1, 2], 9), 4)
     assert [index for indexes in passes for index in indexes] == [0, 1, 2] * 3
     assert all(len(set(indexes)) == len(indexes) for indexes in passes)
+
+
+def test_a_part_that_fails_is_named_and_the_run_goes_on(bench: ModuleType, capsys) -> None:
+    failed: list[str] = []
+
+    def broken() -> None:
+        {}["missing"]
+
+    assert bench.run_part("per-test suite", broken, failed) is None
+    assert bench.run_part("API cache", lambda: [1], failed) == [1]
+    assert failed == ["per-test suite could not run: KeyError: 'missing'"]
+    captured = capsys.readouterr()
+    assert "Traceback" in captured.err and "per-test suite FAILED" in captured.out and "API cache done" in captured.out
