@@ -11,8 +11,6 @@ why. Replay (record mode none) has its own, stricter guard in `pytest_llmcache.n
 """
 from __future__ import annotations
 
-import socket
-import sys
 import sysconfig
 import threading
 import traceback
@@ -24,12 +22,11 @@ from typing import Any
 
 from pytest_llmcache import stacks
 from pytest_llmcache.errors import LLMCacheError
-from pytest_llmcache.network import _plain_host, _resolve  # one home for host resolution (the replay guard's)
+from pytest_llmcache.process_hooks import add_audit_hook_once
+from pytest_llmcache.network import _AUDITED, _NETWORK_FAMILIES, _plain_host, _resolve  # one home: the replay guard's
 
 __all__ = ["EscapeGuard", "EscapedRequest", "recording_guarded"]
 
-_NETWORK_FAMILIES = (socket.AF_INET, socket.AF_INET6)
-_AUDITED = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg"})
 _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
 _PLUGIN = Path(__file__).resolve().parent
 
@@ -74,7 +71,6 @@ def _opener() -> str:
 
 _active: list[EscapeGuard] = []
 _lock = threading.Lock()
-_hook_installed = False
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -86,12 +82,9 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 @contextmanager
 def recording_guarded(allowed_hosts: Iterable[str] = (), test_id: str = "") -> Iterator[EscapeGuard]:
     """Refuses connections that no recorded stack makes while the block runs (see the module docstring)."""
-    global _hook_installed
     guard = EscapeGuard(_resolve(allowed_hosts), test_id)
+    add_audit_hook_once(_audit)
     with _lock:
-        if not _hook_installed:
-            sys.addaudithook(_audit)
-            _hook_installed = True
         _active.append(guard)
     try:
         yield guard

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_llmcache.errors import LLMCacheError
+from pytest_llmcache.process_hooks import add_audit_hook_once, replace_attribute
 
 __all__ = ["NetworkBlocked", "NetworkGuard", "network_blocked"]
 
@@ -116,7 +116,6 @@ def _resolve(hosts: Iterable[str]) -> frozenset[str]:
 # The active guards, innermost last; shared by every thread, as sockets are.
 _active: list[NetworkGuard] = []
 _lock = threading.Lock()
-_hook_installed = False
 _restore: list[Callable[[], None]] = []
 
 
@@ -150,27 +149,15 @@ def _patch_sends() -> None:
             real = getattr(cls, name, None)
             if real is None:  # sendmsg: not on every platform
                 continue
-            _restore.append(_restorer(cls, name))
-            setattr(cls, name, _guarded_send(name, real))
-
-
-def _restorer(cls: type, name: str) -> Callable[[], None]:
-    """Puts `cls.name` back exactly: its own method, or none when it was inherited."""
-    if name in vars(cls):
-        method = vars(cls)[name]
-        return lambda: setattr(cls, name, method)
-    return lambda: delattr(cls, name)
+            _restore.append(replace_attribute(cls, name, _guarded_send(name, real)))
 
 
 @contextmanager
 def network_blocked(allowed_hosts: Iterable[str] = (), hint: str = "") -> Iterator[NetworkGuard]:
     """Refuses every TCP/UDP connection and send except to `allowed_hosts` while the block runs."""
-    global _hook_installed
     guard = NetworkGuard(_resolve(allowed_hosts), hint)
+    add_audit_hook_once(_audit)
     with _lock:
-        if not _hook_installed:
-            sys.addaudithook(_audit)
-            _hook_installed = True
         if not _active:
             _patch_sends()
         _active.append(guard)

@@ -11,15 +11,15 @@ import contextlib
 import os
 import warnings
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from collections.abc import Callable, Generator, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from _pytest._code.code import TerminalRepr
 
-from pytest_llmcache import options
+from pytest_llmcache import options, stacks
 from pytest_llmcache.errors import LLMCacheError, MarkerError, MissingRecording
 from pytest_llmcache.escapes import EscapeGuard, recording_guarded
 from pytest_llmcache.ignoring import OFFLINE_ENV, IgnorePolicy, IgnoreRule
@@ -27,11 +27,12 @@ from pytest_llmcache.markers import MARKER_HELP, LLMMarker
 from pytest_llmcache.matching import FieldPath, Normalizer
 from pytest_llmcache.network import NetworkGuard, network_blocked
 from pytest_llmcache.paths import BadCassettePath, cassette_path
-from pytest_llmcache.recorder import LLMCassette, sdk_sleep_patches
+from pytest_llmcache.recorder import LLMCassette
 from pytest_llmcache.report import Report, stale_message, unplayed
 from pytest_llmcache.providers import placeholder_env
 from pytest_llmcache.scrubbing import Scrubber
 
+_T = TypeVar("_T")
 _REPORT = pytest.StashKey[Report]()
 _CASSETTE = pytest.StashKey[LLMCassette]()
 _GUARD = pytest.StashKey[NetworkGuard]()
@@ -51,9 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    options.ignore_rules(config)  # a malformed llm_ignore line stops the session before any test
-    options.ignore_fields(config)  # and so does a malformed llm_ignore_fields path
-    report = Report(config, options.cassette_dir(config), options.record_mode(config))
+    settings = _Session.of(config)  # a malformed llm_ignore or llm_ignore_fields line stops the session before any test
+    config.stash[_SETTINGS] = settings
+    report = Report(config, settings.cassette_dir, settings.record_mode)
     config.stash[_REPORT] = report
     config.pluginmanager.register(report, "llmcache-report")
     # Frameworks' run-time downloads that have an offline switch (litellm's price map, read when
@@ -61,11 +62,64 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_OFFLINE_SET] = [name for name in OFFLINE_ENV if name not in os.environ]
     for name in config.stash[_OFFLINE_SET]:
         os.environ[name] = OFFLINE_ENV[name]
+    settings.start()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     for name in config.stash.get(_OFFLINE_SET, ()):
         os.environ.pop(name, None)
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is not None:
+        settings.end()
+
+
+@dataclass
+class _Session:
+    """The session's settings that every test's cassette starts from (its fixtures' defaults),
+    computed once, and the interception's lifetime: the patch points are put in place once the
+    collected tests are known to use cassettes (or at the first cassette) and stay until the
+    session ends.
+
+    Requests sent while no cassette is active (between tests, or at exit: a framework's trace
+    upload from its own thread) follow the session's ignore rules (`stacks.Outside`). After the
+    last session of a process that replays, the patch points and its rules stay: a framework
+    flushing its traces at exit gets the refusal, not the network.
+    """
+
+    cassette_dir: Path
+    record_mode: str
+    ignore_rules: tuple[IgnoreRule, ...]
+    ignore: IgnorePolicy
+    ignore_fields: tuple[FieldPath, ...]
+    normalize: Normalizer  # the ini's ignored fields, for tests whose marker adds none
+    holding: bool = False
+    _previous: stacks.Outside | None = None
+    # (collector node id, fixture name) -> the definitions of one of our setting fixtures its tests see
+    visible: dict[tuple[str, str], Sequence[Any] | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> _Session:
+        rules, fields = options.ignore_rules(config), options.ignore_fields(config)
+        return cls(options.cassette_dir(config), options.record_mode(config), rules, IgnorePolicy(rules), fields, Normalizer(fields))
+
+    def start(self) -> None:
+        self._previous = stacks.set_outside(stacks.Outside(self.ignore, replaying=self.record_mode == "none"))
+
+    def hold(self) -> None:
+        if not self.holding:
+            stacks.hold()
+            self.holding = True
+
+    def end(self) -> None:
+        if self._previous is None and self.record_mode == "none":
+            return  # the last session: its rules stay for the uploads at exit
+        stacks.set_outside(self._previous)
+        if self.holding:
+            stacks.release()
+            self.holding = False
+
+
+_SETTINGS = pytest.StashKey[_Session]()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -247,19 +301,41 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     for item in items:
         if "llm_cassette" not in getattr(item, "fixturenames", ()):
             continue
-        if _overridden(item, "llm_cassette_path", "llm_cassette_dir", "llm_marker"):
+        if any(_overridden(item, name) for name in ("llm_cassette_path", "llm_cassette_dir", "llm_marker")):
             custom.append(item.nodeid)
             continue
         try:
-            path = default_cassette_path(item, directory, LLMMarker.of(item))
+            marker = LLMMarker.of(item)
+            path = default_cassette_path(item, directory, marker)
         except MarkerError:
             custom.append(item.nodeid)  # the test errors with it; its cassette can't be known
             continue
+        item.stash[_COLLECTED] = _Collected(marker, len(item.own_markers), path)
         users.setdefault(report.cassette_name(path), []).append(item.nodeid)
     report.collected(users, custom, _scope(session, items, directory))
+    if users or custom:  # from the first test on, not the first cassette: the same rules between every two tests
+        session.config.stash[_SETTINGS].hold()
 
 
 _DESELECTED = pytest.StashKey[list]()
+
+
+@dataclass(frozen=True)
+class _Collected:
+    """A test's marker and default cassette path as collection found them, reused by its cassette
+    unless a marker was added to the test since (`own_markers` then has more)."""
+
+    marker: LLMMarker
+    own_markers: int
+    path: Path  # in the session's cassette directory
+
+
+_COLLECTED = pytest.StashKey[_Collected]()
+
+
+def _collected_for(node: pytest.Item) -> _Collected | None:
+    found = node.stash.get(_COLLECTED, None)
+    return found if found is not None and found.own_markers == len(node.own_markers) else None
 
 
 def _collected(config: pytest.Config) -> list[pytest.Item]:
@@ -268,14 +344,35 @@ def _collected(config: pytest.Config) -> list[pytest.Item]:
     return config.stash[_DESELECTED]
 
 
-def _overridden(item: pytest.Item, *names: str) -> bool:
-    """Whether the project replaced one of these fixtures of ours for `item`."""
-    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-    for name in names:
-        found = definitions.get(name)
-        if found and getattr(found[-1].func, "__module__", __name__) != __name__:
-            return True
-    return False
+def _overridden(item: pytest.Item, name: str) -> bool:
+    """Whether the project replaced our fixture `name` for `item`: in a conftest, module or class,
+    or by parametrizing it in the test."""
+    closure = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    if name in closure:
+        definitions = closure[name]
+    else:  # not in the test's closure: the definitions visible to its collector, looked up once per collector
+        settings = item.config.stash.get(_SETTINGS, None)
+        key = (item.parent.nodeid if item.parent is not None else "", name)
+        if settings is not None and key in settings.visible:
+            definitions = settings.visible[key]
+        else:
+            try:  # pytest's own lookup (a private API)
+                definitions = item.session._fixturemanager.getfixturedefs(name, item)
+            except Exception:  # a pytest whose lookup differs: take it as overridden, pytest then gives the value
+                definitions = None
+            if settings is not None:
+                settings.visible[key] = definitions
+    return not definitions or getattr(definitions[-1].func, "__module__", None) != __name__
+
+
+def _setting(request: pytest.FixtureRequest, name: str, default: Callable[[], _T]) -> _T:
+    """The value of our setting fixture `name` for this test. pytest's, when the test's closure has
+    it (the same object the test sees) or the project overrides it; else its default, computed
+    directly by the function the fixture itself calls, without pytest's fixture machinery."""
+    if name in request.node.fixturenames or _overridden(request.node, name):
+        value: _T = request.getfixturevalue(name)
+        return value
+    return default()
 
 
 def _scope(session: pytest.Session, items: list[pytest.Item], directory: Path) -> list[str] | None:
@@ -319,36 +416,59 @@ def default_cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker)
 
 
 # -- fixtures ------------------------------------------------------------------------------------
+# llm_cassette reads its settings from the fixtures below; a project overrides any of them (in a
+# conftest, module or class). llm_cassette asks pytest for the value of an overridden one and
+# computes any other itself, with the same function its fixture calls (`_setting`): pytest's
+# machinery costs tens of microseconds per fixture and test, more than the rest of a test that
+# replays one request.
 
 
 @pytest.fixture(scope="session")
 def llm_cassette_dir(pytestconfig: pytest.Config) -> Path:
     """Where cassettes live (--llm-cassette-dir / llm_cassette_dir)."""
-    return options.cassette_dir(pytestconfig)
+    return pytestconfig.stash[_SETTINGS].cassette_dir
+
+
+def _marker(node: pytest.Item) -> LLMMarker:
+    collected = _collected_for(node)
+    if collected is not None:
+        return collected.marker
+    try:
+        return LLMMarker.of(node)
+    except MarkerError as error:  # an error of this test only: the message, without a traceback
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture
 def llm_marker(request: pytest.FixtureRequest) -> LLMMarker:
     """The test's merged ``llm`` marker arguments."""
-    try:
-        return LLMMarker.of(request.node)
-    except MarkerError as error:  # an error of this test only: the message, without a traceback
-        pytest.fail(str(error), pytrace=False)
+    return _marker(request.node)
 
 
 @pytest.fixture
 def llm_record_mode(llm_marker: LLMMarker, pytestconfig: pytest.Config) -> str:
     """The marker's record_mode, else --llm-record-mode / llm_record_mode (default: none)."""
-    return llm_marker.record_mode or options.record_mode(pytestconfig)
+    return llm_marker.record_mode or pytestconfig.stash[_SETTINGS].record_mode
+
+
+def _cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:
+    try:
+        return default_cassette_path(node, directory, marker)
+    except MarkerError as error:  # an error of this test only: the message, without a traceback
+        pytest.fail(str(error), pytrace=False)
+
+
+def _default_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:
+    collected = _collected_for(node)
+    if collected is not None and collected.marker is marker and directory == node.config.stash[_SETTINGS].cassette_dir:
+        return collected.path
+    return _cassette_path(node, directory, marker)
 
 
 @pytest.fixture
 def llm_cassette_path(request: pytest.FixtureRequest, llm_cassette_dir: Path, llm_marker: LLMMarker) -> Path:
     """``<cassette dir>/<module path>/<Class.test_name[param-id]>.yaml``, or the marker's cassette=."""
-    try:
-        return default_cassette_path(request.node, llm_cassette_dir, llm_marker)
-    except MarkerError as error:  # an error of this test only: the message, without a traceback
-        pytest.fail(str(error), pytrace=False)
+    return _default_path(request.node, llm_cassette_dir, llm_marker)
 
 
 @pytest.fixture
@@ -374,8 +494,9 @@ def llm_allowed_hosts() -> tuple[str, ...]:
 def llm_ignore(pytestconfig: pytest.Config) -> tuple[IgnoreRule | str, ...]:
     """Requests that are not LLM API calls: never recorded, refused in replay without failing the
     test. The defaults (trace uploads, price maps, telemetry) plus the llm_ignore ini key's rules;
-    extend it with ``def llm_ignore(llm_ignore): return [*llm_ignore, "GET api.example.com/v1/models"]``."""
-    return options.ignore_rules(pytestconfig)
+    extend it with ``def llm_ignore(llm_ignore): return [*llm_ignore, "GET api.example.com/v1/models"]``.
+    (Between tests and at exit, when no cassette is active, the defaults and the ini key's rules apply.)"""
+    return pytestconfig.stash[_SETTINGS].ignore_rules
 
 
 @pytest.fixture
@@ -383,7 +504,7 @@ def llm_ignore_fields(pytestconfig: pytest.Config) -> tuple[FieldPath | str, ...
     """Request body fields (JSON paths such as ``metadata.request_id``) that never decide a match,
     for every test: the llm_ignore_fields ini key's. prompt_cache_key is always ignored; a test adds
     its own with ``@pytest.mark.llm(ignore_fields=[...])``."""
-    return options.ignore_fields(pytestconfig)
+    return pytestconfig.stash[_SETTINGS].ignore_fields
 
 
 @pytest.fixture
@@ -395,66 +516,84 @@ def llm_normalize() -> Callable[[Any], Any] | None:
 
 
 @pytest.fixture
-def llm_cassette(
-    request: pytest.FixtureRequest,
-    llm_cassette_path: Path,
-    llm_record_mode: str,
-    llm_scrubber: Scrubber,
-    llm_placeholder_env: dict[str, str],
-    llm_allowed_hosts: tuple[str, ...],
-    llm_ignore: tuple[IgnoreRule | str, ...],
-    llm_ignore_fields: tuple[FieldPath | str, ...],
-    llm_normalize: Callable[[Any], Any] | None,
-    llm_marker: LLMMarker,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[LLMCassette]:
+def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
     """The test's cassette, active for every openai SDK call (sync, async, streaming) in the test.
 
     It exposes `loaded`, `played`, `recorded`, `misses` and `waits` (the retry sleeps asked for,
     skipped while replaying). In record mode none every other connection is refused too. It is
-    saved after the test, secrets checked first.
+    saved after the test, secrets checked first. Its settings come from the fixtures above.
     """
-    request.node.stash[_SCRUBBER] = llm_scrubber
-    _WARNING_SCRUBBERS[request.node.nodeid] = llm_scrubber
-    report = request.config.stash[_REPORT]
-    try:
-        ignore = IgnorePolicy.of(llm_ignore)
-    except ValueError as err:
-        raise pytest.UsageError(f"fixture llm_ignore: {err}") from None
-    try:
-        fields = tuple(path if isinstance(path, FieldPath) else FieldPath.parse(path) for path in llm_ignore_fields)
-    except ValueError as err:
-        raise pytest.UsageError(f"fixture llm_ignore_fields: {err}") from None
-    normalize = Normalizer((*fields, *llm_marker.ignore_fields), llm_normalize)
+    node, settings, report = request.node, request.config.stash[_SETTINGS], request.config.stash[_REPORT]
+    marker = _setting(request, "llm_marker", lambda: _marker(node))
+    directory = _setting(request, "llm_cassette_dir", lambda: settings.cassette_dir)
+    path = _setting(request, "llm_cassette_path", lambda: _default_path(node, directory, marker))
+    record_mode = _setting(request, "llm_record_mode", lambda: marker.record_mode or settings.record_mode)
+    scrubber = _setting(request, "llm_scrubber", Scrubber)
+    node.stash[_SCRUBBER] = scrubber
+    _WARNING_SCRUBBERS[node.nodeid] = scrubber
     context = LLMCassette.use(
-        path=llm_cassette_path,
-        record_mode=llm_record_mode,
-        test_id=request.node.nodeid,
-        scrubber=llm_scrubber,
+        path=path,
+        record_mode=record_mode,
+        test_id=node.nodeid,
+        scrubber=scrubber,
         session=report.session,
-        ignore=ignore,
-        normalize=normalize,
+        ignore=_ignore_policy(request, settings),
+        normalize=_normalizer(request, settings, marker),
     )
+    settings.hold()
     with context as cassette, contextlib.ExitStack() as stack:
-        report = request.config.stash[_REPORT]
-        cassette.sharing_tests = tuple(report.shared.get(report.cassette_name(llm_cassette_path), ()))
+        cassette.sharing_tests = tuple(report.shared.get(report.cassette_name(path), ()))
+        allowed_hosts: tuple[str, ...] = _setting(request, "llm_allowed_hosts", tuple)
         if cassette.mode == "none":
             hint = f"(A service of your own? Allow its host with the llm_allowed_hosts fixture.) Record with: {cassette.record_command()}"
-            request.node.stash[_GUARD] = stack.enter_context(network_blocked(llm_allowed_hosts, hint))
+            node.stash[_GUARD] = stack.enter_context(network_blocked(allowed_hosts, hint))
         else:
-            request.node.stash[_ESCAPES] = stack.enter_context(recording_guarded(llm_allowed_hosts, request.node.nodeid))
+            node.stash[_ESCAPES] = stack.enter_context(recording_guarded(allowed_hosts, node.nodeid))
         if cassette.write_protected:
-            for name, value in llm_placeholder_env.items():
-                if not os.environ.get(name):
-                    monkeypatch.setenv(name, value)
-        for target, name, replacement in sdk_sleep_patches(cassette):
-            monkeypatch.setattr(target, name, replacement)
-        request.node.stash[_CASSETTE] = cassette
+            stack.enter_context(_unset_variables_set(_setting(request, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)))
+        node.stash[_CASSETTE] = cassette
         yield cassette
     try:
         cassette.save()
     finally:  # what the file holds after the save (merged with other tests' recordings), or as it was
-        report.add(cassette, request.node.nodeid)
+        report.add(cassette, node.nodeid)
+
+
+def _ignore_policy(request: pytest.FixtureRequest, settings: _Session) -> IgnorePolicy:
+    rules = _setting(request, "llm_ignore", lambda: settings.ignore_rules)
+    if rules is settings.ignore_rules:
+        return settings.ignore  # parsed once, its per-URL answers kept for the session
+    try:
+        return IgnorePolicy.of(rules)
+    except ValueError as err:
+        raise pytest.UsageError(f"fixture llm_ignore: {err}") from None
+
+
+def _normalizer(request: pytest.FixtureRequest, settings: _Session, marker: LLMMarker) -> Normalizer:
+    paths = _setting(request, "llm_ignore_fields", lambda: settings.ignore_fields)
+    function = _setting(request, "llm_normalize", lambda: None)
+    if paths is settings.ignore_fields and function is None and not marker.ignore_fields:
+        return settings.normalize
+    try:
+        fields = tuple(path if isinstance(path, FieldPath) else FieldPath.parse(path) for path in paths)
+    except ValueError as err:
+        raise pytest.UsageError(f"fixture llm_ignore_fields: {err}") from None
+    return Normalizer((*fields, *marker.ignore_fields), function)
+
+
+@contextlib.contextmanager
+def _unset_variables_set(values: Mapping[str, str]) -> Iterator[None]:
+    """Each variable of `values` that is unset or empty is set while the block runs, then put back."""
+    previous = {name: os.environ.get(name) for name in values if not os.environ.get(name)}
+    os.environ.update({name: values[name] for name in previous})
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture

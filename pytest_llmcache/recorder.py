@@ -1,7 +1,8 @@
 """The glue to vcrpy: a Cassette subclass that replays by canonical key.
 
 vcrpy's stubs, put in place by `pytest_llmcache.stacks` on every HTTP stack the SDKs and
-frameworks send through (httpx, httpx2, aiohttp), ask this cassette, per request: `can_play_response_for` -> `play_response`, or (when recording) `append`. Here a request
+frameworks send through (httpx, httpx2, aiohttp), ask the active cassette, per request:
+`can_play_response_for` -> `play_response`, or (when recording) `append`. Here a request
 is keyed once (`matching.request_key`) and looked up in a dict of key -> queue of recorded
 responses, so replay cost doesn't grow with the cassette and identical requests get their
 responses in recorded order. Responses recorded in this run are never replayed in it: the server
@@ -18,13 +19,12 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from collections.abc import Callable, Iterator
 
 import anyio
-from vcr.cassette import Cassette, CassetteContextDecorator
-from vcr.patch import PATCHER_NAMES
+from vcr.cassette import Cassette
 from vcr.record_mode import RecordMode
 from vcr.request import Request
-from vcr.stubs import httpx_stubs
 
 from pytest_llmcache import atomic
 from pytest_llmcache import cassette as cassette_file
@@ -37,12 +37,10 @@ from pytest_llmcache.scrubbing import Scrubber
 from pytest_llmcache.modes import RECORD_MODES
 from pytest_llmcache.paths import display
 
-__all__ = ["RECORD_MODES", "LLMCassette", "RecordingSession", "sdk_sleep_patches"]
+__all__ = ["RECORD_MODES", "LLMCassette", "RecordingSession"]
 
 # pytest-recording's modes: vcrpy's, plus "rewrite" (record everything into a fresh cassette).
 _VCR_MODES = {"none": RecordMode.NONE, "once": RecordMode.ONCE, "new_episodes": RecordMode.NEW_EPISODES, "all": RecordMode.ALL, "rewrite": RecordMode.ALL}
-# vcrpy's own patchers are all off: `stacks.patches` makes the ones for the stacks LLM clients use.
-_SKIP_ALL = tuple(PATCHER_NAMES)
 
 
 _SESSION_RECORD_DAYS = 2  # a session's record of what it wrote is kept this long (no session lasts longer)
@@ -110,8 +108,7 @@ class LLMCassette(Cassette):
     ) -> None:
         if record_mode not in RECORD_MODES:
             raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
-        patches = (*vcr_options.pop("custom_patches", ()), *stacks.patches(self), (httpx_stubs, "_make_vcr_request", _make_vcr_request))
-        super().__init__(Path(path), record_mode=_VCR_MODES[record_mode], skip_patchers=_SKIP_ALL, custom_patches=patches, **vcr_options)
+        super().__init__(Path(path), record_mode=_VCR_MODES[record_mode], **vcr_options)
         self.mode = record_mode
         self.test_id = test_id
         self.scrubber = scrubber if scrubber is not None else Scrubber()
@@ -132,11 +129,17 @@ class LLMCassette(Cassette):
         self._renamed: dict[str, str] = {}  # digest as loaded -> as saved, for interactions written anew
         self._queues: dict[str, deque[int]] = {}
         self._keys: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
+        self.stubs: dict[Any, Callable[..., Any]] = {}  # vcrpy's stub per patch point, bound to this cassette (`stacks`)
 
     @classmethod
-    def use(cls, **kwargs: Any) -> CassetteContextDecorator:
-        """The cassette as a context manager (vcrpy's), masking its secrets in log records meanwhile."""
-        return _MaskingContext.from_args(cls, **kwargs)
+    @contextlib.contextmanager
+    def use(cls, **kwargs: Any) -> Iterator[LLMCassette]:
+        """The cassette, loaded and active for every patched stack while the block runs, its secrets
+        masked in log records meanwhile. Saving is the caller's: `save()` after the block."""
+        cassette = cls(**kwargs)
+        cassette._load()
+        with cassette.scrubber.masking_logs(), stacks.active(cassette):
+            yield cassette
 
     @property
     def write_protected(self) -> bool:
@@ -211,11 +214,6 @@ class LLMCassette(Cassette):
 
     def __len__(self) -> int:
         return len(self.loaded) + len(self.recorded)
-
-    def _save(self, force: bool = False) -> None:
-        # vcrpy saves inside its context's __exit__, where an exception (e.g. a refused leak) would
-        # skip un-patching the transports. The plugin calls `save()` after the context instead.
-        pass
 
     # -- after the test -----------------------------------------------------------------------
 
@@ -326,51 +324,3 @@ class LLMCassette(Cassette):
         mode = "rewrite" if self.existed or self.sharing_tests else "once"
         tests = self.sharing_tests or ((self.test_id,) if self.test_id else ())
         return " ".join(["pytest", *map(shlex.quote, tests), f"--llm-record-mode={mode}"])
-
-
-class _MaskingContext(CassetteContextDecorator):
-    """vcrpy's context, plus `Scrubber.masking_logs` while it is active (vcrpy and httpx log URLs)."""
-
-    def __enter__(self) -> LLMCassette:
-        cassette = super().__enter__()
-        self._masking = cassette.scrubber.masking_logs()
-        self._masking.__enter__()
-        return cassette
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            super().__exit__(*exc_info)
-        finally:
-            self._masking.__exit__(None, None, None)
-
-
-def _make_vcr_request(real_request: Any, real_request_body: bytes) -> Request:
-    """vcrpy's httpx stub's request, its headers read in one pass: vcrpy's own reads an httpx
-    Headers by name, each lookup scanning every header again (the same keys and joined values)."""
-    return Request(real_request.method, str(real_request.url), real_request_body, dict(real_request.headers.items()))
-
-
-class _SDKClock:
-    """Stands in for `time` / `anyio` inside openai._base_client so its retry sleeps go through a
-    cassette (noted, and skipped when replaying); everything else is the real module."""
-
-    def __init__(self, module: Any, sleep: Any) -> None:
-        self._module = module
-        self.sleep = sleep
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._module, name)
-
-
-def sdk_sleep_patches(cassette: LLMCassette) -> list[tuple[Any, str, Any]]:
-    """(module, attribute, replacement) triples routing the openai SDK's retry sleeps to `cassette`."""
-    try:
-        from openai import _base_client
-    except ImportError:
-        return []
-    patches = []
-    for name, sleep in (("time", cassette.sleep), ("anyio", cassette.async_sleep)):
-        module = getattr(_base_client, name, None)
-        if module is not None and hasattr(module, "sleep"):
-            patches.append((_base_client, name, _SDKClock(module, sleep)))
-    return patches

@@ -1,4 +1,4 @@
-"""The HTTP stacks a cassette records and replays, and the mark on their live sends.
+"""The HTTP stacks a cassette records and replays, put in place once and kept while cassettes are used.
 
 vcrpy's stubs ask a cassette about each request (`can_play_response_for` -> `play_response`, or the
 real send -> `append`). This module puts them in place, for every stack the supported frameworks
@@ -7,7 +7,17 @@ send through:
 - httpx and httpx2, sync and async: their HTTP transports (and vcrpy's other httpx patch points:
   WSGI, ASGI and mock transports, curl_cffi and pyreqwest transports when installed);
 - aiohttp (`ClientSession._request`): litellm's async transport, the openai SDK's aiohttp client,
-  any code using aiohttp directly.
+  any code using aiohttp directly;
+- and the openai SDK's retry sleeps (`openai._base_client`'s ``time`` and ``anyio``), which go to
+  the cassette (noted, and skipped when replaying).
+
+Each patch point is replaced once, by a dispatcher, and stays replaced while anything holds the
+interception (`holding`): a cassette context for its duration, a pytest session from its first
+cassette on. The dispatcher sends a request to the innermost active cassette's vcrpy stub (built on
+the first request of that stack), or, with no cassette active, to the original method. Patching once
+instead of per cassette is what makes a cassette cheap to enter (a test replaying one request pays
+little more than the request). The active cassettes are process-wide, as vcrpy's patches were, so
+a framework's background thread is answered by the running test's cassette.
 
 Two things are added around vcrpy's stubs:
 
@@ -15,10 +25,12 @@ Two things are added around vcrpy's stubs:
   (`pytest_llmcache.escapes`) lets connections made inside it through and refuses every other
   connection while recording, so a request no stack here recorded is an error, never silence.
 - A request the ignore policy covers (`pytest_llmcache.ignoring`) never reaches the stub: sent
-  unrecorded while recording, answered with a refusal while replaying.
+  unrecorded while recording, answered with a refusal while replaying. With no cassette active
+  (between tests, at exit: a framework's trace upload from its own thread) the `Outside` policy a
+  pytest session sets decides the same way.
 
 Nothing is imported here when a cassette starts: the stacks are the modules vcrpy imported (the
-originals are taken when this module is imported, before any cassette patches them).
+originals are taken when this module is imported, before anything patches them).
 """
 from __future__ import annotations
 
@@ -26,19 +38,23 @@ import contextvars
 import functools
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import vcr.patch  # noqa: F401 - imports the stacks that are installed
+from vcr.request import Request
+from vcr.stubs import httpx_stubs
 
-from pytest_llmcache.ignoring import refusal
+from pytest_llmcache.ignoring import IgnorePolicy, refusal
+from pytest_llmcache.process_hooks import replace_attribute
 
 if TYPE_CHECKING:
     from pytest_llmcache.recorder import LLMCassette
 
-__all__ = ["STACKS", "body_bytes", "live_send", "patches", "sending_live"]
+__all__ = ["STACKS", "Outside", "active", "body_bytes", "current", "hold", "live_send", "release", "sending_live", "set_outside"]
 
 _LIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("llmcache_live_send", default=False)
 
@@ -128,13 +144,91 @@ _ORIGINALS = _originals()
 STACKS: tuple[str, ...] = tuple(dict.fromkeys(point.module.split(".")[0] for point in _ORIGINALS))
 
 
-def patches(cassette: LLMCassette) -> list[tuple[type, str, Callable[..., Any]]]:
-    """(class, method, replacement) for every stack installed: vcrpy's custom_patches format."""
-    build = {"sync": _sync_transport, "async": _async_transport, "aiohttp": _aiohttp_request}
-    return [(owner, point.method, build[point.kind](cassette, original, point)) for point, (owner, original) in _ORIGINALS.items()]
+@dataclass(frozen=True)
+class Outside:
+    """What happens to a request sent while no cassette is active: one the ignore policy covers is
+    refused when `replaying`, else sent; any other is sent untouched."""
+
+    ignore: IgnorePolicy
+    replaying: bool
 
 
-def _sync_transport(cassette: LLMCassette, original: Callable[..., Any], point: _PatchPoint) -> Callable[..., Any]:
+_lock = threading.Lock()
+_active: list[LLMCassette] = []  # innermost last; shared by every thread, as the patches are
+_outside: Outside | None = None
+_holders = 0
+_undo: list[Callable[[], None]] = []
+_clock_patched = False
+
+
+def current() -> LLMCassette | None:
+    """The innermost active cassette, if any."""
+    return _active[-1] if _active else None
+
+
+def set_outside(policy: Outside | None) -> Outside | None:
+    """Sets the policy for requests sent while no cassette is active; returns the one it replaces."""
+    global _outside
+    previous, _outside = _outside, policy
+    return previous
+
+
+def hold() -> None:
+    """Puts the dispatchers in place (the first holder) and keeps them there until `release`."""
+    global _holders
+    with _lock:
+        if _holders == 0:
+            for point, (owner, original) in _ORIGINALS.items():
+                _undo.append(replace_attribute(owner, point.method, _DISPATCHERS[point.kind](point, original)))
+            _undo.append(replace_attribute(httpx_stubs, "_make_vcr_request", _make_vcr_request))
+        _holders += 1
+        if not _clock_patched:
+            _patch_sdk_clock()  # the openai SDK may be imported after the first holder
+
+
+def release() -> None:
+    """The last holder gone, every patch point gets its original back."""
+    global _holders, _clock_patched
+    with _lock:
+        _holders -= 1
+        if _holders == 0:
+            while _undo:
+                _undo.pop()()
+            _clock_patched = False
+
+
+@contextmanager
+def active(cassette: LLMCassette) -> Iterator[LLMCassette]:
+    """`cassette` answers the requests of every patched stack while the block runs."""
+    hold()
+    _active.append(cassette)
+    try:
+        yield cassette
+    finally:
+        for index in range(len(_active) - 1, -1, -1):  # this one, wherever nesting left it
+            if _active[index] is cassette:
+                del _active[index]
+                break
+        release()
+
+
+def _policy(cassette: LLMCassette | None) -> tuple[IgnorePolicy | None, bool]:
+    """The ignore policy in force for a request, and whether an ignored request is refused."""
+    if cassette is not None:
+        return cassette.ignore, cassette.write_protected
+    if _outside is not None:
+        return _outside.ignore, _outside.replaying
+    return None, False
+
+
+def _stub(cassette: LLMCassette, point: _PatchPoint, build: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+    stub = cassette.stubs.get(point)
+    if stub is None:
+        stub = cassette.stubs[point] = build()
+    return stub
+
+
+def _sync_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callable[..., Any]:
     from vcr.stubs.httpx_stubs import vcr_handle_request
 
     httpx = sys.modules[point.httpx]
@@ -144,27 +238,35 @@ def _sync_transport(cassette: LLMCassette, original: Callable[..., Any], point: 
         with live_send():
             return original(transport, request)
 
-    stub = vcr_handle_request(cassette, send_live, httpx)
-
     @functools.wraps(original)
     def handle_request(transport: Any, request: Any) -> Any:
-        rule = cassette.ignore.rule_for(request.method, str(request.url))
-        if rule is None:
-            return stub(transport, request)
-        cassette.ignored.append(f"{request.method} {request.url.copy_with(query=None)}")
-        if cassette.write_protected:
-            status, headers, body = refusal(request.method, str(request.url), rule)
-            return _httpx_response(httpx, status, headers, body)
-        return send_live(transport, request)
+        cassette = _active[-1] if _active else None
+        ignore, replaying = _policy(cassette)
+        rule = ignore.rule_for(request.method, str(request.url)) if ignore is not None else None
+        if rule is not None:
+            if cassette is not None:
+                cassette.ignored.append(f"{request.method} {request.url.copy_with(query=None)}")
+            if replaying:
+                return _httpx_response(httpx, *refusal(request.method, str(request.url), rule))
+            return send_live(transport, request)
+        if cassette is None:
+            return original(transport, request)
+        return _stub(cassette, point, lambda: vcr_handle_request(cassette, send_live, httpx))(transport, request)
 
     return handle_request
+
+
+def _make_vcr_request(real_request: Any, real_request_body: bytes) -> Request:
+    """vcrpy's httpx stub's request, its headers read in one pass: vcrpy's own reads an httpx
+    Headers by name, each lookup scanning every header again (the same keys and joined values)."""
+    return Request(real_request.method, str(real_request.url), real_request_body, dict(real_request.headers.items()))
 
 
 def _httpx_response(httpx: Any, status: int, headers: dict[str, list[str]], body: bytes) -> Any:
     return httpx.Response(status, headers=[(name, value) for name, values in headers.items() for value in values], stream=httpx.ByteStream(body))
 
 
-def _async_transport(cassette: LLMCassette, original: Callable[..., Any], point: _PatchPoint) -> Callable[..., Any]:
+def _async_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callable[..., Any]:
     from vcr.stubs.httpx_stubs import vcr_handle_async_request
 
     httpx = sys.modules[point.httpx]
@@ -174,24 +276,25 @@ def _async_transport(cassette: LLMCassette, original: Callable[..., Any], point:
         with live_send():
             return await original(transport, request)
 
-    stub = vcr_handle_async_request(cassette, send_live, httpx)
-
     @functools.wraps(original)
     async def handle_async_request(transport: Any, request: Any) -> Any:
-        rule = cassette.ignore.rule_for(request.method, str(request.url))
-        if rule is None:
-            return await stub(transport, request)
-        cassette.ignored.append(f"{request.method} {request.url.copy_with(query=None)}")
-        if cassette.write_protected:
-            status, headers, body = refusal(request.method, str(request.url), rule)
-            return _httpx_response(httpx, status, headers, body)
-        return await send_live(transport, request)
+        cassette = _active[-1] if _active else None
+        ignore, replaying = _policy(cassette)
+        rule = ignore.rule_for(request.method, str(request.url)) if ignore is not None else None
+        if rule is not None:
+            if cassette is not None:
+                cassette.ignored.append(f"{request.method} {request.url.copy_with(query=None)}")
+            if replaying:
+                return _httpx_response(httpx, *refusal(request.method, str(request.url), rule))
+            return await send_live(transport, request)
+        if cassette is None:
+            return await original(transport, request)
+        return await _stub(cassette, point, lambda: vcr_handle_async_request(cassette, send_live, httpx))(transport, request)
 
     return handle_async_request
 
 
-def _aiohttp_request(cassette: LLMCassette, original: Callable[..., Any], point: _PatchPoint) -> Callable[..., Any]:
-    from vcr.request import Request
+def _aiohttp_request(point: _PatchPoint, original: Callable[..., Any]) -> Callable[..., Any]:
     from vcr.stubs.aiohttp_stubs import build_response, vcr_request
 
     @functools.wraps(original)
@@ -199,18 +302,63 @@ def _aiohttp_request(cassette: LLMCassette, original: Callable[..., Any], point:
         with live_send():
             return await original(session, method, url, **kwargs)
 
-    stub = vcr_request(cassette, send_live)
-
     @functools.wraps(original)
     async def request(session: Any, method: str, url: Any, **kwargs: Any) -> Any:
-        rule = cassette.ignore.rule_for(method, str(url))
-        if rule is None:
-            return await stub(session, method, url, **kwargs)
-        cassette.ignored.append(f"{method.upper()} {str(url).partition('?')[0]}")
-        if cassette.write_protected:
-            status, headers, body = refusal(method, str(url), rule)
-            response = {"status": {"code": status, "message": "Forbidden"}, "headers": headers, "body": {"string": body}}
-            return build_response(Request(method, str(url), None, {}), response, [])
-        return await send_live(session, method, url, **kwargs)
+        cassette = _active[-1] if _active else None
+        ignore, replaying = _policy(cassette)
+        rule = ignore.rule_for(method, str(url)) if ignore is not None else None
+        if rule is not None:
+            if cassette is not None:
+                cassette.ignored.append(f"{method.upper()} {str(url).partition('?')[0]}")
+            if replaying:
+                status, headers, body = refusal(method, str(url), rule)
+                response = {"status": {"code": status, "message": "Forbidden"}, "headers": headers, "body": {"string": body}}
+                return build_response(Request(method, str(url), None, {}), response, [])
+            return await send_live(session, method, url, **kwargs)
+        if cassette is None:
+            return await original(session, method, url, **kwargs)
+        return await _stub(cassette, point, lambda: vcr_request(cassette, send_live))(session, method, url, **kwargs)
 
     return request
+
+
+_DISPATCHERS: dict[str, Callable[[_PatchPoint, Callable[..., Any]], Callable[..., Any]]] = {
+    "sync": _sync_transport,
+    "async": _async_transport,
+    "aiohttp": _aiohttp_request,
+}
+
+
+class _SDKClock:
+    """Stands in for `time` / `anyio` inside openai._base_client: its retry sleeps go to the active
+    cassette (noted, and skipped when replaying); everything else is the real module."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+class _SyncClock(_SDKClock):
+    def sleep(self, seconds: float) -> None:
+        cassette = current()
+        (cassette.sleep if cassette is not None else self._module.sleep)(seconds)
+
+
+class _AsyncClock(_SDKClock):
+    async def sleep(self, seconds: float) -> None:
+        cassette = current()
+        await (cassette.async_sleep if cassette is not None else self._module.sleep)(seconds)
+
+
+def _patch_sdk_clock() -> None:
+    global _clock_patched
+    base_client = sys.modules.get("openai._base_client")
+    if base_client is None:
+        return
+    for name, clock in (("time", _SyncClock), ("anyio", _AsyncClock)):
+        module = getattr(base_client, name, None)
+        if module is not None and hasattr(module, "sleep"):
+            _undo.append(replace_attribute(base_client, name, clock(module)))
+    _clock_patched = True

@@ -211,3 +211,49 @@ def test_litellm_is_told_to_use_its_own_price_map_for_the_session_only(suite, mo
     suite.run().assert_outcomes(passed=1)
     assert next(iter(suite.read_outputs().values())) == "False"
     assert json.dumps(os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")) == '"False"'
+
+
+OUTSIDE_CONFTEST = '''
+import atexit, os
+import httpx2
+
+def _upload(what):
+    # a framework's exporter: its own client, its own thread or atexit, no cassette active
+    with httpx2.Client() as client:
+        return client.post(os.environ["TELEMETRY_URL"], content=what.encode()).status_code
+
+atexit.register(_upload, "at exit")
+'''
+
+OUTSIDE_TESTS = '''
+import os
+from conftest import _upload
+
+def test_a_uses_a_cassette(llm_cassette):
+    pass
+
+def test_b_uploads_with_no_cassette_active():
+    status = _upload("between tests")
+    with open(os.environ["STATUS_FILE"], "a") as handle:
+        handle.write(f"{status}\\n")
+'''
+
+
+@pytest.mark.parametrize("mode", ["none", "once"])
+def test_ignored_requests_outside_any_cassette_follow_the_session_rules(suite, tmp_path: Path, mode: str) -> None:
+    """Between tests and at exit no cassette is active; a replaying session still refuses what its
+    rules ignore (nothing reaches the server), a recording one lets it through unrecorded."""
+    suite.pytester.makeini("[pytest]\nllm_ignore = POST 127.0.0.1/telemetry\n")
+    suite.pytester.makepyfile(conftest=OUTSIDE_CONFTEST, test_outside=OUTSIDE_TESTS)
+    status_file = tmp_path / "status.txt"
+    suite.monkeypatch.setenv("TELEMETRY_URL", f"{suite.server.url}/telemetry")
+    suite.monkeypatch.setenv("STATUS_FILE", str(status_file))
+    result = suite.run(f"--llm-record-mode={mode}", subprocess=True)
+    result.assert_outcomes(passed=2)
+    reached = [request.body for request in suite.server.requests if request.path == "/telemetry"]
+    if mode == "none":
+        assert status_file.read_text() == "403\n" and reached == []
+    else:
+        # the server's own answer (it knows no /telemetry), not the plugin's refusal
+        assert status_file.read_text() == "404\n" and sorted(reached) == [b"at exit", b"between tests"]
+    assert not list(suite.cassettes.rglob("*.yaml"))  # never recorded

@@ -1,4 +1,5 @@
-"""Which transports a cassette patches, and that entering one costs no import attempts."""
+"""Which transports a cassette patches, when the patches come off, and that entering a cassette
+costs no import attempts."""
 from __future__ import annotations
 
 import importlib.abc
@@ -11,6 +12,7 @@ import pytest
 
 from fakeopenai import FakeOpenAIServer
 from pytest_llmcache import cassette as cassette_file
+from pytest_llmcache import stacks
 from pytest_llmcache.recorder import LLMCassette
 
 
@@ -39,13 +41,55 @@ def test_entering_a_cassette_attempts_no_import(tmp_path: Path) -> None:
     assert spy.names == []
 
 
-def test_httpx2_transports_are_patched_inside_and_restored_after(tmp_path: Path) -> None:
+@pytest.fixture
+def unheld() -> None:
+    """No holder of the interception (an earlier in-process pytest session may keep it to its end)."""
+    if stacks._holders:
+        pytest.skip("the patch points are held by a pytest session of this process")
+
+
+def test_httpx2_transports_are_patched_inside_and_restored_after(tmp_path: Path, unheld: None) -> None:
     originals = {name: getattr(httpx2, name).handle_request for name in ("HTTPTransport", "MockTransport")}
     with LLMCassette.use(path=tmp_path / "c.yaml", record_mode="none"):
         for name, original in originals.items():
             assert getattr(httpx2, name).handle_request is not original
     for name, original in originals.items():
         assert getattr(httpx2, name).handle_request is original
+
+
+def test_requests_outside_a_cassette_pass_untouched_while_the_patches_are_held(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """A pytest session keeps the patch points from its first cassette on: with no cassette active,
+    the dispatcher sends a request as the original transport would, and no cassette notes it."""
+    body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"outside"}]}'
+    stacks.hold()
+    try:
+        with LLMCassette.use(path=tmp_path / "c.yaml", record_mode="none") as earlier:
+            pass
+        assert httpx2.HTTPTransport.handle_request.__name__ == "handle_request" and stacks.current() is None
+        with httpx2.Client() as client:
+            response = client.post(f"{server.base_url}/chat/completions", content=body, headers={"authorization": "Bearer sk-test-0123456789"})
+    finally:
+        stacks.release()
+    assert response.status_code == 200 and len(server.requests) == 1
+    assert earlier.played == [] and earlier.misses == [] and earlier.recorded == []
+
+
+def test_nested_cassettes_answer_innermost_first_and_unwind(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    outer_path, inner_path = tmp_path / "outer.yaml", tmp_path / "inner.yaml"
+    client = openai.OpenAI(api_key="sk-test-0123456789", base_url=server.base_url, max_retries=0)
+    ask = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "which cassette?"}]}
+    for path in (outer_path, inner_path):
+        with LLMCassette.use(path=path, record_mode="once") as recording:
+            client.chat.completions.create(**ask)
+        recording.save()
+    server.stop()
+    with LLMCassette.use(path=outer_path, record_mode="none") as outer:
+        with LLMCassette.use(path=inner_path, record_mode="none") as inner:
+            assert stacks.current() is inner
+            client.chat.completions.create(**ask)
+        assert stacks.current() is outer
+        client.chat.completions.create(**ask)
+    assert inner.played == [0] and outer.played == [0]
 
 
 def test_a_legacy_httpx_client_records_and_replays(tmp_path: Path, server: FakeOpenAIServer) -> None:
@@ -65,7 +109,7 @@ def test_a_legacy_httpx_client_records_and_replays(tmp_path: Path, server: FakeO
     assert replayed.content == live.content == cassette_file.response_body(cassette_file.load(path)[0])
 
 
-def test_openai_sdk_replays_after_many_cassettes(tmp_path: Path, server: FakeOpenAIServer) -> None:
+def test_openai_sdk_replays_after_many_cassettes(tmp_path: Path, server: FakeOpenAIServer, unheld: None) -> None:
     """The patches come back off cleanly every time (nothing stacks up across cassettes)."""
     path = tmp_path / "sdk.yaml"
     client = openai.OpenAI(api_key="sk-test-0123456789", base_url=server.base_url, max_retries=0)
@@ -84,13 +128,12 @@ def test_openai_sdk_replays_after_many_cassettes(tmp_path: Path, server: FakeOpe
 
 def test_the_request_vcrpy_sees_is_the_one_its_own_stub_builds() -> None:
     """The plugin's faster conversion (headers read in one pass) gives vcrpy the same request."""
-    from vcr.stubs import httpx_stubs
-
-    from pytest_llmcache.recorder import _make_vcr_request
+    from vcr.request import Request
 
     headers = [("X-Twice", "1"), ("x-twice", "2"), ("Content-Type", "application/json"), ("Authorization", "Bearer sk-x")]
     request = httpx2.Request("POST", "https://api.openai.test/v1/chat/completions?a=1", headers=headers, content=b"{}")
-    ours, vcrpys = _make_vcr_request(request, b"{}"), httpx_stubs._make_vcr_request(request, b"{}")
+    # vcrpy's own conversion: its Request given the httpx Headers object
+    ours, vcrpys = stacks._make_vcr_request(request, b"{}"), Request(request.method, str(request.url), b"{}", request.headers)
     assert (ours.method, ours.uri, ours.body) == (vcrpys.method, vcrpys.uri, vcrpys.body)
     assert list(ours.headers.items()) == list(vcrpys.headers.items())
     assert ours.headers["x-twice"] == "1, 2"

@@ -136,19 +136,15 @@ def test_framework_records_then_replays_offline_three_times_shuffled(suite: Inne
     record_and_replay(suite, dead_end, [framework])
 
 
-# openai-agents uploads its traces from a background thread; an upload that falls between two
-# tests or at exit meets no cassette, so the llm_ignore policy (applied by the active cassette)
-# does not refuse it and it reaches the network (here: the dead-end proxy).
-TRACES_OUTSIDE_CASSETTES = "openai-agents trace uploads outside any test's cassette are not refused (llm_ignore acts inside cassettes only)"
-
-
 @pytest.mark.xfail(
-    any(framework.installed() and (framework.gaps or framework.name == "openai_agents") for framework in FRAMEWORKS),
+    any(framework.installed() and framework.gaps for framework in FRAMEWORKS),
     strict=True,
-    reason=f"a framework has a known gap: {TRACES_OUTSIDE_CASSETTES}",
+    reason="a framework has a known gap",
 )
 def test_all_frameworks_in_one_shuffled_suite(suite: InnerSuite, dead_end: FakeOpenAIServer) -> None:
-    """Background requests (trace uploads, price lists) land in other frameworks' tests here."""
+    """Background requests (trace uploads, price lists) land in other frameworks' tests here, and
+    openai-agents' trace uploads also between tests and at exit, when no cassette is active: the
+    session's ignore rules refuse them there too (nothing reaches the dead-end proxy in replay)."""
     installed = [framework for framework in FRAMEWORKS if framework.installed()]
     if len(installed) < 2:
         pytest.skip("fewer than two frameworks installed")
