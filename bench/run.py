@@ -66,7 +66,7 @@ import vcr  # noqa: E402
 import plugin_api  # noqa: E402
 import suite as generated_suite  # noqa: E402
 from workload import (  # noqa: E402
-    API_KEY, BASE_URL, Interaction, build_interactions, canonical_key, cassetter_missing, cassetter_replaying,
+    API_KEY, BASE_URL, Interaction, build_interactions, canonical_key, cassetter_missing, cassetter_recording, cassetter_replaying,
     check_sdk_bytes, embeddings_interaction, write_cassetter_cassette, write_vcr_cassette,
 )
 
@@ -445,12 +445,16 @@ class RecordRow:
     live_ms: float | None = None
     plugin_ms: float | None = None
     vcrpy_ms: float | None = None
+    cassetter_ms: float | None = None
     plugin_overhead_ms: float | None = None
     vcrpy_overhead_ms: float | None = None
+    cassetter_overhead_ms: float | None = None
     plugin_save_ms_per_interaction: float | None = None
     vcrpy_save_ms_per_interaction: float | None = None
+    cassetter_save_ms_per_interaction: float | None = None
     calls: int = 0
     note: str = ""
+    failures: dict[str, str] = field(default_factory=dict)  # engine -> why it has no figures
 
     @property
     def plugin_overhead_with_save_ms(self) -> float | None:
@@ -466,20 +470,40 @@ _HTTP_HANDLE_REQUEST = httpx2.HTTPTransport.handle_request
 
 
 class LiveTransport(httpx2.HTTPTransport):
-    """httpx2.HTTPTransport, unaffected by vcrpy's patching."""
+    """httpx2.HTTPTransport, unaffected by vcrpy's and cassetter's patching (both patch the class)."""
 
     handle_request = _HTTP_HANDLE_REQUEST
 
 
-def measure_recording(settings: Settings, interactions: list[Interaction], workdir: Path, plugin_missing: str | None) -> RecordRow:
-    """Live calls to the local fake OpenAI server, recorded by the plugin and by vcrpy, each
-    interleaved call for call with the same request sent live (unpatched transport) inside the
-    same cassette context. The save after each block is timed and divided by its interactions."""
+@contextmanager
+def _plugin_recording(path: Path) -> Iterator[None]:
+    """The plugin's recording cassette, saved when the block ends (as vcrpy and cassetter save)."""
+    with plugin_api.recording(path) as cassette:
+        yield
+    plugin_api.save(cassette)
+
+
+def _vcrpy_recording(path: Path) -> Any:
+    return vcr.VCR(record_mode="once", match_on=VCR_MATCH_ON).use_cassette(str(path))
+
+
+def measure_recording(settings: Settings, interactions: list[Interaction], workdir: Path, plugin_missing: str | None,
+                      peer_missing: str | None) -> RecordRow:
+    """Live calls to the local fake OpenAI server, recorded by the plugin, by vcrpy and by
+    cassetter (taking turns round by round), each interleaved call for call with the same request
+    sent live (unpatched transport) inside the same cassette context. The end of each block (where
+    each engine saves) is timed and divided by its interactions. An engine that fails is n/a."""
     from fakeopenai import FakeOpenAIServer
 
+    recorders: list[tuple[str, Callable[[Path], Any]]] = []
+    if plugin_missing is None:
+        recorders.append(("plugin", _plugin_recording))
+    recorders.append(("vcrpy", _vcrpy_recording))
+    if peer_missing is None:
+        recorders.append(("cassetter", cassetter_recording))
     row = RecordRow()
-    samples: dict[str, list[int]] = {"live_plugin": [], "plugin": [], "live_vcrpy": [], "vcrpy": []}
-    saves: dict[str, list[float]] = {"plugin": [], "vcrpy": []}
+    samples: dict[str, list[int]] = {key: [] for name, _ in recorders for key in (name, "live_" + name)}
+    saves: dict[str, list[float]] = {name: [] for name, _ in recorders}
     with FakeOpenAIServer() as server:
         def client(transport: httpx2.HTTPTransport) -> openai.OpenAI:
             return openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0,
@@ -490,47 +514,39 @@ def measure_recording(settings: Settings, interactions: list[Interaction], workd
         for warm in interactions[:10]:
             recorded_call(warm), live_call(warm)
 
-        def interleaved(engine: str, batch: list[Interaction]) -> None:
-            for position, interaction in enumerate(batch):
-                pair = [("live_" + engine, live_call), (engine, recorded_call)]
-                for name, call in pair if position % 2 else pair[::-1]:
-                    samples[name] += time_each(call, [interaction])
-
-        def run_plugin(batch: list[Interaction], round_: int) -> None:
-            with plugin_api.recording(workdir / f"recorded-llmcache-{round_}.yaml") as cassette:
-                interleaved("plugin", batch)
-            start = time.perf_counter_ns()
-            plugin_api.save(cassette)
-            saves["plugin"].append((time.perf_counter_ns() - start) / 1e6 / len(batch))
-
-        def run_vcrpy(batch: list[Interaction], round_: int) -> None:
-            context = vcr.VCR(record_mode="once", match_on=VCR_MATCH_ON).use_cassette(str(workdir / f"recorded-vcrpy-{round_}.yaml"))
+        def record_block(name: str, recording: Callable[[Path], Any], batch: list[Interaction], round_: int) -> None:
+            context = recording(workdir / f"recorded-{name}-{round_}.yaml")
             context.__enter__()
             try:
-                interleaved("vcrpy", batch)
-            finally:
-                start = time.perf_counter_ns()
-                context.__exit__(None, None, None)  # vcrpy saves here
-                saves["vcrpy"].append((time.perf_counter_ns() - start) / 1e6 / len(batch))
+                for position, interaction in enumerate(batch):
+                    pair = [("live_" + name, live_call), (name, recorded_call)]
+                    for key, call in pair if position % 2 else pair[::-1]:
+                        samples[key] += time_each(call, [interaction])
+            except BaseException:
+                context.__exit__(*sys.exc_info())
+                raise
+            start = time.perf_counter_ns()
+            context.__exit__(None, None, None)  # each engine saves here
+            saves[name].append((time.perf_counter_ns() - start) / 1e6 / len(batch))
 
         for round_ in range(settings.record_rounds):
             start = 10 + round_ * settings.record_calls
             batch = interactions[start:start + settings.record_calls]
-            steps = [lambda batch=batch, round_=round_: run_vcrpy(batch, round_)]
-            if plugin_missing is None:
-                steps.append(lambda batch=batch, round_=round_: run_plugin(batch, round_))
-            for step in steps[round_ % len(steps):] + steps[: round_ % len(steps)]:
-                gc.collect()
-                step()
-    row.calls = len(samples["vcrpy"])
-    row.live_ms = median_ms(samples["live_plugin"] + samples["live_vcrpy"])
-    row.vcrpy_ms = median_ms(samples["vcrpy"])
-    row.vcrpy_overhead_ms = difference(row.vcrpy_ms, median_ms(samples["live_vcrpy"]))
-    row.vcrpy_save_ms_per_interaction = statistics.median(saves["vcrpy"])
-    if plugin_missing is None:
-        row.plugin_ms = median_ms(samples["plugin"])
-        row.plugin_overhead_ms = difference(row.plugin_ms, median_ms(samples["live_plugin"]))
-        row.plugin_save_ms_per_interaction = statistics.median(saves["plugin"])
+            for name, recording in recorders[round_ % len(recorders):] + recorders[: round_ % len(recorders)]:
+                if name not in row.failures:
+                    gc.collect()
+                    reason = attempt(partial(record_block, name, recording, batch, round_))
+                    if reason is not None:
+                        row.failures[name] = reason
+    for name, _ in recorders:
+        if name in row.failures:
+            continue
+        recorded_ms = median_ms(samples[name])
+        setattr(row, f"{name}_ms", recorded_ms)
+        setattr(row, f"{name}_overhead_ms", difference(recorded_ms, median_ms(samples["live_" + name])))
+        setattr(row, f"{name}_save_ms_per_interaction", statistics.median(saves[name]))
+        row.calls = max(row.calls, len(samples[name]))
+    row.live_ms = median_ms([ns for name, _ in recorders if name not in row.failures for ns in samples["live_" + name]])
     row.note = (f"{settings.record_rounds} rounds x {settings.record_calls} calls, loopback fake server; "
                 "overhead = recorded - live, timed interleaved in the same cassette context")
     return row
@@ -1044,15 +1060,20 @@ def print_rest(results: dict[str, Any], record: RecordRow | None, per_test: PerT
         print_per_test(per_test)
     if record is not None:
         print()
-        print(f"Recording, per call: ratios to the live call, then median ms ({record.note})")
-        print(table(["plugin/live", "vcrpy/live", "live", "plugin recording", "vcrpy recording", "plugin overhead",
-                     "plugin save/interaction", "vcrpy overhead", "vcrpy save/interaction"],
-                    # each engine against the live calls interleaved with its own (recorded - overhead)
-                    [[fmt(ratio(record.plugin_ms, difference(record.plugin_ms, record.plugin_overhead_ms)), 2, "x"),
-                      fmt(ratio(record.vcrpy_ms, difference(record.vcrpy_ms, record.vcrpy_overhead_ms)), 2, "x"),
-                      fmt(record.live_ms, 3), fmt(record.plugin_ms, 3), fmt(record.vcrpy_ms, 3),
-                      fmt(record.plugin_overhead_ms, 3), fmt(record.plugin_save_ms_per_interaction, 3),
-                      fmt(record.vcrpy_overhead_ms, 3), fmt(record.vcrpy_save_ms_per_interaction, 3)]]))
+        print(f"Recording, per call: each engine / the live calls interleaved with its own, then median ms ({record.note})")
+        names = ("plugin", "vcrpy", "cassetter")
+
+        def of(name: str, figure: str) -> float | None:
+            return getattr(record, f"{name}_{figure}")
+
+        print(table([*(f"{name}/live" for name in names), "live", *(f"{name} recording" for name in names),
+                     *(f"{name} overhead" for name in names), *(f"{name} save/interaction" for name in names)],
+                    [[*(fmt(ratio(of(name, "ms"), difference(of(name, "ms"), of(name, "overhead_ms"))), 2, "x") for name in names),
+                      fmt(record.live_ms, 3), *(fmt(of(name, "ms"), 3) for name in names),
+                      *(fmt(of(name, "overhead_ms"), 3) for name in names),
+                      *(fmt(of(name, "save_ms_per_interaction"), 3) for name in names)]]))
+        for name, reason in record.failures.items():
+            print(f"  {name} n/a: {reason}")
 
     if cache:
         print()
@@ -1178,7 +1199,7 @@ def main(argv: list[str] | None = None) -> int:
                     if row.failures:
                         print("    " + ", ".join(f"{name} n/a" for name in row.failures), flush=True)
         if "record" not in skip:
-            record = run_part("recording", partial(measure_recording, settings, interactions, workdir, plugin_missing), failed_parts)
+            record = run_part("recording", partial(measure_recording, settings, interactions, workdir, plugin_missing, peer_missing), failed_parts)
         if "large" not in skip:
             large = run_part("large body", partial(measure_large_body, settings, workdir, racing), failed_parts)
         if "pertest" not in skip and plugin_missing is None:

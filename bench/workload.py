@@ -273,3 +273,11 @@ def cassetter_replaying(path: Path) -> Any:
     from cassetter import use_cassette
 
     return use_cassette(path, record_mode="none", match_on=["method", "uri", "json_body"], intercept=["httpx2"])
+
+
+def cassetter_recording(path: Path) -> Any:
+    """cassetter's context recording into a new file at `path` (saved when the context ends)."""
+    from cassetter import use_cassette
+
+    path.unlink(missing_ok=True)
+    return use_cassette(path, record_mode="once", match_on=["method", "uri", "json_body"], intercept=["httpx2"])
