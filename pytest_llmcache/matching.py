@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -122,10 +123,16 @@ class Normalizer:
         return [path.text for path in paths if path.values(recorded) != path.values(sent)]
 
 
+# What json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds
+# on every call, built once.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical_json(document: Any) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(document).encode("utf-8")
 
 
+@functools.lru_cache(maxsize=1024)  # a test sends the same few URLs again and again
 def _target(uri: str) -> str:
     """Path and sorted query without the key-like parameters."""
     parts = urlsplit(uri)
@@ -145,8 +152,9 @@ def request_key(method: str, uri: str, body: bytes | None = None, document: Any 
         content = _canonical_json(document)
     else:
         content = body or b""
-    head = f"{method.upper()} {_target(uri)}\n".encode()
-    return hashlib.blake2b(head + content, digest_size=16).hexdigest()
+    digest = hashlib.blake2b(f"{method.upper()} {_target(uri)}\n".encode(), digest_size=16)
+    digest.update(content)
+    return digest.hexdigest()
 
 
 def stored_request_key(request: dict[str, Any], normalize: Normalizer | None = None) -> str:

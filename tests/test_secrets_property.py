@@ -23,7 +23,7 @@ from pytest_llmcache._commands.verify import find_secrets
 from pytest_llmcache.errors import SecretLeakError
 from pytest_llmcache.importer import import_cassette
 from pytest_llmcache.recorder import LLMCassette
-from pytest_llmcache.scrubbing import NOT_CREDENTIALS, REDACTED, Scrubber, is_credential_name
+from pytest_llmcache.scrubbing import NOT_CREDENTIALS, REDACTED, Scrubber, _may_hold_key_field, is_credential_name
 from test_leaks_property import every_log_record
 
 # Examples that record through a server are slow: no shrinking (the failing example is printed as found).
@@ -307,3 +307,16 @@ def test_an_interaction_this_plugin_wrote_is_scrubbed_again_when_it_holds_a_valu
                       max_retries=0).chat.completions.create(model="m", messages=[{"role": "user", "content": "new"}])
     cassette.save()
     assert key not in path.read_text() and len(cassette_file.load(path)) == 2
+
+
+# What the body pre-check must find: a JSON string field whose name holds a key-like word (the
+# rule as one regex; `_may_hold_key_field` finds the same without trying every quote).
+_KEY_FIELD_RULE = re.compile(rb'(?i)"[^"]{0,60}(?:key|token|passw|secret|credential)[^"]{0,60}"\s*:\s*"')
+_BODY_PIECES = [b'"', b":", b" ", b"\t", b"\n", b"a", b"KEY", b"key", b"toKen", b"secretoken", b"PassW", b"credential", b"x" * 30, b"y" * 61, b'"api_key": "', b"\xc3\xa9"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(pieces=st.lists(st.sampled_from(_BODY_PIECES), max_size=24))
+def test_the_body_pre_check_finds_exactly_what_the_key_field_rule_finds(pieces):
+    body = b"".join(pieces)
+    assert _may_hold_key_field(body) == (_KEY_FIELD_RULE.search(body) is not None)
