@@ -17,7 +17,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -34,12 +34,14 @@ __all__ = [
     "RESPONSES",
     "Answer",
     "ApiError",
+    "Billing",
     "Exchange",
     "ModelTotals",
     "ToolCall",
     "Usage",
     "interpret",
     "parse_sse",
+    "read_billing",
     "read_exchange",
     "tally",
 ]
@@ -152,13 +154,6 @@ class Exchange:
 def read_exchange(interaction: Mapping[str, Any], index: int = 0) -> Exchange:
     """The `Exchange` of one interaction in the in-memory cassette shape (`cassette.load`)."""
     request, response = interaction["request"], interaction["response"]
-    stored = response.get("body")
-    if isinstance(stored, dict) and "json" in stored:
-        body: Any = _Parsed(stored["json"])  # already parsed: no re-serialising of large bodies
-    elif isinstance(stored, dict) and isinstance(stored.get("sse"), str):
-        body = _Stream(stored["sse"])
-    else:
-        body = _raw(stored)
     return interpret(
         index=index,
         method=str(request.get("method", "POST")),
@@ -167,8 +162,29 @@ def read_exchange(interaction: Mapping[str, Any], index: int = 0) -> Exchange:
         request_headers=request.get("headers") or {},
         request_body=_request_document(request.get("body")),
         response_headers=response.get("headers") or {},
-        response_body=body,
+        response_body=_response_body(response),
     )
+
+
+@dataclass(frozen=True)
+class Billing:
+    """What one exchange adds to the token totals (`tally`): as its `Exchange` says."""
+
+    billed_model: str | None
+    usage: Usage | None
+
+
+def read_billing(request: Mapping[str, Any], response: Mapping[str, Any], whole_request: Callable[[], Mapping[str, Any]] | None = None) -> Billing:
+    """`read_exchange(...)`'s billed model and usage, for the session report's tally at every
+    test's teardown: `request` may be the request without its body (method, uri, headers), the
+    whole request then coming from `whole_request` only if the body is needed, that is when the
+    response does not name the model that answered."""
+    uri = str(request.get("uri", ""))
+    reply = _read_reply(uri, request.get("headers") or {}, response.get("headers") or {}, _response_body(response))
+    if reply.answered_by is not None:
+        return Billing(reply.answered_by, reply.usage)
+    whole = request if whole_request is None else whole_request()
+    return Billing(_asked_model(_request_document(whole.get("body")), reply.path)[0], reply.usage)
 
 
 def interpret(
@@ -184,6 +200,44 @@ def interpret(
 ) -> Exchange:
     """The `Exchange` of loose parts: `request_body` the parsed JSON request (or None);
     `response_body` bytes, text, or an already parsed JSON document."""
+    reply = _read_reply(uri, request_headers, response_headers, response_body)
+    request = request_body if isinstance(request_body, (dict, list)) else None
+    model, deployment = _asked_model(request, reply.path)
+    return Exchange(
+        index=index,
+        method=method.upper(),
+        uri=uri,
+        status=status,
+        provider=reply.provider,
+        kind=reply.kind,
+        streamed=reply.streamed,
+        model=model,
+        deployment=deployment,
+        response_model=reply.answered_by,
+        request=request,
+        answer=reply.answer,
+        usage=reply.usage,
+        error=_error(reply.documents),
+        readable=reply.readable,
+    )
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What a response says, given where its request went (all of an `Exchange` but the request's body)."""
+
+    provider: str
+    path: str  # the request's URL path, unquoted
+    kind: str
+    streamed: bool
+    readable: bool
+    documents: list[dict[str, Any]]
+    answer: Answer
+    answered_by: str | None
+    usage: Usage | None
+
+
+def _read_reply(uri: str, request_headers: Mapping[str, Any], response_headers: Mapping[str, Any], response_body: Any) -> _Reply:
     provider = providers.provider_for(uri, request_headers)
     path = unquote(urlsplit(uri).path)
     endpoint = provider.endpoint(path)
@@ -191,30 +245,18 @@ def interpret(
     documents, streamed, readable = _documents(response_body, _header(response_headers, "content-type"))
     if kind == _GEMINI_STREAM:
         kind, streamed = GEMINI_GENERATE, True
-    request = request_body if isinstance(request_body, (dict, list)) else None
+    reader = _READERS.get(kind, _other)
+    answer, answered_by, usage = reader(documents, streamed, endpoint.usage if endpoint else _FALLBACK_USAGE)
+    return _Reply(provider.name, path, kind, streamed, readable, documents, answer, answered_by, usage)
+
+
+def _asked_model(request: Any, path: str) -> tuple[str | None, str | None]:
+    """The model asked for (the body's model, else the Azure deployment or Gemini's path) and the
+    Azure deployment, from the parsed request body (None when it is not JSON)."""
     deployment = _deployment(path)
     asked = request.get("model") if isinstance(request, dict) else None
     gemini_model = _GEMINI_MODEL.search(path)
-    model = asked if isinstance(asked, str) and asked else deployment or (gemini_model.group(1) if gemini_model else None)
-    reader = _READERS.get(kind, _other)
-    answer, answered_by, usage = reader(documents, streamed, endpoint.usage if endpoint else _FALLBACK_USAGE)
-    return Exchange(
-        index=index,
-        method=method.upper(),
-        uri=uri,
-        status=status,
-        provider=provider.name,
-        kind=kind,
-        streamed=streamed,
-        model=model,
-        deployment=deployment,
-        response_model=answered_by,
-        request=request,
-        answer=answer,
-        usage=usage,
-        error=_error(documents),
-        readable=readable,
-    )
+    return asked if isinstance(asked, str) and asked else deployment or (gemini_model.group(1) if gemini_model else None), deployment
 
 
 @dataclass(frozen=True)
@@ -225,6 +267,16 @@ class _Parsed:
 @dataclass(frozen=True)
 class _Stream:
     text: str
+
+
+def _response_body(response: Mapping[str, Any]) -> Any:
+    """A stored response body as `interpret` takes it: parsed JSON, a stream's text, or bytes."""
+    stored = response.get("body")
+    if isinstance(stored, dict) and "json" in stored:
+        return _Parsed(stored["json"])  # already parsed: no re-serialising of large bodies
+    if isinstance(stored, dict) and isinstance(stored.get("sse"), str):
+        return _Stream(stored["sse"])
+    return _raw(stored)
 
 
 def _raw(stored: Any) -> bytes:
@@ -581,7 +633,7 @@ class ModelTotals:
 NO_MODEL = "(no model)"
 
 
-def tally(exchanges: Iterable[Exchange], into: dict[str, ModelTotals] | None = None) -> dict[str, ModelTotals]:
+def tally(exchanges: Iterable[Exchange | Billing], into: dict[str, ModelTotals] | None = None) -> dict[str, ModelTotals]:
     """Calls and tokens per billed model (`Exchange.billed_model`; NO_MODEL when none is known)."""
     totals = {} if into is None else into
     for exchange in exchanges:

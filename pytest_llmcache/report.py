@@ -34,7 +34,7 @@ import pytest
 from pytest_llmcache import cassette as cassette_file
 from pytest_llmcache import options, played
 from pytest_llmcache.errors import LLMCacheError
-from pytest_llmcache.exchange import Exchange, ModelTotals, read_exchange, tally
+from pytest_llmcache.exchange import Billing, Exchange, ModelTotals, read_billing, read_exchange, tally
 from pytest_llmcache.pricing import PriceTable, load_prices, money_text, total_cost
 from pytest_llmcache.paths import SUFFIX, display
 from pytest_llmcache.recorder import LLMCassette, RecordingSession
@@ -55,8 +55,16 @@ def _plain(entry: Any) -> Any:
     return getattr(entry, "interaction", entry)
 
 
+def _billing(item: Any) -> Billing:
+    """What a played cassette entry or a recorded interaction adds to the totals. An entry's
+    request body, the largest part of the text, is parsed only if its response names no model."""
+    if isinstance(item, cassette_file.Entry):
+        return read_billing(item.request_head, item["response"], lambda: item.request)
+    return read_billing(item["request"], item["response"])
+
+
 def _tally(interactions: Iterable[Any]) -> Tokens:
-    return tally(read_exchange(interaction) for interaction in interactions)
+    return tally(_billing(item) for item in interactions)
 
 
 def _add_tokens(into: Tokens, part: Tokens) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +13,7 @@ from builders import interaction
 from pytest_llmcache import blockyaml, cassette
 from pytest_llmcache.bodies import encode_body
 from pytest_llmcache.errors import CassetteError
+from pytest_llmcache.exchange import read_billing, read_exchange
 from pytest_llmcache.matching import stored_request_key
 
 messages = st.lists(
@@ -151,3 +153,46 @@ def test_after_replay_the_request_alone_is_parsed_for_the_report(tmp_path):
         assert entry["response"] == parsed["response"]
         assert entry["request"] == parsed["request"]
         assert entry._interaction is None  # never parsed whole
+
+
+# -- the report's reading of a played entry (Entry.request_head, exchange.read_billing) ----------
+
+EXAMPLE_CASSETTES = sorted((Path(__file__).parent.parent / "cassettes").rglob("*.yaml")) + sorted((Path(__file__).parent / "data" / "realworld").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_CASSETTES, ids=lambda path: path.name)
+def test_a_played_entry_is_billed_as_its_whole_exchange_reads(path: Path):
+    """After replay, the report bills an entry from its response and its request's head: the same
+    model and usage as the exchange read whole, the request's body parsed only when the response
+    names no model (foreign flavours: the whole request, as before)."""
+    whole = cassette.load(path)
+    for entry, interaction in zip(cassette.load_entries(path), whole, strict=True):
+        entry.replay()
+        asked = []
+        head = entry.request_head
+        assert head == {name: interaction["request"][name] for name in ("method", "uri", "headers")}
+        billing = read_billing(head, entry["response"], lambda entry=entry: asked.append(1) or entry.request)
+        exchange = read_exchange(interaction)
+        assert (billing.billed_model, billing.usage) == (exchange.billed_model, exchange.usage)
+        assert len(asked) == (exchange.response_model is None)
+
+
+def test_the_request_head_falls_back_to_the_whole_request_when_its_body_is_not_last():
+    recorded = interaction({"model": "gpt-4o", "messages": []}, {"choices": []}, request_headers={"x-a": ["1"]})
+    recorded["request"] = {"body": recorded["request"]["body"], **{name: recorded["request"][name] for name in ("method", "uri", "headers")}}
+    [entry] = cassette.loads_entries(cassette.dumps([recorded]))
+    assert entry.in_subset and entry.text.index("body:") < entry.text.index("method:")
+    assert entry.request_head == {"method": "POST", "uri": recorded["request"]["uri"], "headers": {"x-a": ["1"]}}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(interactions(), st.sampled_from([None, "gpt-4o-2024-08-06"]))
+def test_billing_a_played_entry_agrees_with_its_exchange(recorded, answered_by):
+    """Responses naming their model or not, JSON or a stream, any status."""
+    if answered_by is not None:
+        recorded["response"]["body"] = encode_body(json.dumps({"model": answered_by, "usage": {"prompt_tokens": 3, "completion_tokens": 1}}, indent=2).encode(), "application/json")
+    [entry] = cassette.loads_entries(cassette.dumps([recorded]))
+    entry.replay()
+    billing = read_billing(entry.request_head, entry["response"], lambda: entry.request)
+    exchange = read_exchange(recorded)
+    assert (billing.billed_model, billing.usage) == (exchange.billed_model, exchange.usage)
