@@ -372,8 +372,9 @@ class _Reader:
                 if key not in _PLAIN_KEYS:
                     _check_plain_key(key, index)
             index += 1
-            if rest and rest[0] not in "|'\"" and (index == count or indents[index] <= column):
-                result[key] = _plain_value(rest)  # the common case: a one-line plain scalar
+            if rest and (index == count or indents[index] <= column) and rest[0] != "|":
+                # the common cases: a one-line plain or quoted scalar
+                result[key] = _plain_value(rest) if rest[0] not in _QUOTES else _unquoted(rest, index)
                 continue
             self.index = index
             result[key] = self.value(rest, column)
