@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import shlex
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable
@@ -117,6 +118,18 @@ def _describe(exchange: Exchange) -> str:
 # -- the report --------------------------------------------------------------------------------
 
 
+@dataclass
+class _CassetteDigests:
+    """The digests (`cassette.Entry.digest`) of one cassette the session saw."""
+
+    interactions: set[str] = field(default_factory=set)  # of the file as the tests left it
+    tests: dict[str, set[str]] = field(default_factory=dict)  # node id -> what the test played or recorded
+
+    def as_json(self) -> dict[str, Any]:
+        """As a worker sends it to the xdist controller (`Report._merge` reads it)."""
+        return {"interactions": sorted(self.interactions), "tests": {node_id: sorted(digests) for node_id, digests in self.tests.items()}}
+
+
 class Report:
     """Collects what each test's cassette did; registered as a plugin by `pytest_llmcache.plugin`."""
 
@@ -125,8 +138,7 @@ class Report:
         self.cassette_dir = cassette_dir
         self.record_mode = record_mode
         self.counts = {"replayed": 0, "recorded": 0, "missing": 0}
-        # cassette name -> {"interactions": digests of the file as left, "tests": {node id: digests it used}}
-        self.cassettes: dict[str, dict[str, Any]] = {}
+        self.cassettes: dict[str, _CassetteDigests] = {}  # by name
         self.passed: dict[str, bool] = {}  # node id -> whether setup, call and teardown all passed
         self.tokens: dict[str, Tokens] = {"replayed": {}, "recorded": {}}
         # node id -> {"duration": call seconds or None, "tokens": {model: ModelTotals as JSON}}
@@ -181,10 +193,10 @@ class Report:
         for name, count in part["counts"].items():
             self.counts[name] += count
         for name, entry in part["cassettes"].items():
-            known = self.cassettes.setdefault(name, {"interactions": [], "tests": {}})
-            known["interactions"] = sorted(set(known["interactions"]) | set(entry["interactions"]))
+            known = self.cassettes.setdefault(name, _CassetteDigests())
+            known.interactions.update(entry["interactions"])  # sets: linear in what a test adds, sorted once in the record
             for node_id, digests in entry["tests"].items():
-                known["tests"][node_id] = sorted(set(known["tests"].get(node_id, ())) | set(digests))
+                known.tests.setdefault(node_id, set()).update(digests)
         for node_id, passed in part.get("passed", {}).items():
             self.passed[node_id] = self.passed.get(node_id, True) and passed
         for kind, totals in part.get("tokens", {}).items():
@@ -217,7 +229,8 @@ class Report:
 
     def _users(self, name: str) -> set[str]:
         """The tests that used cassette `name` in this session, and the collected tests sharing it."""
-        return set(self.cassettes.get(name, {}).get("tests", ())) | set(self.shared.get(name, ()))
+        known = self.cassettes.get(name)
+        return set(known.tests if known is not None else ()) | set(self.shared.get(name, ()))
 
     def _complete(self, name: str) -> bool:
         """Whether every test using cassette `name` ran in this session and passed."""
@@ -229,7 +242,7 @@ class Report:
         for name, tests in sorted(self.shared.items()):
             if name not in self.cassettes or not self._complete(name):
                 continue
-            used = set().union(*self.cassettes[name]["tests"].values())
+            used = set().union(*self.cassettes[name].tests.values())
             try:
                 digests = [entry.digest for entry in cassette_file.load_entries(self.cassette_dir / name)]
             except (OSError, LLMCacheError):
@@ -246,10 +259,10 @@ class Report:
             relative = ""
         record = played.PlayedRecord(self.cassette_dir, relative)
         for name, entry in self.cassettes.items():
-            use = played.CassetteUse(set(entry["interactions"]), tests={node_id: self.passed.get(node_id) for node_id in self._users(name)})
-            for node_id, digests in entry["tests"].items():
+            use = played.CassetteUse(set(entry.interactions), tests={node_id: self.passed.get(node_id) for node_id in self._users(name)})
+            for node_id, digests in entry.tests.items():
                 if self.passed.get(node_id, False):
-                    use.played |= set(digests)
+                    use.played |= digests
             record.cassettes[name] = use
         not_run = [node_id for node_id in self.custom if node_id not in self.tests]
         if self.scope is None and self.unused_candidates is not None and not not_run:
@@ -296,7 +309,7 @@ class Report:
             part = {
                 "shared": self.shared,
                 "counts": self.counts,
-                "cassettes": self.cassettes,
+                "cassettes": {name: entry.as_json() for name, entry in self.cassettes.items()},
                 "passed": self.passed,
                 "tokens": {kind: _tokens_json(tokens) for kind, tokens in self.tokens.items()},
                 "tests": self.tests,
