@@ -166,13 +166,18 @@ def test_a_played_entry_is_billed_as_its_whole_exchange_reads(path: Path):
     model and usage as the exchange read whole, the request's body parsed only when the response
     names no model (foreign flavours: the whole request, as before)."""
     whole = cassette.load(path)
-    for entry, interaction in zip(cassette.load_entries(path), whole, strict=True):
+    for entry, recorded in zip(cassette.load_entries(path), whole, strict=True):
         entry.replay()
-        asked = []
+        asked: list[dict] = []
+
+        def whole_request(entry: cassette.Entry = entry, asked: list[dict] = asked) -> dict:
+            asked.append(entry.request)
+            return asked[-1]
+
         head = entry.request_head
-        assert head == {name: interaction["request"][name] for name in ("method", "uri", "headers")}
-        billing = read_billing(head, entry["response"], lambda entry=entry: asked.append(1) or entry.request)
-        exchange = read_exchange(interaction)
+        assert head == {name: recorded["request"][name] for name in ("method", "uri", "headers")}
+        billing = read_billing(head, entry["response"], whole_request)
+        exchange = read_exchange(recorded)
         assert (billing.billed_model, billing.usage) == (exchange.billed_model, exchange.usage)
         assert len(asked) == (exchange.response_model is None)
 
