@@ -295,23 +295,26 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     report = session.config.stash.get(_REPORT, None)
     if report is None:
         return
-    directory = options.cassette_dir(session.config)
+    directory = session.config.stash[_SETTINGS].cassette_dir
     users: dict[str, list[str]] = {}
     custom: list[str] = []
     for item in items:
-        if "llm_cassette" not in getattr(item, "fixturenames", ()):
+        fixturenames = getattr(item, "fixturenames", ())
+        if "llm_cassette" not in fixturenames:
             continue
-        if any(_overridden(item, name) for name in ("llm_cassette_path", "llm_cassette_dir", "llm_marker")):
+        from_pytest = frozenset(name for name in _SETTING_FIXTURES if name in fixturenames or _overridden(item, name))
+        marker, path = None, None
+        if not any(_overridden(item, name) for name in ("llm_cassette_path", "llm_cassette_dir", "llm_marker")):
+            try:
+                marker = LLMMarker.of(item)
+                path = default_cassette_path(item, directory, marker)
+            except MarkerError:
+                pass  # the test errors with it; its cassette can't be known
+        item.stash[_COLLECTED] = _Collected(from_pytest, marker, len(item.own_markers), path)
+        if path is None:
             custom.append(item.nodeid)
-            continue
-        try:
-            marker = LLMMarker.of(item)
-            path = default_cassette_path(item, directory, marker)
-        except MarkerError:
-            custom.append(item.nodeid)  # the test errors with it; its cassette can't be known
-            continue
-        item.stash[_COLLECTED] = _Collected(marker, len(item.own_markers), path)
-        users.setdefault(report.cassette_name(path), []).append(item.nodeid)
+        else:
+            users.setdefault(report.cassette_name(path), []).append(item.nodeid)
     report.collected(users, custom, _scope(session, items, directory))
     if users or custom:  # from the first test on, not the first cassette: the same rules between every two tests
         session.config.stash[_SETTINGS].hold()
@@ -320,22 +323,41 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 _DESELECTED = pytest.StashKey[list]()
 
 
+# The fixtures llm_cassette takes its settings from.
+_SETTING_FIXTURES = (
+    "llm_marker",
+    "llm_cassette_dir",
+    "llm_cassette_path",
+    "llm_record_mode",
+    "llm_scrubber",
+    "llm_allowed_hosts",
+    "llm_placeholder_env",
+    "llm_ignore",
+    "llm_ignore_fields",
+    "llm_normalize",
+)
+
+
 @dataclass(frozen=True)
 class _Collected:
-    """A test's marker and default cassette path as collection found them, reused by its cassette
-    unless a marker was added to the test since (`own_markers` then has more)."""
+    """What collection found out about a test using llm_cassette, so its cassette starts cheaply:
+    which setting fixtures pytest must provide (overridden, or in the test's own closure), and its
+    marker and default cassette path (reused unless a marker was added to the test since:
+    `own_markers` then has more)."""
 
-    marker: LLMMarker
+    from_pytest: frozenset[str]
+    marker: LLMMarker | None
     own_markers: int
-    path: Path  # in the session's cassette directory
+    path: Path | None  # in the session's cassette directory; None: a setting it depends on is overridden
 
 
 _COLLECTED = pytest.StashKey[_Collected]()
 
 
 def _collected_for(node: pytest.Item) -> _Collected | None:
+    """The collected marker and path of `node`, while they still hold."""
     found = node.stash.get(_COLLECTED, None)
-    return found if found is not None and found.own_markers == len(node.own_markers) else None
+    return found if found is not None and found.marker is not None and found.own_markers == len(node.own_markers) else None
 
 
 def _collected(config: pytest.Config) -> list[pytest.Item]:
@@ -369,7 +391,8 @@ def _setting(request: pytest.FixtureRequest, name: str, default: Callable[[], _T
     """The value of our setting fixture `name` for this test. pytest's, when the test's closure has
     it (the same object the test sees) or the project overrides it; else its default, computed
     directly by the function the fixture itself calls, without pytest's fixture machinery."""
-    if name in request.node.fixturenames or _overridden(request.node, name):
+    collected = request.node.stash.get(_COLLECTED, None)
+    if name in collected.from_pytest if collected is not None else name in request.node.fixturenames or _overridden(request.node, name):
         value: _T = request.getfixturevalue(name)
         return value
     return default()
@@ -431,7 +454,7 @@ def llm_cassette_dir(pytestconfig: pytest.Config) -> Path:
 
 def _marker(node: pytest.Item) -> LLMMarker:
     collected = _collected_for(node)
-    if collected is not None:
+    if collected is not None and collected.marker is not None:
         return collected.marker
     try:
         return LLMMarker.of(node)
@@ -460,7 +483,7 @@ def _cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Pat
 
 def _default_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:
     collected = _collected_for(node)
-    if collected is not None and collected.marker is marker and directory == node.config.stash[_SETTINGS].cassette_dir:
+    if collected is not None and collected.path is not None and collected.marker == marker and directory == node.config.stash[_SETTINGS].cassette_dir:
         return collected.path
     return _cassette_path(node, directory, marker)
 
@@ -542,7 +565,8 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
     )
     settings.hold()
     with context as cassette, contextlib.ExitStack() as stack:
-        cassette.sharing_tests = tuple(report.shared.get(report.cassette_name(path), ()))
+        if report.shared:
+            cassette.sharing_tests = tuple(report.shared.get(report.cassette_name(path), ()))
         allowed_hosts: tuple[str, ...] = _setting(request, "llm_allowed_hosts", tuple)
         if cassette.mode == "none":
             hint = f"(A service of your own? Allow its host with the llm_allowed_hosts fixture.) Record with: {cassette.record_command()}"
