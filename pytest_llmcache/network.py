@@ -31,7 +31,7 @@ from typing import Any
 from pytest_llmcache.errors import LLMCacheError
 from pytest_llmcache.process_hooks import add_audit_hook_once, replace_attribute
 
-__all__ = ["NetworkBlocked", "NetworkGuard", "network_blocked"]
+__all__ = ["NetworkBlocked", "NetworkGuard", "hold_send_checks", "network_blocked", "release_send_checks"]
 
 _NETWORK_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 # The audit events that open a connection or send a datagram to an address: (socket, address).
@@ -116,7 +116,8 @@ def _resolve(hosts: Iterable[str]) -> frozenset[str]:
 # The active guards, innermost last; shared by every thread, as sockets are.
 _active: list[NetworkGuard] = []
 _lock = threading.Lock()
-_restore: list[Callable[[], None]] = []
+_restore: list[Callable[[], None]] = []  # undoes the send checks; empty when they are not in place
+_holders = 0
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -152,13 +153,36 @@ def _patch_sends() -> None:
             _restore.append(replace_attribute(cls, name, _guarded_send(name, real)))
 
 
+def _unpatch_sends() -> None:
+    while _restore:
+        _restore.pop()()
+
+
+def hold_send_checks() -> None:
+    """Keeps the send checks in place between guards until `release_send_checks` (a session
+    replaying test after test: patching them for each guard would be most of its cost)."""
+    global _holders
+    with _lock:
+        if not _restore:
+            _patch_sends()
+        _holders += 1
+
+
+def release_send_checks() -> None:
+    global _holders
+    with _lock:
+        _holders -= 1
+        if not _holders and not _active:
+            _unpatch_sends()
+
+
 @contextmanager
 def network_blocked(allowed_hosts: Iterable[str] = (), hint: str = "") -> Iterator[NetworkGuard]:
     """Refuses every TCP/UDP connection and send except to `allowed_hosts` while the block runs."""
     guard = NetworkGuard(_resolve(allowed_hosts), hint)
     add_audit_hook_once(_audit)
     with _lock:
-        if not _active:
+        if not _restore:
             _patch_sends()
         _active.append(guard)
     try:
@@ -166,6 +190,5 @@ def network_blocked(allowed_hosts: Iterable[str] = (), hint: str = "") -> Iterat
     finally:
         with _lock:
             _active.remove(guard)
-            if not _active:
-                while _restore:
-                    _restore.pop()()
+            if not _active and not _holders:
+                _unpatch_sends()

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pytest
 from _pytest._code.code import TerminalRepr
 
-from pytest_llmcache import options, stacks
+from pytest_llmcache import network, options, stacks
 from pytest_llmcache.errors import LLMCacheError, MarkerError, MissingRecording
 from pytest_llmcache.escapes import EscapeGuard, recording_guarded
 from pytest_llmcache.ignoring import OFFLINE_ENV, IgnorePolicy, IgnoreRule
@@ -108,6 +108,7 @@ class _Session:
     def hold(self) -> None:
         if not self.holding:
             stacks.hold()
+            network.hold_send_checks()
             self.holding = True
 
     def end(self) -> None:
@@ -116,6 +117,7 @@ class _Session:
         stacks.set_outside(self._previous)
         if self.holding:
             stacks.release()
+            network.release_send_checks()
             self.holding = False
 
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from pytest_llmcache.network import NetworkBlocked, network_blocked
+from pytest_llmcache.network import NetworkBlocked, hold_send_checks, network_blocked, release_send_checks
 
 CLIENTS = '''
 import asyncio, http.client, socket, urllib.request
@@ -128,6 +128,26 @@ def test_the_guard_restores_every_socket_method_exactly():
     assert {name: vars(socket.socket).get(name) for name in before} == before
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(b"x", ("127.0.0.1", 9))  # allowed again (UDP: nothing needs to listen)
+
+
+def test_held_send_checks_stay_between_guards_and_come_off_exactly_with_the_last_holder():
+    """A session keeps the send checks in place from test to test; they only act inside a guard."""
+    names = ("send", "sendall", "sendto", "sendfile")
+    before = {name: vars(socket.socket).get(name) for name in names}
+    hold_send_checks()
+    try:
+        with network_blocked():
+            pass
+        patched = {name: vars(socket.socket).get(name) for name in names}
+        assert patched["sendall"] is not before["sendall"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(("127.0.0.1", 9))
+            assert sock.send(b"x") == 1  # no guard active: sent
+            with network_blocked(), pytest.raises(NetworkBlocked):
+                sock.send(b"x")  # connected before the guard: refused inside it
+    finally:
+        release_send_checks()
+    assert {name: vars(socket.socket).get(name) for name in names} == before
 
 
 def test_connected_udp_and_unix_datagrams_are_not_confused_with_network_sends(tmp_path):
