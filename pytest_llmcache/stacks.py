@@ -158,7 +158,7 @@ _active: list[LLMCassette] = []  # innermost last; shared by every thread, as th
 _outside: Outside | None = None
 _holders = 0
 _undo: list[Callable[[], None]] = []
-_clock_patched = False
+_clock: Any = None  # the openai._base_client module whose sleeps are dispatched, once patched
 
 
 def current() -> LLMCassette | None:
@@ -182,19 +182,18 @@ def hold() -> None:
                 _undo.append(replace_attribute(owner, point.method, _DISPATCHERS[point.kind](point, original)))
             _undo.append(replace_attribute(httpx_stubs, "_make_vcr_request", _make_vcr_request))
         _holders += 1
-        if not _clock_patched:
-            _patch_sdk_clock()  # the openai SDK may be imported after the first holder
+        _patch_sdk_clock()  # the openai SDK may be imported after the first holder
 
 
 def release() -> None:
     """The last holder gone, every patch point gets its original back."""
-    global _holders, _clock_patched
+    global _holders, _clock
     with _lock:
         _holders -= 1
         if _holders == 0:
             while _undo:
                 _undo.pop()()
-            _clock_patched = False
+            _clock = None
 
 
 @contextmanager
@@ -210,6 +209,15 @@ def active(cassette: LLMCassette) -> Iterator[LLMCassette]:
                 del _active[index]
                 break
         release()
+
+
+def _sdk_imported_since() -> None:
+    """A request while the patch points are held, from an openai SDK imported after the last hold
+    (lazily, inside the test): its clock is patched now, before any of its retries sleeps."""
+    if sys.modules.get("openai._base_client") is not _clock:
+        with _lock:
+            if _holders:
+                _patch_sdk_clock()
 
 
 def _policy(cassette: LLMCassette | None) -> tuple[IgnorePolicy | None, bool]:
@@ -240,6 +248,7 @@ def _sync_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callabl
 
     @functools.wraps(original)
     def handle_request(transport: Any, request: Any) -> Any:
+        _sdk_imported_since()
         cassette = _active[-1] if _active else None
         ignore, replaying = _policy(cassette)
         rule = ignore.rule_for(request.method, str(request.url)) if ignore is not None else None
@@ -278,6 +287,7 @@ def _async_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callab
 
     @functools.wraps(original)
     async def handle_async_request(transport: Any, request: Any) -> Any:
+        _sdk_imported_since()
         cassette = _active[-1] if _active else None
         ignore, replaying = _policy(cassette)
         rule = ignore.rule_for(request.method, str(request.url)) if ignore is not None else None
@@ -304,6 +314,7 @@ def _aiohttp_request(point: _PatchPoint, original: Callable[..., Any]) -> Callab
 
     @functools.wraps(original)
     async def request(session: Any, method: str, url: Any, **kwargs: Any) -> Any:
+        _sdk_imported_since()
         cassette = _active[-1] if _active else None
         ignore, replaying = _policy(cassette)
         rule = ignore.rule_for(method, str(url)) if ignore is not None else None
@@ -353,12 +364,14 @@ class _AsyncClock(_SDKClock):
 
 
 def _patch_sdk_clock() -> None:
-    global _clock_patched
+    """Under `_lock`: the openai SDK's clock dispatched, unless it is not imported or already is
+    (a module imported anew, after pytester dropped the last one, is patched too)."""
+    global _clock
     base_client = sys.modules.get("openai._base_client")
-    if base_client is None:
+    if base_client is None or base_client is _clock:
         return
     for name, clock in (("time", _SyncClock), ("anyio", _AsyncClock)):
         module = getattr(base_client, name, None)
         if module is not None and hasattr(module, "sleep"):
             _undo.append(replace_attribute(base_client, name, clock(module)))
-    _clock_patched = True
+    _clock = base_client

@@ -1,0 +1,42 @@
+"""Adversarial tests of the session-long interception (`stacks`: patch points held by cassettes and
+pytest sessions, one dispatcher per point) and of llm_cassette computing its settings directly:
+inputs and lifecycles that the patch-per-cassette design handled and that this one must too."""
+from __future__ import annotations
+
+import os
+
+from conftest import InnerSuite
+from fakeopenai import Reply
+
+LAZY_OPENAI = '''
+import time
+import pytest
+
+@pytest.fixture
+def slept(monkeypatch):
+    """Every real time.sleep of the test."""
+    seconds, sleep = [], time.sleep
+    monkeypatch.setattr(time, "sleep", lambda wait: (seconds.append(wait), sleep(wait))[1])
+    return seconds
+
+def test_lazy(llm_cassette, slept, out):
+    import openai  # the first import of the SDK in this process: after the patch points are held
+
+    response = openai.OpenAI(max_retries=1).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "busy?"}])
+    out([response.http_response.status_code, llm_cassette.waits, slept])
+'''
+
+
+def test_an_sdk_imported_inside_the_test_has_its_retry_sleeps_dispatched(suite: InnerSuite) -> None:
+    """The openai SDK's retry sleep goes to the cassette even when the SDK is first imported after
+    the interception was put in place (a test or library importing it lazily): recorded as asked,
+    skipped on replay. (The patch-per-cassette design imported the SDK at each cassette's start.)"""
+    suite.write(LAZY_OPENAI)
+    suite.live()
+    suite.server.script(Reply.error(429, retry_after=0.2), Reply())
+    suite.run("--llm-record-mode=once", subprocess=True).assert_outcomes(passed=1)  # a process where openai is not imported yet
+    assert suite.read_outputs() == {"test_x.py::test_lazy": [200, [0.2], [0.2]]}
+    suite.offline()
+    suite.run(subprocess=True).assert_outcomes(passed=1)
+    assert suite.read_outputs() == {"test_x.py::test_lazy": [200, [0.2], []]}
