@@ -136,6 +136,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("llm_api_type", api_types, indirect=True)
 
 
+# The fixtures llm_cassette reads its settings from (without requesting them: see `_setting`).
+_SETTING_FIXTURES = (
+    "llm_marker", "llm_cassette_dir", "llm_cassette_path", "llm_record_mode", "llm_scrubber", "llm_allowed_hosts",
+    "llm_placeholder_env", "llm_ignore", "llm_ignore_fields", "llm_normalize",
+)
+
+
+@pytest.hookimpl(wrapper=True, specname="pytest_generate_tests")
+def pytest_generate_tests_of_settings(metafunc: pytest.Metafunc) -> Iterator[None]:
+    """A test using llm_cassette may parametrize its settings (``@pytest.mark.parametrize(
+    "llm_record_mode", ["all"])``) as when llm_cassette requested them: pytest refuses to
+    parametrize a name outside the test's fixture closure, so they are in it while tests are
+    generated, then taken out again (pytest would set each up for every test; `_setting` asks for
+    the value of one that was parametrized)."""
+    names = metafunc.fixturenames
+    added = [name for name in _SETTING_FIXTURES if name not in names] if "llm_cassette" in names else []
+    names.extend(added)
+    try:
+        return (yield)
+    finally:
+        names[:] = [name for name in names if name not in added]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     """A fixture of the test that sends a request with no recording: the same message, as an error."""

@@ -40,3 +40,43 @@ def test_an_sdk_imported_inside_the_test_has_its_retry_sleeps_dispatched(suite: 
     suite.offline()
     suite.run(subprocess=True).assert_outcomes(passed=1)
     assert suite.read_outputs() == {"test_x.py::test_lazy": [200, [0.2], []]}
+
+
+PARAMETRIZED_SETTINGS = '''
+import pytest
+
+@pytest.mark.parametrize("llm_record_mode", ["all"])
+def test_direct(llm_cassette, out):
+    out(llm_cassette.mode)
+
+@pytest.mark.parametrize("llm_record_mode", ["new_episodes"])
+class TestOnClass:
+    def test_in_class(self, llm_cassette, out):
+        out(llm_cassette.mode)
+
+@pytest.fixture
+def llm_allowed_hosts(request):
+    return (getattr(request, "param", "nothing.internal"),)
+
+@pytest.mark.parametrize("llm_allowed_hosts", ["db.internal"], indirect=True)
+def test_indirect(llm_cassette, request, out):
+    out(request.node.callspec.params["llm_allowed_hosts"])
+
+def test_plain(llm_cassette, request, out):
+    out([llm_cassette.mode, [name for name in request.node.fixturenames if name.startswith("llm_")]])
+'''
+
+
+def test_a_setting_parametrized_on_a_test_that_only_requests_llm_cassette(suite: InnerSuite) -> None:
+    """``@pytest.mark.parametrize("llm_record_mode", [...])`` on a test requesting llm_cassette alone
+    (the setting reached through llm_cassette, as it did when llm_cassette requested it) is not a
+    collection error "function uses no argument", and the cassette gets the value; a test that
+    parametrizes nothing still has none of them set up by pytest."""
+    suite.write(PARAMETRIZED_SETTINGS)
+    suite.run("-p", "no:randomly").assert_outcomes(passed=4)
+    assert suite.read_outputs() == {
+        "test_x.py::TestOnClass::test_in_class[new_episodes]": "new_episodes",
+        "test_x.py::test_direct[all]": "all",
+        "test_x.py::test_indirect[db.internal]": "db.internal",
+        "test_x.py::test_plain": ["none", ["llm_cassette"]],  # the settings were not set up by pytest
+    }
