@@ -599,7 +599,7 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
         else:
             node.stash[_ESCAPES] = stack.enter_context(recording_guarded(allowed_hosts, node.nodeid))
         if cassette.write_protected:
-            stack.enter_context(_unset_variables_set(_setting(request, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)))
+            stack.enter_context(_placeholders_set(request, _setting(request, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)))
         node.stash[_CASSETTE] = cassette
         yield cassette
     try:
@@ -628,6 +628,19 @@ def _normalizer(request: pytest.FixtureRequest, settings: _Session, marker: LLMM
     except ValueError as err:
         raise pytest.UsageError(f"fixture llm_ignore_fields: {err}") from None
     return Normalizer((*fields, *marker.ignore_fields), function)
+
+
+def _placeholders_set(request: pytest.FixtureRequest, values: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
+    """`_unset_variables_set`, or through the test's monkeypatch when it uses one: its undo then puts
+    back the test's own changes to these variables and ours in one go (ours put back first, its undo
+    would restore our placeholder for the rest of the session)."""
+    if "monkeypatch" not in request.node.fixturenames:
+        return _unset_variables_set(values)
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name, value in values.items():
+        if not os.environ.get(name):
+            monkeypatch.setenv(name, value)
+    return contextlib.nullcontext()
 
 
 @contextlib.contextmanager

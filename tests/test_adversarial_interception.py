@@ -80,3 +80,32 @@ def test_a_setting_parametrized_on_a_test_that_only_requests_llm_cassette(suite:
         "test_x.py::test_indirect[db.internal]": "db.internal",
         "test_x.py::test_plain": ["none", ["llm_cassette"]],  # the settings were not set up by pytest
     }
+
+
+PLACEHOLDER_AND_MONKEYPATCH = '''
+import os
+
+def test_sets_its_own_key(monkeypatch, llm_cassette, out):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-set-by-the-test")
+    out(os.environ["OPENAI_API_KEY"])
+
+def test_removes_the_key(monkeypatch, llm_cassette, out):
+    monkeypatch.delenv("OPENAI_API_KEY")
+
+def test_cassette_first(llm_cassette, monkeypatch, out):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-set-by-the-test")
+
+def test_after(out):
+    out(os.environ.get("OPENAI_API_KEY"))
+'''
+
+
+def test_placeholder_credentials_do_not_outlive_a_test_that_monkeypatches_them(suite: InnerSuite) -> None:
+    """Replaying sets placeholder keys for the test; a test that changes one itself with monkeypatch
+    (set up before or after llm_cassette) leaves the environment as it found it: no placeholder key
+    stays for the tests that follow (they would build clients with it)."""
+    suite.write(PLACEHOLDER_AND_MONKEYPATCH)
+    assert "OPENAI_API_KEY" not in os.environ
+    suite.run("-p", "no:randomly").assert_outcomes(passed=4)
+    assert suite.read_outputs() == {"test_x.py::test_sets_its_own_key": "sk-set-by-the-test", "test_x.py::test_after": None}
+    assert "OPENAI_API_KEY" not in os.environ
