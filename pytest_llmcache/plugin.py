@@ -335,7 +335,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 path = default_cassette_path(item, directory, marker)
             except MarkerError:
                 pass  # the test errors with it; its cassette can't be known
-        item.stash[_COLLECTED] = _Collected(from_pytest, marker, len(item.own_markers), path)
+        item.stash[_COLLECTED] = _Collected(from_pytest, marker, _marker_count(item), path)
         if path is None:
             custom.append(item.nodeid)
         else:
@@ -367,12 +367,12 @@ _SETTING_FIXTURES = (
 class _Collected:
     """What collection found out about a test using llm_cassette, so its cassette starts cheaply:
     which setting fixtures pytest must provide (overridden, or in the test's own closure), and its
-    marker and default cassette path (reused unless a marker was added to the test since:
-    `own_markers` then has more)."""
+    marker and default cassette path (reused unless a marker was added to the test or one of its
+    collectors since: `markers` then has more)."""
 
     from_pytest: frozenset[str]
     marker: LLMMarker | None
-    own_markers: int
+    markers: int  # `_marker_count` at collection
     path: Path | None  # in the session's cassette directory; None: a setting it depends on is overridden
 
 
@@ -382,7 +382,17 @@ _COLLECTED = pytest.StashKey[_Collected]()
 def _collected_for(node: pytest.Item) -> _Collected | None:
     """The collected marker and path of `node`, while they still hold."""
     found = node.stash.get(_COLLECTED, None)
-    return found if found is not None and found.marker is not None and found.own_markers == len(node.own_markers) else None
+    return found if found is not None and found.marker is not None and found.markers == _marker_count(node) else None
+
+
+def _marker_count(node: pytest.Item) -> int:
+    """How many markers the test and its collectors carry (a class-scoped fixture's applymarker
+    marks the class)."""
+    count, parent = len(node.own_markers), node.parent
+    while parent is not None:
+        count += len(parent.own_markers)
+        parent = parent.parent
+    return count
 
 
 def _collected(config: pytest.Config) -> list[pytest.Item]:

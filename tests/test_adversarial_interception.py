@@ -3,10 +3,20 @@ pytest sessions, one dispatcher per point) and of llm_cassette computing its set
 inputs and lifecycles that the patch-per-cassette design handled and that this one must too."""
 from __future__ import annotations
 
+import asyncio
 import os
+from pathlib import Path
+from typing import Any
 
-from conftest import InnerSuite
-from fakeopenai import Reply
+import aiohttp
+import httpx
+import httpx2
+import pytest
+
+from conftest import OPENAI_KEY, InnerSuite
+from fakeopenai import FakeOpenAIServer, Reply
+from pytest_llmcache import stacks
+from pytest_llmcache.recorder import LLMCassette
 
 LAZY_OPENAI = '''
 import time
@@ -109,3 +119,137 @@ def test_placeholder_credentials_do_not_outlive_a_test_that_monkeypatches_them(s
     suite.run("-p", "no:randomly").assert_outcomes(passed=4)
     assert suite.read_outputs() == {"test_x.py::test_sets_its_own_key": "sk-set-by-the-test", "test_x.py::test_after": None}
     assert "OPENAI_API_KEY" not in os.environ
+
+
+RUN_TIME_CLASS_MARKER = '''
+import pytest
+
+class TestMarkedAtRunTime:
+    @pytest.fixture(scope="class", autouse=True)
+    def recording(self, request):
+        request.applymarker(pytest.mark.llm(record_mode="new_episodes", cassette="by_class.yaml"))
+
+    def test_x(self, llm_cassette, out):
+        out([llm_cassette.mode, llm_cassette.path.name])
+'''
+
+
+def test_a_marker_added_to_the_class_at_run_time_reaches_the_cassette(suite: InnerSuite) -> None:
+    """The marker collection found is reused unless one was added since: also one added to the
+    test's class (a class-scoped fixture's applymarker), not only to the test itself."""
+    suite.write(RUN_TIME_CLASS_MARKER)
+    suite.run().assert_outcomes(passed=1)
+    assert suite.read_outputs() == {"test_x.py::TestMarkedAtRunTime::test_x": ["new_episodes", "by_class.yaml"]}
+
+
+OTHER_ITEM_KINDS = '''
+import unittest
+import pytest
+
+class TestCaseStyle(unittest.TestCase):
+    @pytest.fixture(autouse=True)
+    def _cassette(self, llm_cassette, out):
+        self.cassette, self.out = llm_cassette, out
+
+    def test_it(self):
+        self.out([self.cassette.mode, self.cassette.path.name])
+
+def doubled(x):
+    """
+    >>> getfixture("llm_cassette").path.name
+    'test_x.doubled.yaml'
+    >>> doubled(2)
+    4
+    """
+    return 2 * x
+'''
+
+
+def test_unittest_cases_and_doctests_get_a_cassette(suite: InnerSuite) -> None:
+    """Items that are not plain functions (a unittest.TestCase method using llm_cassette through an
+    autouse fixture, a doctest asking for it) get their cassette with the default settings."""
+    suite.write(OTHER_ITEM_KINDS)
+    suite.run("--doctest-modules").assert_outcomes(passed=2)
+    assert suite.read_outputs() == {"test_x.py::TestCaseStyle::test_it": ["none", "TestCaseStyle.test_it.yaml"]}
+
+
+def _interception_state() -> tuple[object, int, object, object]:
+    return stacks._outside, stacks._holders, httpx2.HTTPTransport.handle_request, aiohttp.ClientSession._request
+
+
+LIFECYCLE_TESTS = '''
+import pytest
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("setup fails")
+
+def test_uses_a_cassette(llm_cassette):
+    assert llm_cassette.mode in ("none", "all")
+
+def test_errors_in_setup(broken, llm_cassette):
+    pass
+
+def test_fails(llm_cassette):
+    assert False
+
+def test_plain():
+    pass
+'''
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("--llm-record-mode=all",), ("--collect-only",), ("-x",), ("--maxfail=1", "--llm-record-mode=all"), ("-k", "plain"), ("-p", "no:llmcache")],
+    ids=lambda args: " ".join(args) or "replay",
+)
+def test_an_inner_session_leaves_the_interception_as_it_found_it(suite: InnerSuite, args: tuple[str, ...]) -> None:
+    """An in-process session (replaying or recording, collecting only, stopped early, or with the
+    plugin off) puts back the outer session's policy and hold count and the patch points as they were."""
+    suite.write(LIFECYCLE_TESTS)
+    before = _interception_state()
+    result = suite.run(*args)
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    assert _interception_state() == before
+
+
+def _ask(content: str) -> dict[str, Any]:
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
+
+
+def _every_stack_at_once(url: str) -> list[tuple[str, int, bytes]]:
+    """httpx (sync, from a thread), httpx (async), httpx2 (async) and aiohttp, all in flight together."""
+    headers = {"Authorization": f"Bearer {OPENAI_KEY}"}
+
+    def sync_httpx() -> tuple[str, int, bytes]:
+        with httpx.Client() as client:
+            response = client.post(url, json=_ask("httpx sync"), headers=headers)
+            return "httpx sync", response.status_code, response.content
+
+    async def async_httpx(module: Any, name: str) -> tuple[str, int, bytes]:
+        async with module.AsyncClient() as client:
+            response = await client.post(url, json=_ask(name), headers=headers)
+            return name, response.status_code, response.content
+
+    async def with_aiohttp() -> tuple[str, int, bytes]:
+        async with aiohttp.ClientSession() as session, session.post(url, json=_ask("aiohttp"), headers=headers) as response:
+            return "aiohttp", response.status, await response.read()
+
+    async def main() -> list[tuple[str, int, bytes]]:
+        in_thread = asyncio.to_thread(sync_httpx)
+        return list(await asyncio.gather(in_thread, async_httpx(httpx, "httpx async"), async_httpx(httpx2, "httpx2 async"), with_aiohttp()))
+
+    return asyncio.run(main())
+
+
+def test_every_stack_at_once_records_and_replays_each_request_in_one_cassette(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    path = tmp_path / "all_at_once.yaml"
+    url = server.base_url + "/chat/completions"
+    with LLMCassette.use(path=path, record_mode="once") as recording:
+        live = _every_stack_at_once(url)
+    recording.save()
+    assert [status for _, status, _ in live] == [200] * 4 and len(recording.recorded) == 4
+    server.stop()
+    with LLMCassette.use(path=path, record_mode="none") as replaying:
+        assert _every_stack_at_once(url) == live
+    assert sorted(replaying.played) == [0, 1, 2, 3] and replaying.misses == []
