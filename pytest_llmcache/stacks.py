@@ -189,6 +189,8 @@ def release() -> None:
     """The last holder gone, every patch point gets its original back."""
     global _holders, _clock
     with _lock:
+        if _holders == 0:  # a count below zero would make the next hold patch nothing
+            raise RuntimeError("stacks.release() without a matching hold()")
         _holders -= 1
         if _holders == 0:
             while _undo:

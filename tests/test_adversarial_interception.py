@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +254,28 @@ def test_every_stack_at_once_records_and_replays_each_request_in_one_cassette(tm
     with LLMCassette.use(path=path, record_mode="none") as replaying:
         assert _every_stack_at_once(url) == live
     assert sorted(replaying.played) == [0, 1, 2, 3] and replaying.misses == []
+
+
+RELEASE_WITHOUT_HOLD = """
+import httpx2
+from pytest_llmcache import stacks
+from pytest_llmcache.recorder import LLMCassette
+
+original = httpx2.HTTPTransport.handle_request
+try:
+    stacks.release()
+except RuntimeError as error:
+    print("refused:", error)
+stacks.hold()
+print("patched:", httpx2.HTTPTransport.handle_request is not original)
+stacks.release()
+print("restored:", httpx2.HTTPTransport.handle_request is original, stacks._holders)
+"""
+
+
+def test_a_release_without_a_hold_is_refused_and_the_next_hold_still_patches(pytester: pytest.Pytester) -> None:
+    """A holder count gone negative would make the next hold a no-op: cassettes then answer nothing."""
+    result = pytester.run(sys.executable, "-c", RELEASE_WITHOUT_HOLD)
+    assert result.ret == 0, result.stderr.str()
+    lines = result.stdout.lines
+    assert lines[0].startswith("refused: ") and lines[1:] == ["patched: True", "restored: True 0"]
