@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +280,93 @@ def test_a_release_without_a_hold_is_refused_and_the_next_hold_still_patches(pyt
     assert result.ret == 0, result.stderr.str()
     lines = result.stdout.lines
     assert lines[0].startswith("refused: ") and lines[1:] == ["patched: True", "restored: True 0"]
+
+
+PLUGIN_MODULE = '''
+import pytest
+
+@pytest.fixture(scope="session")
+def llm_record_mode():
+    return "new_episodes"
+'''
+
+NESTED_OVERRIDES = '''
+import pytest
+
+class TestOuter:
+    def test_outer(self, llm_cassette, out):
+        out(llm_cassette.mode)
+
+    class TestInner:
+        @pytest.fixture
+        def llm_record_mode(self):
+            return "all"
+
+        def test_inner(self, llm_cassette, out):
+            out(llm_cassette.mode)
+
+    def test_outer_after(self, llm_cassette, out):
+        out(llm_cassette.mode)
+'''
+
+DEEP_CONFTEST = '''
+import pytest
+
+@pytest.fixture
+def llm_record_mode(llm_record_mode):
+    return "once" if llm_record_mode == "new_episodes" else "rewrite"
+'''
+
+
+def test_overrides_from_a_plugin_module_a_nested_class_and_a_deeper_conftest(suite: InnerSuite) -> None:
+    """A session-scoped override from a `pytest_plugins` module applies everywhere; a class nested
+    in a class overrides for its own tests only; a conftest two folders down wraps the plugin
+    module's value for its tests only."""
+    suite.pytester.makepyfile(settings_plugin=PLUGIN_MODULE)
+    (suite.pytester.path / "conftest.py").write_text((suite.pytester.path / "conftest.py").read_text() + '\npytest_plugins = ["settings_plugin"]\n')
+    suite.write(NESTED_OVERRIDES, name="test_a")
+    deep = suite.pytester.mkdir("deep") / "deeper"
+    deep.mkdir()
+    (deep / "conftest.py").write_text(DEEP_CONFTEST)
+    (deep / "test_deep.py").write_text("def test_deep(llm_cassette, out):\n    out(llm_cassette.mode)\n")
+    (suite.pytester.path / "deep" / "test_shallow.py").write_text("def test_shallow(llm_cassette, out):\n    out(llm_cassette.mode)\n")
+    suite.run("-p", "no:randomly").assert_outcomes(passed=5)
+    assert suite.read_outputs() == {
+        "deep/deeper/test_deep.py::test_deep": "once",
+        "deep/test_shallow.py::test_shallow": "new_episodes",
+        "test_a.py::TestOuter::TestInner::test_inner": "all",
+        "test_a.py::TestOuter::test_outer": "new_episodes",
+        "test_a.py::TestOuter::test_outer_after": "new_episodes",
+    }
+
+
+def test_cassettes_active_in_two_threads_unwind_in_any_order(tmp_path: Path) -> None:
+    """Thread one enters A, thread two enters B, thread one leaves A first: B stays the active one
+    (the list of active cassettes is the process's), and nothing is held once both are gone."""
+    holders = stacks._holders
+    entered, leave_a, left_a = threading.Event(), threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def first() -> None:
+        with LLMCassette.use(path=tmp_path / "a.yaml", record_mode="none"):
+            entered.set()
+            leave_a.wait()
+        left_a.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    entered.wait()
+    with LLMCassette.use(path=tmp_path / "b.yaml", record_mode="none") as b:
+        leave_a.set()
+        left_a.wait()
+        current = stacks.current()
+        seen.append(current.path.name if current is not None else "none")
+    thread.join()
+    assert seen == [b.path.name] and stacks.current() is None and stacks._holders == holders
+
+
+def test_an_exception_inside_a_cassette_leaves_nothing_active_or_held(tmp_path: Path) -> None:
+    holders = stacks._holders
+    with pytest.raises(KeyError), LLMCassette.use(path=tmp_path / "c.yaml", record_mode="none"):
+        raise KeyError("raised inside the cassette")
+    assert stacks.current() is None and stacks._holders == holders
