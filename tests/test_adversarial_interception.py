@@ -370,3 +370,24 @@ def test_an_exception_inside_a_cassette_leaves_nothing_active_or_held(tmp_path: 
     with pytest.raises(KeyError), LLMCassette.use(path=tmp_path / "c.yaml", record_mode="none"):
         raise KeyError("raised inside the cassette")
     assert stacks.current() is None and stacks._holders == holders
+
+
+NO_CASSETTE_RUNS = '''
+import httpx2
+from pytest_llmcache import stacks
+
+def test_uses_a_cassette(llm_cassette):
+    pass
+
+def test_plain(out):
+    out([stacks._holders, hasattr(httpx2.HTTPTransport.handle_request, "__wrapped__")])  # a dispatcher wraps the original
+'''
+
+
+@pytest.mark.parametrize("args", [("-k", "plain"), ("test_x.py::test_plain",), ("--deselect", "test_x.py::test_uses_a_cassette")], ids=["-k", "node id", "--deselect"])
+def test_a_session_whose_selected_tests_use_no_cassette_patches_nothing(suite: InnerSuite, args: tuple[str, ...]) -> None:
+    """Only tests that run decide whether the patch points are held: with the cassette user
+    deselected, nothing is patched (in a fresh process, where no earlier session holds them)."""
+    suite.write(NO_CASSETTE_RUNS)
+    suite.run(*args, subprocess=True).assert_outcomes(passed=1)
+    assert suite.read_outputs() == {"test_x.py::test_plain": [0, False]}
