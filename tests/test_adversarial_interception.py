@@ -391,3 +391,23 @@ def test_a_session_whose_selected_tests_use_no_cassette_patches_nothing(suite: I
     suite.write(NO_CASSETTE_RUNS)
     suite.run(*args, subprocess=True).assert_outcomes(passed=1)
     assert suite.read_outputs() == {"test_x.py::test_plain": [0, False]}
+
+
+INTERRUPTED = '''
+import pytest
+
+def test_interrupted(llm_cassette):
+    pytest.exit("aborted inside a cassette")  # an interrupt that pytester does not pass on to the outer session
+
+def test_never_run(llm_cassette):
+    pass
+'''
+
+
+@pytest.mark.parametrize("mode", ["none", "all"])
+def test_an_interrupted_inner_session_leaves_the_interception_as_it_found_it(suite: InnerSuite, mode: str) -> None:
+    suite.write(INTERRUPTED)
+    before = _interception_state()
+    result = suite.run(f"--llm-record-mode={mode}")
+    assert result.ret == pytest.ExitCode.INTERRUPTED and "aborted inside a cassette" in result.stdout.str()
+    assert _interception_state() == before and stacks.current() is None
