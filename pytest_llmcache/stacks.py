@@ -27,7 +27,8 @@ Two things are added around vcrpy's stubs:
 - A request the ignore policy covers (`pytest_llmcache.ignoring`) never reaches the stub: sent
   unrecorded while recording, answered with a refusal while replaying. With no cassette active
   (between tests, at exit: a framework's trace upload from its own thread) the `Outside` policy a
-  pytest session sets decides the same way.
+  pytest session sets decides the same way, for the transports that reach the network (a mock,
+  WSGI or ASGI transport answers in memory: a test mocking an ignored host gets its mock's answer).
 
 Nothing is imported here when a cassette starts: the stacks are the modules vcrpy imported (the
 originals are taken when this module is imported, before anything patches them).
@@ -102,18 +103,19 @@ class _PatchPoint:
     method: str
     kind: str  # "sync" / "async": an httpx-style transport; "aiohttp": ClientSession._request
     httpx: str = ""  # the httpx module whose Response / ByteStream the stub builds
+    network: bool = True  # False: answered in memory (a WSGI / ASGI app, a mock), never sent
 
 
 def _httpx_points(module: str) -> tuple[_PatchPoint, ...]:
     return tuple(
-        _PatchPoint(module, owner, method, kind, module)
-        for owner, method, kind in (
-            ("HTTPTransport", "handle_request", "sync"),
-            ("AsyncHTTPTransport", "handle_async_request", "async"),
-            ("WSGITransport", "handle_request", "sync"),
-            ("ASGITransport", "handle_async_request", "async"),
-            ("MockTransport", "handle_request", "sync"),
-            ("MockTransport", "handle_async_request", "async"),
+        _PatchPoint(module, owner, method, kind, module, network)
+        for owner, method, kind, network in (
+            ("HTTPTransport", "handle_request", "sync", True),
+            ("AsyncHTTPTransport", "handle_async_request", "async", True),
+            ("WSGITransport", "handle_request", "sync", False),
+            ("ASGITransport", "handle_async_request", "async", False),
+            ("MockTransport", "handle_request", "sync", False),
+            ("MockTransport", "handle_async_request", "async", False),
         )
     )
 
@@ -252,6 +254,8 @@ def _sync_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callabl
     def handle_request(transport: Any, request: Any) -> Any:
         _sdk_imported_since()
         cassette = _active[-1] if _active else None
+        if cassette is None and not point.network:
+            return original(transport, request)  # the Outside rules stop uploads: nothing in memory is one
         ignore, replaying = _policy(cassette)
         rule = ignore.rule_for(request.method, str(request.url)) if ignore is not None else None
         if rule is not None:
@@ -291,6 +295,8 @@ def _async_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callab
     async def handle_async_request(transport: Any, request: Any) -> Any:
         _sdk_imported_since()
         cassette = _active[-1] if _active else None
+        if cassette is None and not point.network:
+            return await original(transport, request)  # the Outside rules stop uploads: nothing in memory is one
         ignore, replaying = _policy(cassette)
         rule = ignore.rule_for(request.method, str(request.url)) if ignore is not None else None
         if rule is not None:

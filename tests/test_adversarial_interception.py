@@ -411,3 +411,46 @@ def test_an_interrupted_inner_session_leaves_the_interception_as_it_found_it(sui
     result = suite.run(f"--llm-record-mode={mode}")
     assert result.ret == pytest.ExitCode.INTERRUPTED and "aborted inside a cassette" in result.stdout.str()
     assert _interception_state() == before and stacks.current() is None
+
+
+IN_MEMORY_TRANSPORTS = '''
+import httpx2
+
+def handler(request):
+    return httpx2.Response(200, json={"mocked": request.url.host})
+
+def test_uses_a_cassette(llm_cassette):
+    pass
+
+def test_mocks_its_own_tracing(out):
+    with httpx2.Client(transport=httpx2.MockTransport(handler)) as client:
+        response = client.post("https://api.smith.langchain.com/runs", json={})
+    out([response.status_code, response.json()])
+
+async def app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"served in memory"})
+
+def test_asgi_app_on_an_ignored_host(out):
+    import asyncio
+
+    async def main():
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app), base_url="https://eu.posthog.com") as client:
+            response = await client.post("/capture/")
+            return [response.status_code, response.text]
+
+    out(asyncio.run(main()))
+'''
+
+
+def test_in_memory_transports_outside_a_cassette_are_not_refused(suite: InnerSuite) -> None:
+    """Between tests' cassettes the session refuses requests to ignored hosts while replaying (no
+    trace upload reaches the network). A test without a cassette answering such a request itself
+    (httpx's MockTransport, an ASGI app) never touches the network: it gets its own answer, as it
+    did before the patch points stayed in place for the whole session."""
+    suite.write(IN_MEMORY_TRANSPORTS)
+    suite.run("-p", "no:randomly").assert_outcomes(passed=3)
+    assert suite.read_outputs() == {
+        "test_x.py::test_mocks_its_own_tracing": [200, {"mocked": "api.smith.langchain.com"}],
+        "test_x.py::test_asgi_app_on_an_ignored_host": [200, "served in memory"],
+    }
