@@ -136,13 +136,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("llm_api_type", api_types, indirect=True)
 
 
-# The fixtures llm_cassette reads its settings from (without requesting them: see `_setting`).
-_SETTING_FIXTURES = (
-    "llm_marker", "llm_cassette_dir", "llm_cassette_path", "llm_record_mode", "llm_scrubber", "llm_allowed_hosts",
-    "llm_placeholder_env", "llm_ignore", "llm_ignore_fields", "llm_normalize",
-)
-
-
 @pytest.hookimpl(wrapper=True, specname="pytest_generate_tests")
 def pytest_generate_tests_of_settings(metafunc: pytest.Metafunc) -> Iterator[None]:
     """A test using llm_cassette may parametrize its settings (``@pytest.mark.parametrize(
