@@ -170,8 +170,10 @@ class LLMCassette(Cassette):
         # query of a recording then matches the placeholder (or another key) sent on replay.
         key = self._keys.get(request)
         if key is None:
-            # lower_items: vcrpy's header dict read without a lookup per name (names are lowered anyway)
-            uri, body = self.scrubber.masked_request(request.uri, dict(request.headers.lower_items()), request.body)
+            headers = request.header_map if isinstance(request, stacks.SentRequest) else None
+            if headers is None:  # lower_items: vcrpy's header dict read without a lookup per name
+                headers = dict(request.headers.lower_items())
+            uri, body = self.scrubber.masked_request(request.uri, headers, request.body)
             key = self._keys[request] = request_key(request.method, uri, body, normalize=self.normalize)
         return key
 

@@ -44,9 +44,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import vcr.patch  # noqa: F401 - imports the stacks that are installed
-from vcr.request import Request
+from vcr.request import HeadersDict, Request
 from vcr.stubs import httpx_stubs
 
 from pytest_llmcache.ignoring import IgnorePolicy, refusal
@@ -55,7 +56,7 @@ from pytest_llmcache.process_hooks import replace_attribute
 if TYPE_CHECKING:
     from pytest_llmcache.recorder import LLMCassette
 
-__all__ = ["STACKS", "Outside", "active", "body_bytes", "current", "hold", "live_send", "release", "sending_live", "set_outside"]
+__all__ = ["STACKS", "Outside", "SentRequest", "active", "body_bytes", "current", "hold", "live_send", "release", "sending_live", "set_outside"]
 
 _LIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("llmcache_live_send", default=False)
 
@@ -271,10 +272,48 @@ def _sync_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callabl
     return handle_request
 
 
-def _make_vcr_request(real_request: Any, real_request_body: bytes) -> Request:
-    """vcrpy's httpx stub's request, its headers read in one pass: vcrpy's own reads an httpx
-    Headers by name, each lookup scanning every header again (the same keys and joined values)."""
-    return Request(real_request.method, str(real_request.url), real_request_body, dict(real_request.headers.items()))
+class SentRequest(Request):
+    """vcrpy's Request for a request sent through an httpx stack, built lazily: replay keys it by
+    `header_map` (httpx's lower-cased names, repeated ones joined with ", ") and never needs
+    vcrpy's header dict or parsed URI, which are built on first use."""
+
+    def __init__(self, method: str, uri: str, body: bytes, header_map: dict[str, str]) -> None:
+        self.method = method
+        self._uri = uri
+        self._was_file = self._was_iter = False
+        self._body = body
+        self.header_map: dict[str, str] | None = header_map
+        self._headers: Any = None
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    @uri.setter
+    def uri(self, uri: str) -> None:
+        self._uri = uri
+        self.__dict__.pop("parsed_uri", None)
+
+    @functools.cached_property
+    def parsed_uri(self) -> Any:
+        return urlparse(self._uri)
+
+    @property
+    def headers(self) -> Any:
+        if self._headers is None:
+            self._headers = HeadersDict(self.header_map)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: Any) -> None:
+        self._headers = value if isinstance(value, HeadersDict) else HeadersDict(value)
+        self.header_map = None  # replaced: read through vcrpy's dict from now on
+
+
+def _make_vcr_request(real_request: Any, real_request_body: bytes) -> SentRequest:
+    """vcrpy's httpx stub's request: its headers read in one pass (vcrpy's own reads an httpx
+    Headers by name, each lookup scanning every header again), the rest built when used."""
+    return SentRequest(real_request.method, str(real_request.url), real_request_body, dict(real_request.headers.items()))
 
 
 def _httpx_response(httpx: Any, status: int, headers: dict[str, list[str]], body: bytes) -> Any:

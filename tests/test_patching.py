@@ -135,5 +135,12 @@ def test_the_request_vcrpy_sees_is_the_one_its_own_stub_builds() -> None:
     # vcrpy's own conversion: its Request given the httpx Headers object
     ours, vcrpys = stacks._make_vcr_request(request, b"{}"), Request(request.method, str(request.url), b"{}", request.headers)
     assert (ours.method, ours.uri, ours.body) == (vcrpys.method, vcrpys.uri, vcrpys.body)
-    assert list(ours.headers.items()) == list(vcrpys.headers.items())
+    assert ours.header_map == {name.lower(): value for name, value in vcrpys.headers.items()}  # what replay keys by
+    assert list(ours.headers.items()) == list(vcrpys.headers.items())  # built when read
     assert ours.headers["x-twice"] == "1, 2"
+    for name in ("scheme", "host", "port", "path", "query", "url"):
+        assert getattr(ours, name) == getattr(vcrpys, name), name
+    ours.uri = "http://other.test:8080/x?b=2"  # a changed URI is parsed again
+    assert (ours.host, ours.port, ours.query) == ("other.test", 8080, [("b", "2")])
+    ours.headers = {"X-New": "1"}  # replaced headers are what the request is keyed by from then on
+    assert ours.header_map is None and dict(ours.headers.lower_items()) == {"x-new": "1"}
