@@ -14,7 +14,6 @@ import contextlib
 import json
 import shlex
 import time
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +127,6 @@ class LLMCassette(Cassette):
         self._recorded_as_entries: list[cassette_file.Entry] = []
         self._renamed: dict[str, str] = {}  # digest as loaded -> as saved, for interactions written anew
         self._queues: dict[str, deque[int]] = {}
-        self._keys: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
         self.stubs: dict[Any, Callable[..., Any]] = {}  # vcrpy's stub per patch point, bound to this cassette (`stacks`)
 
     @classmethod
@@ -167,14 +165,17 @@ class LLMCassette(Cassette):
 
     def _key(self, request: Request) -> str:
         # Keyed with its own credentials masked, as it is stored: a live key inside the body or
-        # query of a recording then matches the placeholder (or another key) sent on replay.
-        key = self._keys.get(request)
-        if key is None:
-            headers = request.header_map if isinstance(request, stacks.SentRequest) else None
-            if headers is None:  # lower_items: vcrpy's header dict read without a lookup per name
-                headers = dict(request.headers.lower_items())
-            uri, body = self.scrubber.masked_request(request.uri, headers, request.body)
-            key = self._keys[request] = request_key(request.method, uri, body, normalize=self.normalize)
+        # query of a recording then matches the placeholder (or another key) sent on replay. The
+        # key is kept on the request (vcrpy asks about it twice), with the cassette that made it.
+        kept = getattr(request, "_llmcache_key", None)
+        if kept is not None and kept[0] is self:
+            return str(kept[1])
+        headers = request.header_map if isinstance(request, stacks.SentRequest) else None
+        if headers is None:  # lower_items: vcrpy's header dict read without a lookup per name
+            headers = dict(request.headers.lower_items())
+        uri, body = self.scrubber.masked_request(request.uri, headers, request.body)
+        key = request_key(request.method, uri, body, normalize=self.normalize)
+        request._llmcache_key = (self, key)
         return key
 
     # -- what vcrpy's transport stubs call ----------------------------------------------------
