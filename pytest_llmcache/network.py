@@ -171,6 +171,8 @@ def hold_send_checks() -> None:
 def release_send_checks() -> None:
     global _holders
     with _lock:
+        if _holders == 0:  # a count below zero would keep the send checks in place for good
+            raise RuntimeError("network.release_send_checks() without a matching hold_send_checks()")
         _holders -= 1
         if not _holders and not _active:
             _unpatch_sends()

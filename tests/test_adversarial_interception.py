@@ -454,3 +454,27 @@ def test_in_memory_transports_outside_a_cassette_are_not_refused(suite: InnerSui
         "test_x.py::test_mocks_its_own_tracing": [200, {"mocked": "api.smith.langchain.com"}],
         "test_x.py::test_asgi_app_on_an_ignored_host": [200, "served in memory"],
     }
+
+
+RELEASE_SEND_CHECKS_WITHOUT_HOLD = """
+import socket
+from pytest_llmcache import network
+
+before = socket.socket.sendall
+try:
+    network.release_send_checks()
+except RuntimeError as error:
+    print("refused:", error)
+network.hold_send_checks()
+print("patched:", socket.socket.sendall is not before)
+network.release_send_checks()
+print("restored:", socket.socket.sendall is before, "sendall" in vars(socket.socket))
+"""
+
+
+def test_releasing_the_send_checks_without_a_hold_is_refused_and_they_still_come_off(pytester: pytest.Pytester) -> None:
+    """A holder count below zero would keep the socket send checks in place for good."""
+    result = pytester.run(sys.executable, "-c", RELEASE_SEND_CHECKS_WITHOUT_HOLD)
+    assert result.ret == 0, result.stderr.str()
+    lines = result.stdout.lines
+    assert lines[0].startswith("refused: ") and lines[1:] == ["patched: True", "restored: True False"]
