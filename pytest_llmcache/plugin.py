@@ -153,6 +153,27 @@ def pytest_generate_tests_of_settings(metafunc: pytest.Metafunc) -> Iterator[Non
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Once a test is reported, what its hooks kept of it goes (its cassette with the interactions
+    it parsed, its guard): items live to the end of the session, and objects kept this way make
+    every later garbage collection longer. The scrubber stays: pytest records the test's warnings
+    (`pytest_warning_recorded`) after this."""
+    try:
+        return (yield)
+    finally:
+        _forget(item.stash, _CASSETTE)
+        _forget(item.stash, _GUARD)
+        _forget(item.stash, _ESCAPES)
+        _forget(item.stash, _REFUSAL)
+        _forget(item.stash, _COLLECTED)
+
+
+def _forget(stash: pytest.Stash, key: pytest.StashKey[_T]) -> None:
+    if key in stash:
+        del stash[key]
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     """A fixture of the test that sends a request with no recording: the same message, as an error."""
     try:
