@@ -43,7 +43,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlparse
 
 import vcr.patch  # noqa: F401 - imports the stacks that are installed
@@ -234,6 +234,33 @@ def _policy(cassette: LLMCassette | None) -> tuple[IgnorePolicy | None, bool]:
     return None, False
 
 
+class _Route(NamedTuple):
+    """Where a request goes: an answer in its place (`refusal`: ignored while replaying), sent
+    unrecorded (`live`: ignored while recording), the `cassette`'s vcrpy stub, or else the original."""
+
+    cassette: LLMCassette | None = None
+    refusal: tuple[int, dict[str, list[str]], bytes] | None = None
+    live: bool = False
+
+
+_ORIGINAL = _Route()
+
+
+def _route(point: _PatchPoint, method: str, url: str) -> _Route:
+    """One decision for every stack's dispatcher (see the module docstring)."""
+    _sdk_imported_since()
+    cassette = _active[-1] if _active else None
+    if cassette is None and not point.network:
+        return _ORIGINAL  # the Outside rules stop uploads: nothing answered in memory is one
+    ignore, replaying = _policy(cassette)
+    rule = ignore.rule_for(method, url) if ignore is not None else None
+    if rule is None:
+        return _ORIGINAL if cassette is None else _Route(cassette)
+    if cassette is not None:
+        cassette.ignored.append(f"{method.upper()} {url.partition('?')[0]}")
+    return _Route(refusal=refusal(method, url, rule)) if replaying else _Route(live=True)
+
+
 def _stub(cassette: LLMCassette, point: _PatchPoint, build: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
     stub = cassette.stubs.get(point)
     if stub is None:
@@ -253,18 +280,12 @@ def _sync_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callabl
 
     @functools.wraps(original)
     def handle_request(transport: Any, request: Any) -> Any:
-        _sdk_imported_since()
-        cassette = _active[-1] if _active else None
-        if cassette is None and not point.network:
-            return original(transport, request)  # the Outside rules stop uploads: nothing in memory is one
-        ignore, replaying = _policy(cassette)
-        rule = ignore.rule_for(request.method, str(request.url)) if ignore is not None else None
-        if rule is not None:
-            if cassette is not None:
-                cassette.ignored.append(f"{request.method} {request.url.copy_with(query=None)}")
-            if replaying:
-                return _httpx_response(httpx, *refusal(request.method, str(request.url), rule))
+        route = _route(point, request.method, str(request.url))
+        if route.refusal is not None:
+            return _httpx_response(httpx, *route.refusal)
+        if route.live:
             return send_live(transport, request)
+        cassette = route.cassette
         if cassette is None:
             return original(transport, request)
         return _stub(cassette, point, lambda: vcr_handle_request(cassette, send_live, httpx))(transport, request)
@@ -332,18 +353,12 @@ def _async_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callab
 
     @functools.wraps(original)
     async def handle_async_request(transport: Any, request: Any) -> Any:
-        _sdk_imported_since()
-        cassette = _active[-1] if _active else None
-        if cassette is None and not point.network:
-            return await original(transport, request)  # the Outside rules stop uploads: nothing in memory is one
-        ignore, replaying = _policy(cassette)
-        rule = ignore.rule_for(request.method, str(request.url)) if ignore is not None else None
-        if rule is not None:
-            if cassette is not None:
-                cassette.ignored.append(f"{request.method} {request.url.copy_with(query=None)}")
-            if replaying:
-                return _httpx_response(httpx, *refusal(request.method, str(request.url), rule))
+        route = _route(point, request.method, str(request.url))
+        if route.refusal is not None:
+            return _httpx_response(httpx, *route.refusal)
+        if route.live:
             return await send_live(transport, request)
+        cassette = route.cassette
         if cassette is None:
             return await original(transport, request)
         return await _stub(cassette, point, lambda: vcr_handle_async_request(cassette, send_live, httpx))(transport, request)
@@ -361,18 +376,14 @@ def _aiohttp_request(point: _PatchPoint, original: Callable[..., Any]) -> Callab
 
     @functools.wraps(original)
     async def request(session: Any, method: str, url: Any, **kwargs: Any) -> Any:
-        _sdk_imported_since()
-        cassette = _active[-1] if _active else None
-        ignore, replaying = _policy(cassette)
-        rule = ignore.rule_for(method, str(url)) if ignore is not None else None
-        if rule is not None:
-            if cassette is not None:
-                cassette.ignored.append(f"{method.upper()} {str(url).partition('?')[0]}")
-            if replaying:
-                status, headers, body = refusal(method, str(url), rule)
-                response = {"status": {"code": status, "message": "Forbidden"}, "headers": headers, "body": {"string": body}}
-                return build_response(Request(method, str(url), None, {}), response, [])
+        route = _route(point, method, str(url))
+        if route.refusal is not None:
+            status, headers, body = route.refusal
+            response = {"status": {"code": status, "message": "Forbidden"}, "headers": headers, "body": {"string": body}}
+            return build_response(Request(method, str(url), None, {}), response, [])
+        if route.live:
             return await send_live(session, method, url, **kwargs)
+        cassette = route.cassette
         if cassette is None:
             return await original(session, method, url, **kwargs)
         return await _stub(cassette, point, lambda: vcr_request(cassette, send_live))(session, method, url, **kwargs)

@@ -61,11 +61,12 @@ def test_requests_outside_a_cassette_pass_untouched_while_the_patches_are_held(t
     """A pytest session keeps the patch points from its first cassette on: with no cassette active,
     the dispatcher sends a request as the original transport would, and no cassette notes it."""
     body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"outside"}]}'
+    original = stacks._ORIGINALS[next(point for point in stacks._ORIGINALS if point.module == "httpx2" and point.owner == "HTTPTransport")][1]
     stacks.hold()
     try:
         with LLMCassette.use(path=tmp_path / "c.yaml", record_mode="none") as earlier:
             pass
-        assert httpx2.HTTPTransport.handle_request.__name__ == "handle_request" and stacks.current() is None
+        assert httpx2.HTTPTransport.handle_request is not original and stacks.current() is None  # still patched
         with httpx2.Client() as client:
             response = client.post(f"{server.base_url}/chat/completions", content=body, headers={"authorization": "Bearer sk-test-0123456789"})
     finally:
