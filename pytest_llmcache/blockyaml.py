@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["JSONText", "Unsupported", "dump", "json_text", "load"]
+__all__ = ["LINE_KEY", "LINE_SCALAR", "LINE_SCALAR_GROUPS", "JSONText", "Unsupported", "dump", "json_text", "load", "single_quoted"]
 
 _WIDTH = 100  # fold plain and quoted strings longer than this, where a single space allows
 _MAX_KEY = 1000  # YAML limits implicit keys to 1024 characters
@@ -61,7 +61,7 @@ _ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # no YAML escape reads back as one
 _SHORT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x00": "\\0"}
 _UNESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\x00", "\\": "\\", '"': '"'}
-_QUOTES = "'\""
+_QUOTES = ("'", '"')  # a tuple: an empty slice of a line is not in it (it is in any str)
 _DOUBLE_QUOTED_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.DOTALL)
 _ESCAPE_SEQUENCE = re.compile(r"\\(?:x([0-9a-f]{2})|u([0-9a-f]{4})|(.))")
 # A literal block's lines may hold anything printable except a YAML 1.1 line break or a BOM.
@@ -71,6 +71,28 @@ _PLAIN_KEYS: set[str] = set()  # keys already known to be plain (they repeat acr
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:e[-+][0-9]+)?)?"
 _ONE_NUMBER = re.compile(_NUMBER)
 _FLOW_NUMBERS = re.compile(rf"\[{_NUMBER}(?:, {_NUMBER})*\]")
+
+# For readers of a fixed shape (see cassette.Entry.replay): a one-line scalar that `load` reads back
+# as a string, recognised by a regular expression alone, followed by the end of its line.
+# Conservative, anything else goes to `load`: a plain string of printable ASCII starting with a
+# letter, not a reserved word, without "#" and whose spaces and colons are each followed by
+# another of its characters; or a single-quoted string without a character `load` refuses in one.
+_RESERVED_WORD = rf"(?:{'|'.join(sorted(_RESERVED))})"
+# (Each written so that no text matches two ways: a mismatch fails at once, without backtracking.)
+_LINE_PLAIN_RUN = "[!\"$-9;-~]"  # printable ASCII but a space, a colon or a "#"
+_LINE_PLAIN = rf"(?!{_RESERVED_WORD}\n)[A-Za-z]{_LINE_PLAIN_RUN}*(?:[: ]{_LINE_PLAIN_RUN}+)*"
+_LINE_QUOTED_RUN = f"[^'\n{_ESCAPED.pattern[1:-1]}]*"
+_LINE_QUOTED = f"{_LINE_QUOTED_RUN}(?:''{_LINE_QUOTED_RUN})*"
+LINE_SCALAR = rf"(?:{_LINE_PLAIN}|'{_LINE_QUOTED}')(?=\n)"
+# The same with two groups: a plain string, or a quoted one's text, its quotes still doubled (see `single_quoted`).
+LINE_SCALAR_GROUPS = rf"(?:({_LINE_PLAIN})|'({_LINE_QUOTED})')(?=\n)"
+# A mapping key `load` reads as the very text (plain, so never a reserved word).
+LINE_KEY = rf"(?!{_RESERVED_WORD}:)[A-Za-z][A-Za-z0-9_.-]*"
+
+
+def single_quoted(inner: str) -> str:
+    """The string a single-quoted scalar holds, given the text between its quotes."""
+    return inner.replace("''", "'")
 
 
 class Unsupported(ValueError):
@@ -520,7 +542,7 @@ def _unquoted(text: str, line: int) -> str:
     if quote == "'":
         if "'" in inner.replace("''", ""):
             raise Unsupported(f"line {line}: a single-quoted string dump would not write")
-        return inner.replace("''", "'")
+        return single_quoted(inner)
     if _DOUBLE_QUOTED_BODY.fullmatch(inner) is None:
         raise Unsupported(f"line {line}: a double-quoted string dump would not write")
     return _unescape(inner)

@@ -150,6 +150,8 @@ def test_it_reads_like_a_cassette_a_person_would_write():
         "- a:\n",  # a key without a value
         '- "unterminated\n',
         "- a: b\n   c: d\n",
+        "\n  a: 1\n",  # an empty first line (once an IndexError: "" is in any str of quotes)
+        "a:\n- \n",  # an empty sequence item, likewise
     ],
 )
 def test_text_it_did_not_write_is_refused(text):

@@ -1,0 +1,168 @@
+"""The replay fast paths give exactly what the general readers give, and step aside otherwise.
+
+- `cassette._response_head`: a response's status and headers read by regular expressions
+  (`cassette._RESPONSE_HEAD`) instead of blockyaml, on replay.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from builders import interaction
+from pytest_llmcache import blockyaml, cassette
+from pytest_llmcache.bodies import encode_body
+from pytest_llmcache.errors import CassetteError
+
+PRETTY = encode_body(json.dumps({"id": "chatcmpl-1", "choices": []}, indent=2).encode(), "application/json")
+SSE = encode_body(b'data: {"x": 1}\n\ndata: [DONE]\n\n', "text/event-stream")
+
+# What real responses carry, and what YAML reads as something else unless quoted.
+TRICKY = [
+    "application/json", "2020-10-01", "1139", "0", "-1", "1e3", "1.0", ".inf", "yes", "No", "on", "OFF", "null", "~", "true",
+    "", " ", "a ", " a", "a  b", "a: b", "a:b", "a:", "a #b", "a#b", "#a", "-", "- a", "'", "''", "'a'", '"a"', "a'b", "[1]", "{}",
+    "[]", "<<", "=", "...", "---", "@a", "`a", "%a", "|", ">", "!a", "&a", "*a", "?", "?a", "a\tb", "ü", "é: x", "\u2028", "\x7f",
+    "Wed, 02 Dec 2026 05:35:35 GMT", "req_1395916205d68359d83cbcece202d894", "text/event-stream; charset=utf-8", "x" * 130,
+    " ".join(["word"] * 40), "max-age=0, private, must-revalidate", 'W/"abc"', "a\\b",
+]
+names = st.one_of(st.from_regex(r"[a-z][a-z0-9-]{0,24}", fullmatch=True), st.sampled_from(TRICKY).filter(bool), st.text(min_size=1, max_size=8))
+values = st.one_of(st.sampled_from(TRICKY), st.from_regex(r"[ -~]{0,30}", fullmatch=True), st.text(max_size=12))
+
+
+def head_of(text: str) -> tuple[int, int]:
+    """Where a response's head (status and headers) lies in an interaction's text."""
+    start = text.find(cassette._RESPONSE_LINE) + 1
+    return start, text.find("\n    body:\n", start) + 1
+
+
+def general(text: str) -> object:
+    """What the reader replay falls back to gives for `text` (PyYAML when blockyaml can't)."""
+    return cassette.Entry("<test>", 0, text, in_subset=True)._parse(text)
+
+
+def recorded(headers: dict[str, list[str]], message: str = "OK", body: dict = PRETTY) -> dict:
+    item = interaction({"model": "gpt-4o", "messages": []}, body, response_headers=headers)
+    item["response"]["status"]["message"] = message
+    return item
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(names, st.lists(values, min_size=1, max_size=3), max_size=8), values, st.sampled_from([PRETTY, SSE]))
+def test_the_fast_head_reads_what_blockyaml_reads_for_any_headers(headers, message, body):
+    [entry] = cassette.loads_entries(cassette.dumps([recorded(headers, message, body)]))
+    start, end = head_of(entry.text)
+    fast = cassette._response_head(entry.text, start, end)
+    if fast is not None:
+        assert fast == general(entry.text[start:end])
+    assert entry.replay()[:2] == ({"code": 200, "message": message}, headers)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{0,24}", fullmatch=True), st.lists(st.from_regex(r"[a-zA-Z][a-zA-Z0-9/;=.,-]{0,20}(?: [a-zA-Z0-9/;=.,-]{1,8}){0,4}", fullmatch=True), min_size=1, max_size=2), max_size=8))
+def test_ordinary_headers_take_the_fast_path(headers):
+    [entry] = cassette.loads_entries(cassette.dumps([recorded(headers)]))
+    start, end = head_of(entry.text)
+    fast = cassette._response_head(entry.text, start, end)
+    assert fast is not None
+    assert fast == general(entry.text[start:end])
+
+
+# Characters that change what YAML reads, for edits by hand.
+EDITS = st.sampled_from([*" -:#'\"\n\t[]{}|>&*!%@`,?~0aZ", "  ", "\n      ", "\n    ", "''", ": ", " #", "yes", "\u2028", "é"])
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_an_edited_head_is_read_as_the_general_reader_reads_it_or_left_to_it(data):
+    headers = {"content-type": ["application/json"], "openai-version": ["2020-10-01"], "vary": ["Origin", "Accept-Encoding"], "x-empty": [""]}
+    [entry] = cassette.loads_entries(cassette.dumps([recorded(headers, data.draw(st.sampled_from(["OK", "Not Found", ""])))]))
+    start, end = head_of(entry.text)
+    text = entry.text[start:end]
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(text) - 1))
+        cut = data.draw(st.integers(0, 3))
+        text = text[:at] + data.draw(EDITS) + text[at + cut :]
+    if not text.endswith("\n"):
+        text += "\n"
+    fast = cassette._response_head(text, 0, len(text))
+    try:
+        expected = general(text)
+    except (yaml.YAMLError, RecursionError):
+        assert fast is None
+        return
+    if fast is not None:
+        assert fast == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "OK"),
+        ({"vary": ["Origin", "Accept-Encoding"], "set-thing": ["a", "'b'", ""]}, "Too Many Requests"),
+        ({"retry-after": ["2"], "x-flag": ["yes"], "x-nothing": ["null"], "x-empty": [""]}, ""),
+        ({"content-security-policy": ["default-src 'self'; " * 12]}, "OK"),  # folded over lines: blockyaml reads it
+        ({"x-unicode": ["naïve"], "x-colon": ["a: b"], "x-hash": ["a #b"]}, "Très bien"),
+    ],
+)
+def test_replay_gives_the_recorded_head_whatever_reader_reads_it(headers, message):
+    for body in (PRETTY, SSE):
+        item = recorded(headers, message, body)
+        [entry] = cassette.loads_entries(cassette.dumps([item]))
+        assert entry.replay() == (item["response"]["status"], headers, cassette.response_body(item))
+        assert entry._interaction is None
+
+
+def test_a_head_edited_by_hand_is_read_by_the_general_reader(tmp_path):
+    """Text whose digest still matches (say, rewritten by a tool) but that `dumps` would not
+    write: the fast reader steps aside, and replay reads what YAML reads."""
+    [entry] = cassette.loads_entries(cassette.dumps([recorded({"x-flag": ["on"], "retry-after": ["2"]})]))
+    edited = entry.text.replace("x-flag: 'on'", "x-flag: on").replace("retry-after: '2'", "retry-after: 2")
+    assert edited != entry.text
+    start, end = head_of(edited)
+    assert cassette._response_head(edited, start, end) is None
+    again = cassette.Entry(tmp_path / "c.yaml", 0, edited, entry.key, in_subset=True)
+    assert again.replay()[1] == {"x-flag": ["True"], "retry-after": ["2"]}  # YAML 1.1's reading, as before
+    assert again.replay()[1] == cassette.Entry(tmp_path / "c.yaml", 0, edited, entry.key).interaction["response"]["headers"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (("      code: 200", "      code: lots"), r"interaction #0 is malformed: invalid literal for int"),
+        (("      message: OK", "      message: [OK"), r"interaction #0 is not valid YAML: while parsing a flow sequence"),
+        (("    headers:\n", "    headers: 3\n"), r"interaction #0 is not valid YAML"),
+        (("    status:\n      code: 200\n", "    status:\n"), r"interaction #0 is malformed: missing 'code'"),
+    ],
+)
+def test_a_malformed_head_fails_with_the_same_clear_error(tmp_path, edit, problem):
+    [entry] = cassette.loads_entries(cassette.dumps([recorded({"content-type": ["application/json"]})]))
+    assert edit[0] in entry.text
+    broken = entry.text.replace(*edit)
+    errors = []
+    for in_subset in (True, False):
+        with pytest.raises(CassetteError, match=problem) as error:
+            cassette.Entry(tmp_path / "c.yaml", 0, broken, entry.key, in_subset=in_subset, line=3).replay()
+        errors.append(str(error.value))
+    assert "c.yaml" in errors[0]
+    if "line" in errors[0]:  # a line of the file at or just after the edit, as the general reader counts
+        edited_line = 3 + entry.text[: entry.text.index(edit[0])].count("\n") + 1
+        assert f"line {edited_line}," in errors[0] or f"line {edited_line + 1}," in errors[0]
+    assert errors[0] == errors[1]  # whichever reader: the same message
+
+
+def test_line_scalars_are_what_blockyaml_reads_as_strings():
+    """The scalar pattern accepts only strings blockyaml reads back as the very text."""
+    import re
+
+    pattern = re.compile(blockyaml.LINE_SCALAR_GROUPS)
+    for text in TRICKY:
+        for written in (text, f"'{text}'"):
+            match = pattern.match(written + "\n")
+            if match is None or match.end() != len(written):
+                continue
+            plain, quoted = match.groups()
+            value = plain if plain is not None else blockyaml.single_quoted(quoted)
+            assert blockyaml.load(f"k: {written}\n") == {"k": value}
