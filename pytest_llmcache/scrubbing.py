@@ -194,20 +194,29 @@ def credentials_in(
     """Every credential a request (or, with its headers only, a response) carries, by the one set of
     rules the scrubber and ``llmcache verify`` share. Values are yielded as found (a placeholder
     too): callers filter."""
-    extra_headers, extra_query_params = frozenset(extra_headers), frozenset(extra_query_params)
+    extra_headers = frozenset(extra_headers)
     for name, value in headers.items():
         kind = _header_kind(name, extra_headers)
-        if kind is None:
-            continue
-        lowered = str(name).lower()
-        values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
-        if kind == "cookie":
-            for item in values:
-                for cookie in _cookie_values(item.partition(";")[0] if lowered != "cookie" else item):
-                    yield Credential("header", lowered, cookie)
-        else:
-            for item in values:
-                yield Credential("header", lowered, _credential(item))
+        if kind is not None:
+            yield from _header_credentials(name, value, kind)
+    yield from _target_credentials(uri, body, frozenset(extra_query_params))
+
+
+def _header_credentials(name: str, value: Any, kind: str) -> Iterator[Credential]:
+    """The credentials in header `name` (a value may be a list), of its `_header_kind`."""
+    lowered = str(name).lower()
+    values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
+    if kind == "cookie":
+        for item in values:
+            for cookie in _cookie_values(item.partition(";")[0] if lowered != "cookie" else item):
+                yield Credential("header", lowered, cookie)
+    else:
+        for item in values:
+            yield Credential("header", lowered, _credential(item))
+
+
+def _target_credentials(uri: str, body: bytes | None, extra_query_params: frozenset[str]) -> Iterator[Credential]:
+    """The credentials in a request's URL (query parameters, userinfo) and JSON body fields."""
     if "?" not in uri and "@" not in uri:
         query, password, username = [], None, None  # nothing to parse (the common case, every request)
     else:
@@ -233,6 +242,10 @@ def credentials_in(
         for name, value in _json_fields(document):
             if name.lower() not in NOT_CREDENTIALS and _KEY_LIKE_FIELD.search(name):
                 yield Credential("body field", repr(name), value)
+
+
+# How many header values and URLs a scrubber remembers having learned from (a test sends a few).
+_MAX_LEARNED = 256
 
 
 @dataclass(eq=False)
@@ -292,10 +305,37 @@ class Scrubber:
                 self.remember([value], f"${name}")
 
     def learn_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None = None) -> None:
-        """Remembers the credentials a live request carries (the environment is read when recording)."""
-        for credential in credentials_in(uri, headers, body, self.extra_headers, self.extra_query_params):
+        """Remembers the credentials a live request carries (the environment is read when recording),
+        as `credentials_in` finds them.
+
+        Every request of a test repeats its Authorization header and its URL: a header value whose
+        credentials are all remembered already is not read again, nor a URL whose host is known
+        (learning them again would remember nothing new)."""
+        extra_headers = frozenset(self.extra_headers)
+        for name, value in headers.items():
+            kind = _header_kind(name, extra_headers)
+            if kind is None:
+                continue
+            seen = (name, value) if type(value) is str else None
+            held = self._learned_headers.get(seen) if seen is not None else None
+            if held is not None and all(found in self.secrets for found in held):
+                continue
+            credentials = list(_header_credentials(name, value, kind))
+            for credential in credentials:
+                self.remember([credential.value], credential.source)
+            held = tuple(credential.value.strip() for credential in credentials)
+            if seen is not None and len(self._learned_headers) < _MAX_LEARNED and all(found in self.secrets for found in held):
+                self._learned_headers[seen] = held
+        for credential in _target_credentials(uri, body, frozenset(self.extra_query_params)):
             self.remember([credential.value], credential.source)
-        self.remember_host(secret_host(uri), "the Azure endpoint")
+        if uri in self._learned_hosts:
+            host = self._learned_hosts[uri]
+            if host is None or host in self.hosts:
+                return
+        host = secret_host(uri)
+        self.remember_host(host, "the Azure endpoint")
+        if len(self._learned_hosts) < _MAX_LEARNED:
+            self._learned_hosts[uri] = host.lower() if host else None
 
     def learn_interaction(self, interaction: Mapping[str, Any]) -> None:
         """Remembers the credentials of a stored interaction's request, and the cookies its response set."""
@@ -316,6 +356,9 @@ class Scrubber:
     _environment: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
     _hosts_text: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
     _hosts_bytes: re.Pattern[bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    # What `learn_request` learned from: header (name, value) -> the credentials it held; URL -> its secret host.
+    _learned_headers: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _learned_hosts: dict[str, str | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _replacements(self) -> list[tuple[str, str]]:
         """(found, replacement) pairs, longest first, each secret also in its URL-encoded and JSON-escaped forms."""

@@ -2,6 +2,8 @@
 
 - `cassette._response_head`: a response's status and headers read by regular expressions
   (`cassette._RESPONSE_HEAD`) instead of blockyaml, on replay.
+- `Scrubber.learn_request`: a header value or URL already learned from is not read again, while
+  what it held is still remembered; it learns exactly what `credentials_in` finds.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from builders import interaction
 from pytest_llmcache import blockyaml, cassette
 from pytest_llmcache.bodies import encode_body
 from pytest_llmcache.errors import CassetteError
+from pytest_llmcache.providers import secret_host
+from pytest_llmcache.scrubbing import REDACTED, Scrubber, credentials_in
 
 PRETTY = encode_body(json.dumps({"id": "chatcmpl-1", "choices": []}, indent=2).encode(), "application/json")
 SSE = encode_body(b'data: {"x": 1}\n\ndata: [DONE]\n\n', "text/event-stream")
@@ -166,3 +170,71 @@ def test_line_scalars_are_what_blockyaml_reads_as_strings():
             plain, quoted = match.groups()
             value = plain if plain is not None else blockyaml.single_quoted(quoted)
             assert blockyaml.load(f"k: {written}\n") == {"k": value}
+
+
+# -- the scrubber's memory of what it learned from ---------------------------------------------
+
+def reference_learning(scrubber: Scrubber, uri: str, headers: dict, body: bytes) -> None:
+    """`Scrubber.learn_request` without its memory: everything `credentials_in` finds, every time."""
+    for credential in credentials_in(uri, headers, body, scrubber.extra_headers, scrubber.extra_query_params):
+        scrubber.remember([credential.value], credential.source)
+    scrubber.remember_host(secret_host(uri), "the Azure endpoint")
+
+
+HEADER_NAMES = ["authorization", "Authorization", "api-key", "x-api-key", "cookie", "set-cookie", "x-gateway-pass", "content-type", "x-stainless-os"]
+HEADER_VALUES = ["Bearer sk-live-0123456789", "Bearer sk-live-0123456789 ", "sk-other-credential-99", "short", REDACTED, f"Bearer {REDACTED}",
+                 "a=session-cookie-value-1; b=2", "application/json", "Basic dXNlcjpwYXNzd29yZA==", "api.openai.test"]
+URIS = ["https://api.openai.test/v1/chat/completions", "https://contoso-prod.openai.azure.com/openai/deployments/d/chat/completions?api-version=1",
+        "https://user:hunter2-password@proxy.example/v1/x", "https://api.openai.test/v1/x?api_key=query-credential-123", "https://[::1/x"]
+BODIES = [b"", b'{"model":"m","messages":[]}', b'{"api_key":"body-credential-0001","input":"x"}', b"not json"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(URIS), st.dictionaries(st.sampled_from(HEADER_NAMES), st.sampled_from(HEADER_VALUES) | st.lists(st.sampled_from(HEADER_VALUES), max_size=2), max_size=4), st.sampled_from(BODIES)), max_size=8),
+    st.lists(st.sampled_from([None, "forget one", "forget all"]), min_size=8, max_size=8),
+)
+def test_the_scrubber_learns_what_credentials_in_finds_whatever_it_learned_before(requests, forgetting):
+    """The same secrets, hosts and sources as reading every request whole, even when what was
+    learned is taken back by hand between requests (the memory never stands in for it)."""
+    scrubber, reference = Scrubber(extra_headers=["x-gateway-pass"]), Scrubber(extra_headers=["x-gateway-pass"])
+    for (uri, headers, body), forget in zip(requests, forgetting, strict=False):
+        scrubber.learn_request(uri, headers, body)
+        reference_learning(reference, uri, headers, body)
+        assert (scrubber.secrets, scrubber.hosts) == (reference.secrets, reference.hosts)
+        assert list(scrubber.secrets.items()) == list(reference.secrets.items())
+        for learned in (scrubber, reference):
+            if forget == "forget all":
+                learned.secrets.clear()
+                learned.hosts.clear()
+            elif forget == "forget one" and learned.secrets:
+                learned.secrets.pop(next(iter(learned.secrets)))
+            learned._patterns = None
+        assert scrubber.masked_request(uri, headers, body) == reference.masked_request(uri, headers, body)
+
+
+def test_a_header_value_learned_once_is_still_masked_on_every_request():
+    scrubber = Scrubber()
+    headers = {"authorization": "Bearer sk-live-0123456789", "content-type": "application/json"}
+    body = b'{"echo":"sk-live-0123456789"}'
+    for _ in range(3):
+        _, masked = scrubber.masked_request("https://api.openai.test/v1/x", headers, body)
+        assert masked == f'{{"echo":"{REDACTED}"}}'.encode()
+    assert list(scrubber._learned_headers) == [("authorization", "Bearer sk-live-0123456789")]
+    scrubber.secrets.clear()  # taken back: the next request learns it again
+    assert scrubber.masked_request("https://api.openai.test/v1/x", headers, body)[1] == f'{{"echo":"{REDACTED}"}}'.encode()
+
+
+def test_the_scrubbers_memory_is_bounded_and_never_holds_a_value_in_its_repr():
+    scrubber = Scrubber()
+    for number in range(scrubber_limit() + 50):
+        scrubber.learn_request(f"https://tenant{number}.openai.azure.com/x", {"api-key": f"credential-number-{number:05d}"})
+    assert len(scrubber._learned_headers) == scrubber_limit() and len(scrubber._learned_hosts) == scrubber_limit()
+    assert len(scrubber.secrets) >= scrubber_limit() + 50  # every one learned all the same
+    assert "credential-number" not in repr(scrubber) and "tenant" not in repr(scrubber)
+
+
+def scrubber_limit() -> int:
+    from pytest_llmcache import scrubbing
+
+    return scrubbing._MAX_LEARNED
