@@ -89,8 +89,10 @@ KEY_SCHEME = "k2"
 # k1 keys counted the fields k2 ignores (matching.VOLATILE_FIELDS): still valid where none appears.
 _K1 = "k1"
 # How `dumps` writes a verbatim JSON response body (the last lines of an interaction).
+_BODY_LINE = "\n    body:\n"  # a response's body (its request's is indented alike: look after the response line)
 _VERBATIM_BODY = "\n    body:\n      layout: "
 _VERBATIM_JSON = "      json: "
+_CLOSING = str.maketrans("{[", "}]")
 _VERBATIM_LAYOUT = re.compile(r"indent=[0-9]+(?: [a-z]+)*")
 # Marks an interaction whose text blockyaml wrote (and so reads), in the index comment.
 _SUBSET = "y1"
@@ -245,9 +247,7 @@ class Entry:
             self.interaction  # noqa: B018 - reports what is wrong with the text
             return self.replay()
         try:
-            # Verbatim JSON bodies stay text: the bytes are the text, parsed only if asked for.
-            document = self._verbatim_response(start) or self._parse(self.text[start + 1 :], json_text=True)
-            response, content = _response(document["response"])
+            response, content = self._subset_response(start) or _response(self._parse(self.text[start + 1 :], json_text=True)["response"])
             self._response = response
         except yaml.YAMLError as err:
             where = _in_file(err, self.line + self.text.count("\n", 0, start + 1), self.path)
@@ -257,23 +257,53 @@ class Entry:
             raise CassetteError(self.path, f"interaction #{self.index} is malformed: {problem}") from None
         return response["status"], response["headers"], content
 
-    def _verbatim_response(self, start: int) -> dict[str, Any] | None:
-        """The response part of unedited `dumps` text whose body is verbatim JSON, read without
-        going through the body's lines: `dumps` writes such a body last, its layout first, each
-        line of the JSON indented by 8 spaces, which are all that is removed. None otherwise."""
+    def _subset_response(self, start: int) -> tuple[dict[str, Any], bytes] | None:
+        """The response (in the in-memory shape) and its body's bytes, read from unedited `dumps`
+        text by parts: its head (status and headers) by `_response_head`, else by blockyaml; a
+        verbatim JSON body without going through its lines (see `_verbatim_body`), else the body's
+        lines by blockyaml. None when the text is not in the subset, or a part is not as `dumps`
+        writes it: the response is then read whole, as any YAML (and its errors reported)."""
         assert self.text is not None
-        body = self.text.find(_VERBATIM_BODY, start) if self.in_subset else -1
+        body = self.text.find(_BODY_LINE, start) if self.in_subset else -1
         if body < 0:
+            return None
+        stored = self._verbatim_body(body)
+        head = _response_head(self.text, start + 1, body + 1)
+        if stored is None and head is not None:
+            try:  # the lines from the body's on, as the mapping they continue
+                rest = blockyaml.load(self.text[body + 1 :], json_text=True)
+            except (blockyaml.Unsupported, RecursionError):
+                return None
+            if not isinstance(rest, dict):
+                return None
+            status, headers = head
+            return _response({"status": status, "headers": headers, **rest})
+        if stored is None:
+            return None
+        if head is None:
+            document = self._parse(self.text[start + 1 : body + 1])
+            document["response"]["body"] = stored
+            return _response(document["response"])
+        status, headers = head
+        return {"status": status, "headers": headers, "body": stored}, decode_body(stored)
+
+    def _verbatim_body(self, body: int) -> dict[str, Any] | None:
+        """The stored body whose ``body:`` line starts at `body` (a newline) when `dumps` wrote it
+        verbatim, pretty-printed JSON kept as text (the bytes are the text, parsed only if asked
+        for): such a body comes last, its layout first, each line of the JSON indented by 8 spaces,
+        which are all that is removed. None otherwise."""
+        assert self.text is not None
+        if not self.text.startswith(_VERBATIM_BODY, body):
             return None
         layout_end = self.text.find("\n", body + len(_VERBATIM_BODY))
         layout = self.text[body + len(_VERBATIM_BODY) : layout_end]
         opener = self.text[layout_end + 1 : layout_end + 1 + len(_VERBATIM_JSON) + 2]
         if _VERBATIM_LAYOUT.fullmatch(layout) is None or opener not in (_VERBATIM_JSON + "{\n", _VERBATIM_JSON + "[\n"):
             return None
+        if not self.text.endswith("\n        " + opener[-2].translate(_CLOSING) + "\n"):
+            return None  # not last after all (an interaction built with its body first)
         text = self.text[layout_end + 1 + len(_VERBATIM_JSON) : -1].replace("\n        ", "\n")
-        document = _response_head(self.text, start + 1, body + 1) or self._parse(self.text[start + 1 : body + 1])
-        document["response"]["body"] = {"layout": layout, "json": blockyaml.JSONText(text)}
-        return document
+        return {"layout": layout, "json": blockyaml.JSONText(text)}
 
     @property
     def request(self) -> dict[str, Any]:
@@ -346,14 +376,15 @@ class Entry:
         return self._known_digest
 
 
-def _response_head(text: str, start: int, end: int) -> dict[str, Any] | None:
-    """What blockyaml reads from text[start:end] when that is a response's head as `dumps` writes
-    it (see `_RESPONSE_HEAD`): ``{"response": {"status": ..., "headers": ...}}``; else None."""
+def _response_head(text: str, start: int, end: int) -> tuple[dict[str, Any], dict[str, list[str]]] | None:
+    """The status and headers (in the in-memory shape) of the response whose head is text[start:end]
+    when it is as `dumps` writes it (see `_RESPONSE_HEAD`): what blockyaml reads there, then
+    `_response`, would give the same. None for any other text."""
     head = _RESPONSE_HEAD.fullmatch(text, start, end)
     if head is None:
         return None
     code, plain, quoted, block = head.groups()
-    headers: dict[str, Any] = {}
+    headers: dict[str, list[str]] = {}
     values: list[str] = []
     for item, name, value in _HEAD_LINE.findall(block or ""):
         if name and not value:
@@ -362,11 +393,11 @@ def _response_head(text: str, start: int, end: int) -> dict[str, Any] | None:
         value = value or item  # a scalar: plain (never empty, never starting with a quote) or quoted
         value = blockyaml.single_quoted(value[1:-1]) if value[0] == "'" else value
         if name:
-            headers[name] = value
+            headers[name] = [value]
         else:
             values.append(value)
     message = plain if plain is not None else blockyaml.single_quoted(quoted)
-    return {"response": {"status": {"code": int(code), "message": message}, "headers": headers}}
+    return {"code": int(code), "message": message}, headers
 
 
 def _in_file(error: yaml.YAMLError, first_line: int, path: Path | str) -> yaml.YAMLError:
@@ -674,7 +705,7 @@ def _compact(interaction: Interaction) -> Interaction:
     request, response = interaction["request"], interaction["response"]
     body = response["body"]
     # A pretty-printed JSON response is written as its own text (also YAML), last: replay reads it
-    # back without parsing or re-serialising it (see Entry._verbatim_response), which is what
+    # back without parsing or re-serialising it (see Entry._verbatim_body), which is what
     # large bodies cost.
     text = json_text_of(body) if isinstance(body, dict) else None
     return {
