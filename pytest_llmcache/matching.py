@@ -128,7 +128,17 @@ class Normalizer:
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _canonical_json(document: Any) -> bytes:
+# The C encoder behind it, made once and without the check for reference cycles: for documents a
+# JSON or YAML parser made, which have none (JSONEncoder.encode's Python layers cost about a
+# quarter of encoding a chat request).
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)  # None without CPython's _json
+_ACYCLIC = _C_ENCODER(None, _CANONICAL.default, json.encoder.encode_basestring, None, ":", ",", True, False, True) if _C_ENCODER else None
+
+
+def _canonical_json(document: Any, parsed: bool = False) -> bytes:
+    """`document` as canonical JSON; `parsed`: made by a parser, so without reference cycles."""
+    if parsed and _ACYCLIC is not None:
+        return "".join(_ACYCLIC(document, 0)).encode("utf-8")
     return _CANONICAL.encode(document).encode("utf-8")
 
 
@@ -147,9 +157,8 @@ def request_key(method: str, uri: str, body: bytes | None = None, document: Any 
     if document is not None:
         if isinstance(document, dict) and any(name in document for name in VOLATILE_FIELDS):
             document = {name: value for name, value in document.items() if name not in VOLATILE_FIELDS}
-        if normalize:
-            document = normalize(document)
-        content = _canonical_json(document)
+        # A normaliser may return any object: only a parsed document skips the cycle check.
+        content = _canonical_json(normalize(document)) if normalize else _canonical_json(document, parsed=True)
     else:
         content = body or b""
     digest = hashlib.blake2b(f"{method.upper()} {_target(uri)}\n".encode(), digest_size=16)

@@ -4,6 +4,8 @@
   (`cassette._RESPONSE_HEAD`) instead of blockyaml, on replay.
 - `Scrubber.learn_request`: a header value or URL already learned from is not read again, while
   what it held is still remembered; it learns exactly what `credentials_in` finds.
+- `bodies.parse_json` reads a body as `json.loads` does; `matching._canonical_json` of a parsed
+  document is what `json.dumps` writes.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builders import interaction
-from pytest_llmcache import blockyaml, cassette
+from pytest_llmcache import blockyaml, bodies, cassette, matching
 from pytest_llmcache.bodies import encode_body
 from pytest_llmcache.errors import CassetteError
 from pytest_llmcache.providers import secret_host
@@ -280,3 +282,59 @@ def scrubber_limit() -> int:
     from pytest_llmcache import scrubbing
 
     return scrubbing._MAX_LEARNED
+
+
+# -- keying: parsing and canonical JSON --------------------------------------------------------
+
+def reference_parse_json(raw: bytes) -> object:
+    """`bodies.parse_json` as it was: json.loads itself."""
+    stripped = raw.lstrip()
+    if not stripped or stripped[:1] not in (b"{", b"["):
+        return None
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return None if bodies._depth_exceeds(document, bodies.MAX_JSON_DEPTH) else document
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+BODY_PREFIXES = [b"", b" ", b"\n\t ", b"\xef\xbb\xbf", b"\x00", b"{\x00", b"\xff\xfe", b"\xfe\xff"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.tuples(st.sampled_from(BODY_PREFIXES), json_values.map(lambda value: json.dumps(value).encode()), st.sampled_from([b"", b" ", b"x", b"\x00"])).map(b"".join),
+    json_values.map(lambda value: json.dumps([value], ensure_ascii=False).encode("utf-8", "surrogatepass")),
+    st.sampled_from(["utf-16-le", "utf-16-be", "utf-32-le", "utf-8-sig", "latin-1"]).flatmap(
+        lambda encoding: json_values.map(lambda value: json.dumps({"v": value}, ensure_ascii=False).encode(encoding, "replace"))),
+    st.binary(max_size=40).map(lambda raw: b"{" + raw),
+    st.sampled_from([b'{"a": "\\ud800"}', b'["\\udc00\\ud800"]', b"{\xed\xa0\x80}", b"[" * 150 + b"]" * 150, b"[1]\n", b"{}"]),
+))
+def test_a_body_is_parsed_as_json_loads_parses_it(raw):
+    got, expected = bodies.parse_json(raw), reference_parse_json(raw)
+    assert got == expected or repr(got) == repr(expected)  # (NaN is not equal to itself)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_values)
+def test_canonical_json_of_a_parsed_document_is_what_json_dumps_writes(document):
+    expected = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    try:
+        got = matching._canonical_json(document, parsed=True)
+    except UnicodeEncodeError:  # a lone surrogate: the same as before
+        with pytest.raises(UnicodeEncodeError):
+            matching._canonical_json(document)
+        return
+    assert got == expected == matching._canonical_json(document)
+
+
+def test_a_normaliser_returning_a_cycle_still_gets_json_s_own_error():
+    looped: list = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="Circular reference"):
+        matching.request_key("POST", "https://api.openai.test/v1/x", b'{"a":1}', normalize=matching.Normalizer(function=lambda document: looped))
