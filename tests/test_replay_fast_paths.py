@@ -70,7 +70,7 @@ def test_the_fast_head_reads_what_blockyaml_reads_for_any_headers(headers, messa
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{0,24}", fullmatch=True), st.lists(st.from_regex(r"[a-zA-Z][a-zA-Z0-9/;=.,-]{0,20}(?: [a-zA-Z0-9/;=.,-]{1,8}){0,4}", fullmatch=True), min_size=1, max_size=2), max_size=8))
+@given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{0,24}", fullmatch=True).filter(lambda name: name not in ("on", "no", "off", "yes", "true", "null")), st.lists(st.from_regex(r"[a-zA-Z][a-zA-Z0-9/;=.,-]{0,20}(?: [a-zA-Z0-9/;=.,-]{1,8}){0,4}", fullmatch=True), min_size=1, max_size=2), max_size=8))
 def test_ordinary_headers_take_the_fast_path(headers):
     [entry] = cassette.loads_entries(cassette.dumps([recorded(headers)]))
     start, end = head_of(entry.text)
