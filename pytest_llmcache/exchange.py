@@ -174,17 +174,15 @@ class Billing:
     usage: Usage | None
 
 
-def read_billing(request: Mapping[str, Any], response: Mapping[str, Any], whole_request: Callable[[], Mapping[str, Any]] | None = None) -> Billing:
+def read_billing(uri: str, header_names: Iterable[str], response: Mapping[str, Any], whole_request: Callable[[], Mapping[str, Any]]) -> Billing:
     """`read_exchange(...)`'s billed model and usage, for the session report's tally at every
-    test's teardown: `request` may be the request without its body (method, uri, headers), the
-    whole request then coming from `whole_request` only if the body is needed, that is when the
+    test's teardown: from where the request went (its URI and header names) and the response; the
+    whole request comes from `whole_request` only when its body is needed, that is when the
     response does not name the model that answered."""
-    uri = str(request.get("uri", ""))
-    reply = _read_reply(uri, request.get("headers") or {}, response.get("headers") or {}, _response_body(response))
+    reply = _read_reply(uri, header_names, response.get("headers") or {}, _response_body(response))
     if reply.answered_by is not None:
         return Billing(reply.answered_by, reply.usage)
-    whole = request if whole_request is None else whole_request()
-    return Billing(_asked_model(_request_document(whole.get("body")), reply.path)[0], reply.usage)
+    return Billing(_asked_model(_request_document(whole_request().get("body")), reply.path)[0], reply.usage)
 
 
 def interpret(
@@ -237,7 +235,7 @@ class _Reply:
     usage: Usage | None
 
 
-def _read_reply(uri: str, request_headers: Mapping[str, Any], response_headers: Mapping[str, Any], response_body: Any) -> _Reply:
+def _read_reply(uri: str, request_headers: Iterable[Any], response_headers: Mapping[str, Any], response_body: Any) -> _Reply:
     provider = providers.provider_for(uri, request_headers)
     path = unquote(urlsplit(uri).path)
     endpoint = provider.endpoint(path)

@@ -152,15 +152,17 @@ def pytest_generate_tests_of_settings(metafunc: pytest.Metafunc) -> Iterator[Non
         names[:] = [name for name in names if name not in added]
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     """Once a test is reported, what its hooks kept of it goes (its cassette with the interactions
-    it parsed, its guard): items live to the end of the session, and objects kept this way make
-    every later garbage collection longer. The scrubber stays: pytest records the test's warnings
-    (`pytest_warning_recorded`) after this."""
+    it parsed, its guard, its scrubber): items live to the end of the session, and objects kept
+    this way make every later garbage collection longer. (tryfirst: this wrapper is outside
+    pytest's warnings wrapper, which records the test's warnings, masked by its scrubber in
+    `pytest_warning_recorded`, on its way out.)"""
     try:
         return (yield)
     finally:
+        _forget(item.stash, _SCRUBBER)
         _forget(item.stash, _CASSETTE)
         _forget(item.stash, _GUARD)
         _forget(item.stash, _ESCAPES)

@@ -15,7 +15,7 @@ import functools
 import re
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -230,9 +230,10 @@ def provider_named(name: str) -> Provider:
     raise ValueError(f"unknown provider {name!r}; known: {', '.join(provider.name for provider in PROVIDERS)}")
 
 
-def provider_for(uri: str, headers: Mapping[str, Any] | None = None) -> Provider:
+def provider_for(uri: str, headers: Iterable[Any] | None = None) -> Provider:
     """The provider a request goes to: by host, else by a path only it uses (a proxy in front of
-    it, a loopback test server), else by a header only its SDK sends; else OpenAI-compatible."""
+    it, a loopback test server), else by a header only its SDK sends (`headers`: the request's
+    header names, or its headers); else OpenAI-compatible."""
     try:
         parts = urlsplit(uri if "//" in uri else "https://" + uri)
         host = parts.hostname or ""

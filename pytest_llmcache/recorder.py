@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Callable, Iterator
 
 import anyio
@@ -36,7 +36,7 @@ from pytest_llmcache.scrubbing import Scrubber
 from pytest_llmcache.modes import RECORD_MODES
 from pytest_llmcache.paths import display
 
-__all__ = ["RECORD_MODES", "LLMCassette", "RecordingSession"]
+__all__ = ["RECORD_MODES", "LLMCassette", "PlayedRequest", "RecordingSession"]
 
 # pytest-recording's modes: vcrpy's, plus "rewrite" (record everything into a fresh cassette).
 _VCR_MODES = {"none": RecordMode.NONE, "once": RecordMode.ONCE, "new_episodes": RecordMode.NEW_EPISODES, "all": RecordMode.ALL, "rewrite": RecordMode.ALL}
@@ -91,6 +91,23 @@ class RecordingSession:
             folder.replace(self._path, json.dumps(document).encode("utf-8"), backup=False)
 
 
+class PlayedRequest(NamedTuple):
+    """A replayed request as it was sent, its URI's credentials masked: what the session report
+    reads the provider and the endpoint from (the host, the path, the header names), so the
+    recorded request is not parsed again."""
+
+    uri: str
+    header_names: tuple[str, ...]
+
+
+class _Keyed(NamedTuple):
+    """What keying a request found, kept on it: vcrpy asks about a request twice."""
+
+    cassette: LLMCassette
+    key: str
+    sent: PlayedRequest
+
+
 class LLMCassette(Cassette):
     """One test's cassette: what was loaded, played, recorded and missed, and the waits asked for."""
 
@@ -118,6 +135,7 @@ class LLMCassette(Cassette):
         self.loaded: list[cassette_file.Entry] = []  # parsed only when played or inspected
         self.existed = False  # whether a cassette file was there when the test started
         self.played: list[int] = []  # indexes into `loaded`, in play order
+        self.played_requests: list[PlayedRequest] = []  # the request each of `played` answered
         self.recorded: list[cassette_file.Interaction] = []
         self.misses: list[MissingRecording] = []
         self.sharing_tests: tuple[str, ...] = ()  # every collected test using this cassette, when several do
@@ -163,20 +181,19 @@ class LLMCassette(Cassette):
         normalises bodies (then keyed again from its request alone; the response stays unparsed)."""
         return stored_request_key(entry.request, self.normalize) if self.normalize else entry.request_key
 
-    def _key(self, request: Request) -> str:
+    def _keyed(self, request: Request) -> _Keyed:
         # Keyed with its own credentials masked, as it is stored: a live key inside the body or
-        # query of a recording then matches the placeholder (or another key) sent on replay. The
-        # key is kept on the request (vcrpy asks about it twice), with the cassette that made it.
+        # query of a recording then matches the placeholder (or another key) sent on replay.
         kept = getattr(request, "_llmcache_key", None)
-        if kept is not None and kept[0] is self:
-            return str(kept[1])
+        if kept is not None and kept.cassette is self:
+            return kept
         headers = request.header_map if isinstance(request, stacks.SentRequest) else None
         if headers is None:  # lower_items: vcrpy's header dict read without a lookup per name
             headers = dict(request.headers.lower_items())
         uri, body = self.scrubber.masked_request(request.uri, headers, request.body)
-        key = request_key(request.method, uri, body, normalize=self.normalize)
-        request._llmcache_key = (self, key)
-        return key
+        keyed = _Keyed(self, request_key(request.method, uri, body, normalize=self.normalize), PlayedRequest(uri, tuple(headers)))
+        request._llmcache_key = keyed
+        return keyed
 
     # -- what vcrpy's transport stubs call ----------------------------------------------------
 
@@ -185,7 +202,7 @@ class LLMCassette(Cassette):
         request.body = stacks.body_bytes(request.body)
         if self.mode in ("all", "rewrite"):
             return False
-        key = self._key(request)
+        key = self._keyed(request).key
         if self._queues.get(key):
             return True
         if self.write_protected:
@@ -197,8 +214,10 @@ class LLMCassette(Cassette):
         return False
 
     def play_response(self, request: Request) -> dict[str, Any]:
-        index = self._queues[self._key(request)].popleft()
+        keyed = self._keyed(request)
+        index = self._queues[keyed.key].popleft()
         self.played.append(index)
+        self.played_requests.append(keyed.sent)
         status, headers, body = self.loaded[index].replay()
         return {"status": status, "headers": headers, "body": {"string": body}}
 

@@ -23,12 +23,12 @@ session.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Mapping
 
 import pytest
 
@@ -38,7 +38,7 @@ from pytest_llmcache.errors import LLMCacheError
 from pytest_llmcache.exchange import Billing, Exchange, ModelTotals, read_billing, read_exchange, tally
 from pytest_llmcache.pricing import PriceTable, load_prices, money_text, total_cost
 from pytest_llmcache.paths import SUFFIX, display
-from pytest_llmcache.recorder import LLMCassette, RecordingSession
+from pytest_llmcache.recorder import LLMCassette, PlayedRequest, RecordingSession
 
 __all__ = ["Report", "stale_message", "unplayed"]
 
@@ -56,16 +56,15 @@ def _plain(entry: Any) -> Any:
     return getattr(entry, "interaction", entry)
 
 
-def _billing(item: Any) -> Billing:
-    """What a played cassette entry or a recorded interaction adds to the totals. An entry's
-    request body, the largest part of the text, is parsed only if its response names no model."""
-    if isinstance(item, cassette_file.Entry):
-        return read_billing(item.request_head, item["response"], lambda: item.request)
-    return read_billing(item["request"], item["response"])
+def _played_billing(entry: cassette_file.Entry, sent: PlayedRequest) -> Billing:
+    """What a played entry adds to the totals: read from its response and where the request that
+    played it went; the recorded request (its body) is parsed only if the response names no model."""
+    return read_billing(sent.uri, sent.header_names, entry["response"], lambda: entry.request)
 
 
-def _tally(interactions: Iterable[Any]) -> Tokens:
-    return tally(_billing(item) for item in interactions)
+def _recorded_billing(interaction: Mapping[str, Any]) -> Billing:
+    request = interaction["request"]
+    return read_billing(str(request.get("uri", "")), request.get("headers") or {}, interaction["response"], lambda: request)
 
 
 def _add_tokens(into: Tokens, part: Tokens) -> None:
@@ -79,6 +78,26 @@ def _tokens_json(tokens: Tokens) -> dict[str, dict[str, int]]:
 
 def _tokens_from_json(document: dict[str, Any]) -> Tokens:
     return {model: ModelTotals.from_json(totals) for model, totals in document.items()}
+
+
+class _TestRecord(NamedTuple):
+    """What the summary says of one test. Plain tuples of strings and numbers: the session keeps
+    one per test to its end, and the garbage collector stops tracking such tuples."""
+
+    duration: float | None  # of its call phase, in seconds
+    tokens: tuple[tuple[str, int, int], ...]  # (billed model, input, output tokens), replayed and recorded
+
+    @classmethod
+    def of(cls, duration: float | None, *parts: Tokens) -> _TestRecord:
+        tokens: Tokens = {}
+        for part in parts:
+            _add_tokens(tokens, part)
+        return cls(duration, tuple((model, totals.input_tokens, totals.output_tokens) for model, totals in tokens.items()))
+
+    @classmethod
+    def from_json(cls, document: list[Any]) -> _TestRecord:
+        duration, tokens = document
+        return cls(duration, tuple((str(model), int(input_tokens), int(output_tokens)) for model, input_tokens, output_tokens in tokens))
 
 
 # -- --llm-strict ------------------------------------------------------------------------------
@@ -118,12 +137,18 @@ def _describe(exchange: Exchange) -> str:
 # -- the report --------------------------------------------------------------------------------
 
 
-@dataclass
-class _CassetteDigests:
-    """The digests (`cassette.Entry.digest`) of one cassette the session saw."""
+class _CassetteDigests(NamedTuple):
+    """The digests (`cassette.Entry.digest`) of one cassette the session saw. Dicts of strings
+    serve as sets: the session keeps one of these per cassette to its end, and the garbage
+    collector stops tracking a dict of strings (it tracks every set)."""
 
-    interactions: set[str] = field(default_factory=set)  # of the file as the tests left it
-    tests: dict[str, set[str]] = field(default_factory=dict)  # node id -> what the test played or recorded
+    interactions: dict[str, None]  # of the file as the tests left it
+    tests: dict[str, dict[str, None]]  # node id -> what the test played or recorded
+
+    def add(self, interactions: Iterable[str], node_id: str | None = None, used: Iterable[str] = ()) -> None:
+        self.interactions.update(dict.fromkeys(interactions))
+        if node_id is not None:
+            self.tests.setdefault(node_id, {}).update(dict.fromkeys(used))
 
     def as_json(self) -> dict[str, Any]:
         """As a worker sends it to the xdist controller (`Report._merge` reads it)."""
@@ -141,8 +166,7 @@ class Report:
         self.cassettes: dict[str, _CassetteDigests] = {}  # by name
         self.passed: dict[str, bool] = {}  # node id -> whether setup, call and teardown all passed
         self.tokens: dict[str, Tokens] = {"replayed": {}, "recorded": {}}
-        # node id -> {"duration": call seconds or None, "tokens": {model: ModelTotals as JSON}}
-        self.tests: dict[str, dict[str, Any]] = {}
+        self.tests: dict[str, _TestRecord] = {}  # node id -> what the summary says of it
         # What collection says (see `collected`); merged from the workers under xdist.
         self.expected: set[str] | None = None  # cassette names the collected tests would use
         self.shared: dict[str, list[str]] = {}  # cassette name -> the collected tests sharing it
@@ -153,6 +177,7 @@ class Report:
         self.stale_shared: list[tuple[str, list[int], list[str]]] = []  # (name, unplayed, tests)
         self.played_warning: str | None = None
         self._last_call: tuple[str, float | None] | None = None
+        self._dir_prefix = os.path.join(str(cassette_dir), "")  # `cassette_name`'s fast path
         # xdist's run id, shared by the workers of one session; a session of its own otherwise.
         workerinput = getattr(config, "workerinput", None)
         self.session = RecordingSession(workerinput["testrunuid"] if workerinput else uuid.uuid4().hex, options.session_folder(config))
@@ -161,47 +186,51 @@ class Report:
 
     def add(self, cassette: LLMCassette, node_id: str | None = None) -> None:
         """Take what `cassette` did in test `node_id` (called at the test's teardown)."""
-        replayed = _tally(cassette.loaded[index] for index in cassette.played)  # entries: the response replay parsed is reused
-        recorded = _tally(cassette.recorded)
-        part: dict[str, Any] = {
-            "counts": {"replayed": len(cassette.played), "recorded": len(cassette.recorded), "missing": len(cassette.misses)},
-            "cassettes": {
-                self.cassette_name(Path(cassette.path)): {
-                    "interactions": cassette.cassette_digests(),
-                    "tests": {node_id or "": cassette.used_digests()},
-                }
-            },
-            "tokens": {"replayed": _tokens_json(replayed), "recorded": _tokens_json(recorded)},
-            "tests": {},
-        }
+        # Entries: the response replay parsed is reused.
+        replayed = tally(_played_billing(cassette.loaded[index], sent) for index, sent in zip(cassette.played, cassette.played_requests, strict=True))
+        recorded = tally(map(_recorded_billing, cassette.recorded))
+        self._count(len(cassette.played), len(cassette.recorded), len(cassette.misses))
+        self._cassette(self.cassette_name(cassette.path)).add(cassette.cassette_digests(), node_id or "", cassette.used_digests())
+        _add_tokens(self.tokens["replayed"], replayed)
+        _add_tokens(self.tokens["recorded"], recorded)
         if node_id is not None:
-            call = self._last_call if self._last_call and self._last_call[0] == node_id else (node_id, None)
-            tokens: Tokens = {}
-            _add_tokens(tokens, replayed)
-            _add_tokens(tokens, recorded)
-            part["tests"][node_id] = {"duration": call[1], "tokens": _tokens_json(tokens)}
-        self._merge(part)
+            duration = self._last_call[1] if self._last_call and self._last_call[0] == node_id else None
+            self.tests[node_id] = _TestRecord.of(duration, replayed, recorded)
 
     def cassette_name(self, path: Path) -> str:
         """`path` relative to the cassette directory (as in the manifest), else as it is."""
+        text = str(path)
+        if text.startswith(self._dir_prefix):  # the common case, without pathlib's parsing
+            return text[len(self._dir_prefix) :].replace(os.sep, "/")
         try:
             return path.relative_to(self.cassette_dir).as_posix()
         except ValueError:
             return path.as_posix()
 
+    def _count(self, replayed: int, recorded: int, missing: int) -> None:
+        self.counts["replayed"] += replayed
+        self.counts["recorded"] += recorded
+        self.counts["missing"] += missing
+
+    def _cassette(self, name: str) -> _CassetteDigests:
+        known = self.cassettes.get(name)
+        if known is None:
+            known = self.cassettes[name] = _CassetteDigests({}, {})
+        return known
+
     def _merge(self, part: dict[str, Any]) -> None:
-        for name, count in part["counts"].items():
-            self.counts[name] += count
+        """A worker's part (its `pytest_sessionfinish`'s JSON), on the xdist controller."""
+        self._count(*(part["counts"][name] for name in ("replayed", "recorded", "missing")))
         for name, entry in part["cassettes"].items():
-            known = self.cassettes.setdefault(name, _CassetteDigests())
-            known.interactions.update(entry["interactions"])  # sets: linear in what a test adds, sorted once in the record
+            known = self._cassette(name)
+            known.add(entry["interactions"])
             for node_id, digests in entry["tests"].items():
-                known.tests.setdefault(node_id, set()).update(digests)
+                known.add((), node_id, digests)
         for node_id, passed in part.get("passed", {}).items():
             self.passed[node_id] = self.passed.get(node_id, True) and passed
         for kind, totals in part.get("tokens", {}).items():
             _add_tokens(self.tokens[kind], _tokens_from_json(totals))
-        self.tests.update(part.get("tests", {}))
+        self.tests.update((node_id, _TestRecord.from_json(record)) for node_id, record in part.get("tests", {}).items())
         if part.get("unused_candidates") is not None and self.unused_candidates is None:
             self.unused_candidates = part["unused_candidates"]  # every worker collects the same tests
             self.scope = part.get("scope")
@@ -262,7 +291,7 @@ class Report:
             use = played.CassetteUse(set(entry.interactions), tests={node_id: self.passed.get(node_id) for node_id in self._users(name)})
             for node_id, digests in entry.tests.items():
                 if self.passed.get(node_id, False):
-                    use.played |= digests
+                    use.played.update(digests)
             record.cassettes[name] = use
         not_run = [node_id for node_id in self.custom if node_id not in self.tests]
         if self.scope is None and self.unused_candidates is not None and not not_run:
@@ -312,7 +341,7 @@ class Report:
                 "cassettes": {name: entry.as_json() for name, entry in self.cassettes.items()},
                 "passed": self.passed,
                 "tokens": {kind: _tokens_json(tokens) for kind, tokens in self.tokens.items()},
-                "tests": self.tests,
+                "tests": self.tests,  # each record as a JSON array (`_TestRecord.from_json`)
                 "unused_candidates": self.unused_candidates,
                 "scope": self.scope,
                 "custom": self.custom,
@@ -352,7 +381,7 @@ class Report:
 
     def _slowest(self) -> list[str]:
         timed = sorted(
-            ((entry["duration"], node_id) for node_id, entry in self.tests.items() if entry.get("duration") is not None),
+            ((record.duration, node_id) for node_id, record in self.tests.items() if record.duration is not None),
             key=lambda item: (-item[0], item[1]),
         )[:_TOP]
         if not timed:
@@ -362,12 +391,11 @@ class Report:
 
     def _most_expensive(self, prices: PriceTable | None) -> list[str]:
         ranked = []
-        for node_id, entry in self.tests.items():
-            tokens = _tokens_from_json(entry.get("tokens") or {})
-            total = sum(totals.input_tokens + totals.output_tokens for totals in tokens.values())
+        for node_id, record in self.tests.items():
+            total = sum(input_tokens + output_tokens for _, input_tokens, output_tokens in record.tokens)
             if not total:
                 continue
-            cost, unknown = total_cost(prices, ((model, t.input_tokens, t.output_tokens) for model, t in tokens.items()))
+            cost, unknown = total_cost(prices, record.tokens)
             ranked.append((cost, total, unknown, node_id))
         if not ranked:
             return []
