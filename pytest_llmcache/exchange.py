@@ -179,7 +179,7 @@ def read_billing(uri: str, header_names: Iterable[str], response: Mapping[str, A
     test's teardown: from where the request went (its URI and header names) and the response; the
     whole request comes from `whole_request` only when its body is needed, that is when the
     response does not name the model that answered."""
-    reply = _read_reply(uri, header_names, response.get("headers") or {}, _response_body(response))
+    reply = _read_reply(uri, header_names, response.get("headers") or {}, _response_body(response), billing_only=True)
     if reply.answered_by is not None:
         return Billing(reply.answered_by, reply.usage)
     return Billing(_asked_model(_request_document(whole_request().get("body")), reply.path)[0], reply.usage)
@@ -235,7 +235,9 @@ class _Reply:
     usage: Usage | None
 
 
-def _read_reply(uri: str, request_headers: Iterable[Any], response_headers: Mapping[str, Any], response_body: Any) -> _Reply:
+def _read_reply(uri: str, request_headers: Iterable[Any], response_headers: Mapping[str, Any], response_body: Any, billing_only: bool = False) -> _Reply:
+    """`billing_only`: the answer is left empty where reading it costs more than the model and
+    usage (chat completions: every test's tally reads one)."""
     provider = providers.provider_for(uri, request_headers)
     path = unquote(urlsplit(uri).path)
     endpoint = provider.endpoint(path)
@@ -243,7 +245,7 @@ def _read_reply(uri: str, request_headers: Iterable[Any], response_headers: Mapp
     documents, streamed, readable = _documents(response_body, _header(response_headers, "content-type"))
     if kind == _GEMINI_STREAM:
         kind, streamed = GEMINI_GENERATE, True
-    reader = _READERS.get(kind, _other)
+    reader = (_BILLING_READERS if billing_only else _READERS).get(kind, _other)
     answer, answered_by, usage = reader(documents, streamed, endpoint.usage if endpoint else _FALLBACK_USAGE)
     return _Reply(provider.name, path, kind, streamed, readable, documents, answer, answered_by, usage)
 
@@ -587,6 +589,7 @@ def _embeddings(documents: list[dict[str, Any]], streamed: bool, spec: providers
 
 
 def _other(documents: list[dict[str, Any]], streamed: bool, spec: providers.Usage) -> _Reading:
+    """Also what a chat completion's billing reads: `_chat` takes its model and usage so."""
     return Answer(), _first_model(documents), _last_usage(spec, documents)
 
 
@@ -598,6 +601,7 @@ _READERS = {
     ANTHROPIC_MESSAGES: _anthropic,
     GEMINI_GENERATE: _gemini,
 }
+_BILLING_READERS = {**_READERS, CHAT: _other, "completions": _other}
 # A call of a kind the table does not know: usage read the way OpenAI-style APIs keep it.
 _FALLBACK_USAGE = providers.Usage("usage", "prompt_tokens", "completion_tokens")
 

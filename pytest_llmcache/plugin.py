@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import pytest
 from _pytest._code.code import TerminalRepr
@@ -339,6 +339,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     directory = session.config.stash[_SETTINGS].cassette_dir
     users: dict[str, list[str]] = {}
     custom: list[str] = []
+    shared: dict[Any, Any] = {}  # one object for equal markers, one for equal fixture sets
     for item in items:
         fixturenames = getattr(item, "fixturenames", ())
         if "llm_cassette" not in fixturenames:
@@ -351,7 +352,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 path = default_cassette_path(item, directory, marker)
             except MarkerError:
                 pass  # the test errors with it; its cassette can't be known
-        item.stash[_COLLECTED] = _Collected(from_pytest, marker, _marker_count(item), path)
+        item.stash[_COLLECTED] = _Collected(shared.setdefault(from_pytest, from_pytest), shared.setdefault(marker, marker), _marker_count(item), str(path) if path else None)
         if path is None:
             custom.append(item.nodeid)
         else:
@@ -381,17 +382,18 @@ _SETTING_FIXTURES = (
 )
 
 
-@dataclass(frozen=True)
-class _Collected:
+class _Collected(NamedTuple):
     """What collection found out about a test using llm_cassette, so its cassette starts cheaply:
     which setting fixtures pytest must provide (overridden, or in the test's own closure), and its
     marker and default cassette path (reused unless a marker was added to the test or one of its
-    collectors since: `markers` then has more)."""
+    collectors since: `markers` then has more). Kept by each item until it runs: equal markers and
+    fixture sets are one object, and the path is a string, so that collecting a large suite leaves
+    few objects for the garbage collector to go through."""
 
     from_pytest: frozenset[str]
     marker: LLMMarker | None
     markers: int  # `_marker_count` at collection
-    path: Path | None  # in the session's cassette directory; None: a setting it depends on is overridden
+    path: str | None  # in the session's cassette directory; None: a setting it depends on is overridden
 
 
 _COLLECTED = pytest.StashKey[_Collected]()
@@ -537,7 +539,7 @@ def _cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Pat
 def _default_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:
     collected = _collected_for(node)
     if collected is not None and collected.path is not None and collected.marker == marker and directory == node.config.stash[_SETTINGS].cassette_dir:
-        return collected.path
+        return Path(collected.path)
     return _cassette_path(node, directory, marker)
 
 
@@ -674,16 +676,20 @@ def _placeholders_set(request: pytest.FixtureRequest, values: Mapping[str, str])
 @contextlib.contextmanager
 def _unset_variables_set(values: Mapping[str, str]) -> Iterator[None]:
     """Each variable of `values` that is unset or empty is set while the block runs, then put back."""
-    previous = {name: os.environ.get(name) for name in values if not os.environ.get(name)}
-    os.environ.update({name: values[name] for name in previous})
+    previous: dict[str, str | None] = {}
+    for name, value in values.items():
+        current = os.environ.get(name)
+        if not current:
+            previous[name] = current
+            os.environ[name] = value
     try:
         yield
     finally:
-        for name, value in previous.items():
-            if value is None:
+        for name, before in previous.items():
+            if before is None:
                 os.environ.pop(name, None)
             else:
-                os.environ[name] = value
+                os.environ[name] = before
 
 
 @pytest.fixture

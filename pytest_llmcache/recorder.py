@@ -1,8 +1,10 @@
-"""The glue to vcrpy: a Cassette subclass that replays by canonical key.
+"""The glue to vcrpy: the cassette its stubs ask, replaying by canonical key.
 
 vcrpy's stubs, put in place by `pytest_llmcache.stacks` on every HTTP stack the SDKs and
 frameworks send through (httpx, httpx2, aiohttp), ask the active cassette, per request:
-`can_play_response_for` -> `play_response`, or (when recording) `append`. Here a request
+`can_play_response_for` -> `play_response`, or (when recording) `append`. That interface is all
+`LLMCassette` shares with vcrpy's `Cassette` (whose constructor, matchers and hooks it never used:
+it was a subclass once, and building one cost every test more than its replay). Here a request
 is keyed once (`matching.request_key`) and looked up in a dict of key -> queue of recorded
 responses, so replay cost doesn't grow with the cassette and identical requests get their
 responses in recorded order. Responses recorded in this run are never replayed in it: the server
@@ -21,8 +23,6 @@ from typing import Any, NamedTuple
 from collections.abc import Callable, Iterator
 
 import anyio
-from vcr.cassette import Cassette
-from vcr.record_mode import RecordMode
 from vcr.request import Request
 
 from pytest_llmcache import atomic
@@ -37,10 +37,6 @@ from pytest_llmcache.modes import RECORD_MODES
 from pytest_llmcache.paths import display
 
 __all__ = ["RECORD_MODES", "LLMCassette", "PlayedRequest", "RecordingSession"]
-
-# pytest-recording's modes: vcrpy's, plus "rewrite" (record everything into a fresh cassette).
-_VCR_MODES = {"none": RecordMode.NONE, "once": RecordMode.ONCE, "new_episodes": RecordMode.NEW_EPISODES, "all": RecordMode.ALL, "rewrite": RecordMode.ALL}
-
 
 _SESSION_RECORD_DAYS = 2  # a session's record of what it wrote is kept this long (no session lasts longer)
 
@@ -108,8 +104,10 @@ class _Keyed(NamedTuple):
     sent: PlayedRequest
 
 
-class LLMCassette(Cassette):
-    """One test's cassette: what was loaded, played, recorded and missed, and the waits asked for."""
+class LLMCassette:
+    """One test's cassette: what was loaded, played, recorded and missed, and the waits asked for.
+    Record modes: pytest-recording's (vcrpy's, plus "rewrite": record everything into a fresh
+    cassette)."""
 
     def __init__(
         self,
@@ -120,11 +118,10 @@ class LLMCassette(Cassette):
         session: RecordingSession | None = None,
         ignore: IgnorePolicy | None = None,
         normalize: Normalizer | None = None,
-        **vcr_options: Any,
     ) -> None:
         if record_mode not in RECORD_MODES:
             raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
-        super().__init__(Path(path), record_mode=_VCR_MODES[record_mode], **vcr_options)
+        self._path = Path(path)
         self.mode = record_mode
         self.test_id = test_id
         self.scrubber = scrubber if scrubber is not None else Scrubber()
@@ -146,6 +143,15 @@ class LLMCassette(Cassette):
         self._renamed: dict[str, str] = {}  # digest as loaded -> as saved, for interactions written anew
         self._queues: dict[str, deque[int]] = {}
         self.stubs: dict[Any, Callable[..., Any]] = {}  # vcrpy's stub per patch point, bound to this cassette (`stacks`)
+        self.dirty = False  # recorded and not saved yet
+
+    @property
+    def path(self) -> Path:
+        """The cassette file."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"<LLMCassette {display(self._path)} ({self.mode}): {len(self.loaded)} loaded, {len(self.played)} played, {len(self.recorded)} recorded>"
 
     @classmethod
     @contextlib.contextmanager
@@ -220,6 +226,15 @@ class LLMCassette(Cassette):
         self.played_requests.append(keyed.sent)
         status, headers, body = self.loaded[index].replay()
         return {"status": status, "headers": headers, "body": {"string": body}}
+
+    def filter_request(self, request: Request) -> Request:
+        """vcrpy's hook for requests never to record: none here (`ignore` decides before the stubs)."""
+        return request
+
+    def find_requests_with_most_matches(self, request: Request) -> list[Any]:
+        """vcrpy's aiohttp stub looks up where a replayed redirect leads this way: each request is
+        matched by its own key instead (`play_response`)."""
+        return []
 
     def append(self, request: Request, response: dict[str, Any]) -> None:
         self.recorded.append(
