@@ -352,7 +352,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 path = default_cassette_path(item, directory, marker)
             except MarkerError:
                 pass  # the test errors with it; its cassette can't be known
-        item.stash[_COLLECTED] = _Collected(shared.setdefault(from_pytest, from_pytest), shared.setdefault(marker, marker), _marker_count(item), str(path) if path else None)
+        item.stash[_COLLECTED] = _Collected(shared.setdefault(from_pytest, from_pytest), shared.setdefault(marker, marker), _marker_count(item), path)
         if path is None:
             custom.append(item.nodeid)
         else:
@@ -387,13 +387,13 @@ class _Collected(NamedTuple):
     which setting fixtures pytest must provide (overridden, or in the test's own closure), and its
     marker and default cassette path (reused unless a marker was added to the test or one of its
     collectors since: `markers` then has more). Kept by each item until it runs: equal markers and
-    fixture sets are one object, and the path is a string, so that collecting a large suite leaves
-    few objects for the garbage collector to go through."""
+    fixture sets are one object, so that collecting a large suite leaves fewer objects for the
+    garbage collector to go through."""
 
     from_pytest: frozenset[str]
     marker: LLMMarker | None
     markers: int  # `_marker_count` at collection
-    path: str | None  # in the session's cassette directory; None: a setting it depends on is overridden
+    path: Path | None  # in the session's cassette directory; None: a setting it depends on is overridden
 
 
 _COLLECTED = pytest.StashKey[_Collected]()
@@ -539,7 +539,7 @@ def _cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Pat
 def _default_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:
     collected = _collected_for(node)
     if collected is not None and collected.path is not None and collected.marker == marker and directory == node.config.stash[_SETTINGS].cassette_dir:
-        return Path(collected.path)
+        return collected.path
     return _cassette_path(node, directory, marker)
 
 
