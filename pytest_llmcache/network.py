@@ -54,7 +54,7 @@ class NetworkGuard:
     """What the guard allowed and what it refused while it was active."""
 
     allowed_hosts: frozenset[str]
-    hint: str
+    hint: str | Callable[[], str]  # what to do about a refusal (a function: worked out only when one happens)
     blocked: list[str] = field(default_factory=list)  # host:port of each refused connection or send
     errors: list[NetworkBlocked] = field(default_factory=list)  # kept: the code under test may swallow them
     # Sockets whose peer was found allowed: later sends on them skip the check.
@@ -70,7 +70,8 @@ class NetworkGuard:
         target = f"{host}:{port}"
         self.blocked.append(target)
         what = f"data to {target} over a connection opened before replay began" if opened_before else f"a connection to {target}"
-        error = NetworkBlocked(f"pytest-llmcache blocked {what}: the network is off while replaying (record mode 'none'). {self.hint}")
+        hint = self.hint if isinstance(self.hint, str) else self.hint()
+        error = NetworkBlocked(f"pytest-llmcache blocked {what}: the network is off while replaying (record mode 'none'). {hint}")
         self.errors.append(error)
         raise error
 
@@ -179,7 +180,7 @@ def release_send_checks() -> None:
 
 
 @contextmanager
-def network_blocked(allowed_hosts: Iterable[str] = (), hint: str = "") -> Iterator[NetworkGuard]:
+def network_blocked(allowed_hosts: Iterable[str] = (), hint: str | Callable[[], str] = "") -> Iterator[NetworkGuard]:
     """Refuses every TCP/UDP connection and send except to `allowed_hosts` while the block runs."""
     guard = NetworkGuard(_resolve(allowed_hosts), hint)
     add_audit_hook_once(_audit)

@@ -8,6 +8,7 @@ bytes; or, when recording, the real server -> `LLMCassette.append` (scrubbed) ->
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 import weakref
@@ -312,10 +313,10 @@ def _show_refusal(item: pytest.Item, call: pytest.CallInfo[None], report: pytest
 def _fail_stale(item: pytest.Item) -> None:
     """--llm-strict: fail a test that passed without playing all of its cassette."""
     cassette = item.stash.get(_CASSETTE, None)
-    if cassette is None or not cassette.existed or cassette.mode in ("all", "rewrite") or not options.strict(item.config):
-        return
     report = item.config.stash.get(_REPORT, None)
-    if report is not None and report.is_shared(cassette):
+    if cassette is None or report is None or not report.strict or not cassette.existed or cassette.mode in ("all", "rewrite"):
+        return
+    if report.is_shared(cassette):
         return  # judged at the end of the session, on what all of its tests played
     if unplayed(cassette):
         pytest.fail(stale_message(cassette, item.nodeid, options.cassette_dir(item.config)), pytrace=False)
@@ -624,8 +625,7 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
             cassette.sharing_tests = tuple(report.shared.get(report.cassette_name(path), ()))
         allowed_hosts: tuple[str, ...] = _setting(request, "llm_allowed_hosts", tuple)
         if cassette.mode == "none":
-            hint = f"(A service of your own? Allow its host with the llm_allowed_hosts fixture.) Record with: {cassette.record_command()}"
-            node.stash[_GUARD] = stack.enter_context(network_blocked(allowed_hosts, hint))
+            node.stash[_GUARD] = stack.enter_context(network_blocked(allowed_hosts, functools.partial(_guard_hint, cassette)))
         else:
             node.stash[_ESCAPES] = stack.enter_context(recording_guarded(allowed_hosts, node.nodeid))
         if cassette.write_protected:
@@ -636,6 +636,10 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
         cassette.save()
     finally:  # what the file holds after the save (merged with other tests' recordings), or as it was
         report.add(cassette, node.nodeid)
+
+
+def _guard_hint(cassette: LLMCassette) -> str:
+    return f"(A service of your own? Allow its host with the llm_allowed_hosts fixture.) Record with: {cassette.record_command()}"
 
 
 def _ignore_policy(request: pytest.FixtureRequest, settings: _Session) -> IgnorePolicy:
