@@ -4,12 +4,14 @@
   (`cassette._RESPONSE_HEAD`) instead of blockyaml, on replay.
 - `Scrubber.learn_request`: a header value or URL already learned from is not read again, while
   what it held is still remembered; it learns exactly what `credentials_in` finds.
+- `scrubbing._watched_environment` reads the watched variables as `os.environ.get` does.
 - `bodies.parse_json` reads a body as `json.loads` does; `matching._canonical_json` of a parsed
   document is what `json.dumps` writes.
 """
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -338,3 +340,53 @@ def test_a_normaliser_returning_a_cycle_still_gets_json_s_own_error():
     looped.append(looped)
     with pytest.raises(ValueError, match="Circular reference"):
         matching.request_key("POST", "https://api.openai.test/v1/x", b'{"a":1}', normalize=matching.Normalizer(function=lambda document: looped))
+
+
+# -- the environment a scrubber learns from ------------------------------------------------------
+
+def expected_environment() -> tuple[str, ...]:
+    from pytest_llmcache import scrubbing
+
+    return tuple(os.environ.get(name, "") for name in scrubbing._WATCHED_ENV_VARS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 100), st.none() | st.text(st.characters(blacklist_characters="\x00"), max_size=20)), max_size=6),
+       st.booleans())
+def test_the_watched_environment_is_what_os_environ_get_gives(changes, raw_bytes):
+    from pytest_llmcache import scrubbing
+
+    names = scrubbing._WATCHED_ENV_VARS
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        for index, value in changes:
+            name = names[index % len(names)]
+            if value is None:
+                os.environ.pop(name, None)
+            elif raw_bytes and hasattr(os, "environb"):
+                os.environb[name.encode()] = value.encode("utf-8", "surrogatepass") + b"\xff"  # not UTF-8: surrogateescape
+            else:
+                os.environ[name] = value
+            assert scrubbing._watched_environment() == expected_environment()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def test_an_environment_standing_in_for_os_environ_is_read_too(monkeypatch):
+    from pytest_llmcache import scrubbing
+
+    monkeypatch.setattr(os, "environ", {"OPENAI_API_KEY": "sk-from-a-plain-dict-0001"})
+    assert scrubbing._watched_environment() == expected_environment()
+    assert "sk-from-a-plain-dict-0001" in Scrubber().secrets
+
+
+def test_a_key_set_after_the_scrubber_was_made_is_learned(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    scrubber = Scrubber()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-set-later-000000001")
+    scrubber.learn_environment()
+    assert scrubber.secrets.get("sk-set-later-000000001") == "$OPENAI_API_KEY"
