@@ -413,7 +413,7 @@ def _in_file(error: yaml.YAMLError, first_line: int, path: Path | str) -> yaml.Y
 
 def loads_entries(text: str, path: Path | str = "<cassette>") -> list[Entry]:
     """The interactions in cassette `text`, parsed lazily when the file carries index comments."""
-    if not text.strip():
+    if not text or text.isspace():  # (not text.strip(): a copy of the whole text)
         raise CassetteError(path, "the file is empty (an interrupted write?)")
     header = next((header for header in _HEADERS if text.startswith(header)), None)
     if header is not None and not text.endswith(_TRAILER):
@@ -501,22 +501,35 @@ def _read_text(path: Path) -> str:
         if not stat.S_ISREG(status.st_mode):
             raise CassetteError(path, f"it is not a regular file but {_file_kind(status.st_mode)}")
         raise CassetteError(path, f"it is {status.st_size:,} bytes, over the {MAX_CASSETTE_BYTES:,}-byte limit for a cassette")
-    with os.fdopen(descriptor, "rb") as handle:
-        try:
-            # Sized by the file (read(n) allocates n bytes up front: 256 MB for every cassette), and
-            # bounded even if the file grows meanwhile.
-            wanted = status.st_size + 1
-            data = handle.read(wanted)
-            if len(data) == wanted:
-                data += handle.read(MAX_CASSETTE_BYTES + 1 - len(data))
-        except OSError as err:
-            raise CassetteError(path, f"it can't be read ({err.strerror or err})") from None
+    try:
+        data = _read_bounded(descriptor, status.st_size)
+    except OSError as err:
+        raise CassetteError(path, f"it can't be read ({err.strerror or err})") from None
+    finally:
+        os.close(descriptor)
     if len(data) > MAX_CASSETTE_BYTES:
         raise CassetteError(path, f"it is over the {MAX_CASSETTE_BYTES:,}-byte limit for a cassette")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise CassetteError(path, f"it is not UTF-8 text (byte {err.start})") from None
+
+
+def _read_bounded(descriptor: int, size: int) -> bytes:
+    """Everything in the open file, read to its end, or MAX_CASSETTE_BYTES + 1 bytes of it if it
+    grew past the limit meanwhile. The first read is sized by the file (os.read(n) allocates n
+    bytes up front: never the limit); os.read directly, as a buffered file object costs more to
+    make than a small cassette costs to read."""
+    parts: list[bytes] = []
+    total, wanted = 0, size + 1
+    while total <= MAX_CASSETTE_BYTES:
+        chunk = os.read(descriptor, min(wanted, MAX_CASSETTE_BYTES + 1 - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+        wanted = max(size + 1 - total, 1 << 16)  # the rest of it (a short read), then what it grew by
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _file_kind(mode: int) -> str:
@@ -530,7 +543,8 @@ def load_entries(path: Path | str) -> list[Entry]:
 
     Raises FileNotFoundError if there is no such file and CassetteError if it can't be used.
     """
-    return loads_entries(_read_text(Path(path)), Path(path))
+    path = Path(path)
+    return loads_entries(_read_text(path), path)
 
 
 def load(path: Path | str) -> list[Interaction]:

@@ -4,6 +4,8 @@
   (`cassette._RESPONSE_HEAD`) instead of blockyaml, on replay.
 - `Scrubber.learn_request`: a header value or URL already learned from is not read again, while
   what it held is still remembered; it learns exactly what `credentials_in` finds.
+- `cassette._read_text` reads a file with os.read: whole, however the reads are cut, and bounded
+  if it grows while read.
 - `scrubbing._watched_environment` reads the watched variables as `os.environ.get` does.
 - `bodies.parse_json` reads a body as `json.loads` does; `matching._canonical_json` of a parsed
   document is what `json.dumps` writes.
@@ -390,3 +392,38 @@ def test_a_key_set_after_the_scrubber_was_made_is_learned(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-set-later-000000001")
     scrubber.learn_environment()
     assert scrubber.secrets.get("sk-set-later-000000001") == "$OPENAI_API_KEY"
+
+
+# -- reading a cassette file ---------------------------------------------------------------------
+
+def test_a_cassette_read_in_short_pieces_is_read_whole(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    cassette.save(path, [recorded({"content-type": ["application/json"]})])
+    expected = path.read_text(encoding="utf-8")
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda descriptor, size: real_read(descriptor, min(size, 7)))
+    assert cassette._read_text(path) == expected
+    assert [entry.replay()[2] for entry in cassette.load_entries(path)] == [cassette.response_body(recorded({}))]
+
+
+def test_a_cassette_that_grows_past_the_limit_while_read_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"x" * 150)
+    monkeypatch.setattr(cassette, "MAX_CASSETTE_BYTES", 100)
+    real_fstat = os.fstat
+
+    class Smaller:  # the size it had when looked at, before it grew
+        def __init__(self, status):
+            self.st_mode, self.st_size = status.st_mode, 50
+
+    monkeypatch.setattr(os, "fstat", lambda descriptor: Smaller(real_fstat(descriptor)))
+    with pytest.raises(CassetteError, match=r"c\.yaml can't be used: it is over the 100-byte limit"):
+        cassette.load_entries(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\t\n"])
+def test_an_empty_cassette_file_is_still_refused(tmp_path, content):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(CassetteError, match="the file is empty"):
+        cassette.load_entries(path)
