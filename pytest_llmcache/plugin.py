@@ -12,7 +12,7 @@ import functools
 import os
 import warnings
 import weakref
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -143,14 +143,46 @@ def pytest_generate_tests_of_settings(metafunc: pytest.Metafunc) -> Iterator[Non
     "llm_record_mode", ["all"])``) as when llm_cassette requested them: pytest refuses to
     parametrize a name outside the test's fixture closure, so they are in it while tests are
     generated, then taken out again (pytest would set each up for every test; `_setting` asks for
-    the value of one that was parametrized)."""
+    the value of one that was parametrized). Only while something may parametrize them: pytest's
+    own hook goes through every name of the closure, walking the test's markers for each."""
     names = metafunc.fixturenames
-    added = [name for name in _SETTING_FIXTURES if name not in names] if "llm_cassette" in names else []
+    added = [name for name in _parametrizable_settings(metafunc) if name not in names] if "llm_cassette" in names else []
+    # pytest parametrizes an override with params only when it finds its definitions here (private).
+    known: dict[str, Sequence[Any]] = metafunc._arg2fixturedefs
+    lent = {name: definitions for name in added if name not in known and (definitions := _definitions(metafunc.definition, name))}
     names.extend(added)
+    known.update(lent)
     try:
         return (yield)
     finally:
         names[:] = [name for name in names if name not in added]
+        for name, definitions in lent.items():
+            if known.get(name) is definitions:  # not replaced by pytest's own for a direct parametrization
+                del known[name]
+
+
+# Where the pytest_generate_tests hooks that never parametrize our settings live: pytest's and ours.
+_OWN_GENERATORS = frozenset({"_pytest.python", "_pytest.fixtures", __name__})
+
+
+def _parametrizable_settings(metafunc: pytest.Metafunc) -> Iterable[str]:
+    """The settings that something may parametrize for this test: every one when a hook of the
+    project's or of another plugin generates tests, or a setting is overridden by a fixture with
+    params; else those that a parametrize marker of the test names."""
+    hooks = metafunc.config.hook.pytest_generate_tests.get_hookimpls()
+    if any(getattr(hook.function, "__module__", None) not in _OWN_GENERATORS for hook in hooks):
+        return _SETTING_FIXTURES
+    for name in _SETTING_FIXTURES:
+        definitions = _definitions(metafunc.definition, name)
+        if definitions is None or any(definition.params is not None for definition in definitions):
+            return _SETTING_FIXTURES
+    marked: set[str] = set()
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        argnames = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(argnames, str):
+            argnames = [name.strip() for name in argnames.split(",")]
+        marked.update(argnames)
+    return [name for name in _SETTING_FIXTURES if name in marked]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -425,6 +457,12 @@ def _collected(config: pytest.Config) -> list[pytest.Item]:
 def _overridden(item: pytest.Item, name: str) -> bool:
     """Whether the project replaced our fixture `name` for `item`: in a conftest, module or class,
     or by parametrizing it in the test."""
+    definitions = _definitions(item, name)
+    return not definitions or getattr(definitions[-1].func, "__module__", None) != __name__
+
+
+def _definitions(item: pytest.Item, name: str) -> Sequence[Any] | None:
+    """pytest's definitions of fixture `name` for `item`, ours first (None: pytest would not say)."""
     closure = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
     if name in closure:
         definitions = closure[name]
@@ -440,7 +478,7 @@ def _overridden(item: pytest.Item, name: str) -> bool:
                 definitions = None
             if settings is not None:
                 settings.visible[key] = definitions
-    return not definitions or getattr(definitions[-1].func, "__module__", None) != __name__
+    return definitions
 
 
 def _setting(request: pytest.FixtureRequest, name: str, default: Callable[[], _T]) -> _T:

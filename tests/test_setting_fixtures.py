@@ -106,3 +106,57 @@ def test_a_collector_overriding_a_setting_does_not_leak_into_the_next(suite: Inn
     suite.write(second, name="test_b")
     suite.run("-p", "no:randomly").assert_outcomes(passed=2)
     assert suite.read_outputs() == {"test_a.py::test_x": "once" if first is overriding else "none", "test_b.py::test_x": "once" if second is overriding else "none"}
+
+
+PARAMETRIZING_TESTS = """
+import pytest
+
+class TestOverriddenWithParams:
+    @pytest.fixture(params=["none", "new_episodes"])
+    def llm_record_mode(self, request):
+        return request.param
+
+    def test_params(self, llm_cassette, out):
+        out(llm_cassette.mode)
+
+@pytest.mark.parametrize(["llm_record_mode", "n"], [("once", 1)])
+def test_listed_names(llm_cassette, n, out):
+    out(llm_cassette.mode)
+
+@pytest.mark.parametrize("n , llm_record_mode", [(2, "all")])
+def test_spaced_names(llm_cassette, n, out):
+    out(llm_cassette.mode)
+
+@pytest.mark.parametrize("n", [3])
+def test_other_names(llm_cassette, n, out):
+    out(llm_cassette.mode)
+"""
+
+GENERATING_CONFTEST = """
+def pytest_generate_tests(metafunc):
+    if "llm_record_mode" in metafunc.fixturenames and metafunc.function.__name__ == "test_by_hook":
+        metafunc.parametrize("llm_record_mode", ["rewrite"])
+"""
+
+
+def test_every_way_of_parametrizing_a_setting_reaches_the_cassette(suite: InnerSuite) -> None:
+    """The settings are in a test's closure while tests are generated only when something may
+    parametrize them (a marker naming one, a fixture override with params, a project's hook): each
+    of those still parametrizes the cassette, and a test parametrizing other names keeps the default."""
+    suite.write(PARAMETRIZING_TESTS, name="test_parametrizing")
+    suite.run("-p", "no:randomly").assert_outcomes(passed=5)
+    assert suite.read_outputs() == {
+        "test_parametrizing.py::TestOverriddenWithParams::test_params[none]": "none",
+        "test_parametrizing.py::TestOverriddenWithParams::test_params[new_episodes]": "new_episodes",
+        "test_parametrizing.py::test_listed_names[once-1]": "once",
+        "test_parametrizing.py::test_spaced_names[2-all]": "all",
+        "test_parametrizing.py::test_other_names[3]": "none",
+    }
+
+
+def test_a_projects_generate_tests_hook_still_sees_and_parametrizes_the_settings(suite: InnerSuite) -> None:
+    conftest = suite.pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + GENERATING_CONFTEST)
+    suite.write("def test_by_hook(llm_cassette, out):\n    out(llm_cassette.mode)\n\ndef test_plain(llm_cassette, out):\n    out(llm_cassette.mode)\n", name="test_hooked")
+    suite.run("-p", "no:randomly").assert_outcomes(passed=2)
+    assert suite.read_outputs() == {"test_hooked.py::test_by_hook[rewrite]": "rewrite", "test_hooked.py::test_plain": "none"}
