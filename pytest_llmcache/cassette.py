@@ -90,10 +90,9 @@ KEY_SCHEME = "k2"
 _K1 = "k1"
 # How `dumps` writes a verbatim JSON response body (the last lines of an interaction).
 _BODY_LINE = "\n    body:\n"  # a response's body (its request's is indented alike: look after the response line)
-_VERBATIM_BODY = "\n    body:\n      layout: "
-_VERBATIM_JSON = "      json: "
-_CLOSING = str.maketrans("{[", "}]")
-_VERBATIM_LAYOUT = re.compile(r"indent=[0-9]+(?: [a-z]+)*")
+_VERBATIM_BODY = re.compile(r"\n    body:\n      layout: (indent=[0-9]+(?: [a-z]+)*)\n      json: ([{[])\n")
+# ... and the line that ends it, and with it the interaction (when the body is last, as written).
+_VERBATIM_END = {"{": "\n        }\n", "[": "\n        ]\n"}
 # Marks an interaction whose text blockyaml wrote (and so reads), in the index comment.
 _SUBSET = "y1"
 # The head of a response as `dumps` writes it for nearly every recording: the status, then the
@@ -107,6 +106,9 @@ _RESPONSE_HEAD = re.compile(
 # Its lines once `_RESPONSE_HEAD` matched them: a list item's value, or a header's name and value
 # (none for a list's first line).
 _HEAD_LINE = re.compile(r"      (?:- ([^\n]*)|([^:\n]+):(?: ([^\n]*))?)\n")
+# ... when none is a list item: a name, then a quoted value's text or a plain value (never empty).
+_SCALAR_HEAD_LINE = re.compile(r"      ([^:\n]+): (?:'([^\n]*)'|([^\n]*))\n")
+_LIST_ITEM_LINE = "\n      - "
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -242,7 +244,8 @@ class Entry:
             response = self._interaction["response"]
             return response["status"], response["headers"], decode_body(response["body"])
         assert self.text is not None
-        start = self.text.find(_RESPONSE_LINE)
+        # (The only such line: from the end, it is found past the request's lines.)
+        start = self.text.rfind(_RESPONSE_LINE) if self.in_subset else self.text.find(_RESPONSE_LINE)
         if start < 0:
             self.interaction  # noqa: B018 - reports what is wrong with the text
             return self.replay()
@@ -293,16 +296,13 @@ class Entry:
         for): such a body comes last, its layout first, each line of the JSON indented by 8 spaces,
         which are all that is removed. None otherwise."""
         assert self.text is not None
-        if not self.text.startswith(_VERBATIM_BODY, body):
+        verbatim = _VERBATIM_BODY.match(self.text, body)
+        if verbatim is None:
             return None
-        layout_end = self.text.find("\n", body + len(_VERBATIM_BODY))
-        layout = self.text[body + len(_VERBATIM_BODY) : layout_end]
-        opener = self.text[layout_end + 1 : layout_end + 1 + len(_VERBATIM_JSON) + 2]
-        if _VERBATIM_LAYOUT.fullmatch(layout) is None or opener not in (_VERBATIM_JSON + "{\n", _VERBATIM_JSON + "[\n"):
-            return None
-        if not self.text.endswith("\n        " + opener[-2].translate(_CLOSING) + "\n"):
+        layout, opener = verbatim.groups()
+        if not self.text.endswith(_VERBATIM_END[opener]):
             return None  # not last after all (an interaction built with its body first)
-        text = self.text[layout_end + 1 + len(_VERBATIM_JSON) : -1].replace("\n        ", "\n")
+        text = self.text[verbatim.start(2) : -1].replace("\n        ", "\n")
         return {"layout": layout, "json": blockyaml.JSONText(text)}
 
     @property
@@ -384,9 +384,15 @@ def _response_head(text: str, start: int, end: int) -> tuple[dict[str, Any], dic
     if head is None:
         return None
     code, plain, quoted, block = head.groups()
-    headers: dict[str, list[str]] = {}
+    message = plain if plain is not None else blockyaml.single_quoted(quoted)
+    if block is None:
+        return {"code": int(code), "message": message}, {}
+    if _LIST_ITEM_LINE not in block:  # the common case: one value each
+        headers = {name: [value or blockyaml.single_quoted(inner)] for name, inner, value in _SCALAR_HEAD_LINE.findall(block)}
+        return {"code": int(code), "message": message}, headers
+    headers = {}
     values: list[str] = []
-    for item, name, value in _HEAD_LINE.findall(block or ""):
+    for item, name, value in _HEAD_LINE.findall(block):
         if name and not value:
             values = headers[name] = []
             continue
@@ -396,7 +402,6 @@ def _response_head(text: str, start: int, end: int) -> tuple[dict[str, Any], dic
             headers[name] = [value]
         else:
             values.append(value)
-    message = plain if plain is not None else blockyaml.single_quoted(quoted)
     return {"code": int(code), "message": message}, headers
 
 
