@@ -32,6 +32,7 @@ _MAX_DIFF_LINES = 40
 # Top-level body fields that change on every run without changing what is asked: openai-agents
 # sends a fresh random prompt_cache_key per run. Left out of every key, stored and live alike.
 VOLATILE_FIELDS = ("prompt_cache_key",)
+_VOLATILE = frozenset(VOLATILE_FIELDS)
 _PATH_TOKEN = re.compile(r"(\.?)([^.\[\]\s]+)|\[(\*|-?\d+)\]")
 _ALL = "*"
 
@@ -155,15 +156,21 @@ def request_key(method: str, uri: str, body: bytes | None = None, document: Any 
     if document is None and body:
         document = parse_json(body)
     if document is not None:
-        if isinstance(document, dict) and any(name in document for name in VOLATILE_FIELDS):
+        if isinstance(document, dict) and not _VOLATILE.isdisjoint(document):
             document = {name: value for name, value in document.items() if name not in VOLATILE_FIELDS}
         # A normaliser may return any object: only a parsed document skips the cycle check.
         content = _canonical_json(normalize(document)) if normalize else _canonical_json(document, parsed=True)
     else:
         content = body or b""
-    digest = hashlib.blake2b(f"{method.upper()} {_target(uri)}\n".encode(), digest_size=16)
+    digest = hashlib.blake2b(_key_prefix(method, uri), digest_size=16)
     digest.update(content)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_prefix(method: str, uri: str) -> bytes:
+    """What a key hashes before the body: the method and the target (`_target`)."""
+    return f"{method.upper()} {_target(uri)}\n".encode()
 
 
 def stored_request_key(request: dict[str, Any], normalize: Normalizer | None = None) -> str:
