@@ -311,20 +311,16 @@ class Scrubber:
         Every request of a test repeats its Authorization header and its URL: a header value whose
         credentials are all remembered already is not read again, nor a URL whose host is known
         (learning them again would remember nothing new)."""
-        extra_headers = frozenset(self.extra_headers)
-        for name, value in headers.items():
-            kind = _header_kind(name, extra_headers)
-            if kind is None:
-                continue
+        for name, kind, value in self._credential_headers_of(headers):
             seen = (name, value) if type(value) is str else None
             held = self._learned_headers.get(seen) if seen is not None else None
-            if held is not None and all(found in self.secrets for found in held):
+            if held is not None and self.secrets.keys() >= held:
                 continue
             credentials = list(_header_credentials(name, value, kind))
             for credential in credentials:
                 self.remember([credential.value], credential.source)
-            held = tuple(credential.value.strip() for credential in credentials)
-            if seen is not None and len(self._learned_headers) < _MAX_LEARNED and all(found in self.secrets for found in held):
+            held = frozenset(credential.value.strip() for credential in credentials)
+            if seen is not None and len(self._learned_headers) < _MAX_LEARNED and self.secrets.keys() >= held:
                 self._learned_headers[seen] = held
         for credential in _target_credentials(uri, body, frozenset(self.extra_query_params)):
             self.remember([credential.value], credential.source)
@@ -336,6 +332,21 @@ class Scrubber:
         self.remember_host(host, "the Azure endpoint")
         if len(self._learned_hosts) < _MAX_LEARNED:
             self._learned_hosts[uri] = host.lower() if host else None
+
+    def _credential_headers_of(self, headers: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+        """(name, `_header_kind`, value) of the headers that may hold credentials. Of a dict, which
+        names may is decided once per set of names (a client sends the same ones with every
+        request); any other mapping (a multidict repeats names) is read item by item."""
+        extra_headers = frozenset(self.extra_headers)
+        if type(headers) is not dict:
+            return [(name, kind, value) for name, value in headers.items() if (kind := _header_kind(name, extra_headers)) is not None]
+        names = tuple(headers)
+        found = self._credential_headers.get((names, extra_headers))
+        if found is None:
+            found = tuple((name, kind) for name in names if (kind := _header_kind(name, extra_headers)) is not None)
+            if len(self._credential_headers) < _MAX_LEARNED:
+                self._credential_headers[names, extra_headers] = found
+        return [(name, kind, headers[name]) for name, kind in found]
 
     def learn_interaction(self, interaction: Mapping[str, Any]) -> None:
         """Remembers the credentials of a stored interaction's request, and the cookies its response set."""
@@ -357,7 +368,11 @@ class Scrubber:
     _hosts_text: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
     _hosts_bytes: re.Pattern[bytes] | None = field(default=None, init=False, repr=False, compare=False)
     # What `learn_request` learned from: header (name, value) -> the credentials it held; URL -> its secret host.
-    _learned_headers: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _learned_headers: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # The headers of a request's header names that may hold credentials, and their kinds (`_header_kind`).
+    _credential_headers: dict[tuple[tuple[str, ...], frozenset[str]], tuple[tuple[str, str], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     _learned_hosts: dict[str, str | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _replacements(self) -> list[tuple[str, str]]:

@@ -261,6 +261,21 @@ def test_the_scrubber_learns_what_credentials_in_finds_whatever_it_learned_befor
         assert scrubber.masked_request(uri, headers, body) == reference.masked_request(uri, headers, body)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from(HEADER_NAMES), st.sampled_from(HEADER_VALUES)), max_size=5), max_size=5))
+def test_a_multidict_s_repeated_headers_are_all_learned(requests):
+    """A mapping that repeats a name (aiohttp's CIMultiDict) is read item by item: every value of a
+    repeated credential header is learned, as `credentials_in` finds them."""
+    from multidict import CIMultiDict
+
+    scrubber, reference = Scrubber(), Scrubber()
+    for pairs in requests:
+        headers = CIMultiDict(pairs)
+        scrubber.learn_request(URIS[0], headers, b"")
+        reference_learning(reference, URIS[0], headers, b"")
+        assert list(scrubber.secrets.items()) == list(reference.secrets.items())
+
+
 def test_a_header_value_learned_once_is_still_masked_on_every_request():
     scrubber = Scrubber()
     headers = {"authorization": "Bearer sk-live-0123456789", "content-type": "application/json"}
