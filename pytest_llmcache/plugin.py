@@ -11,7 +11,6 @@ import contextlib
 import functools
 import os
 import warnings
-import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +39,9 @@ _GUARD = pytest.StashKey[NetworkGuard]()
 _SCRUBBER = pytest.StashKey[Scrubber]()
 _ESCAPES = pytest.StashKey[EscapeGuard]()
 _OFFLINE_SET = pytest.StashKey[list[str]]()
-# The scrubber of each test using a cassette, for the warnings it raised (recorded after its teardown).
-_WARNING_SCRUBBERS: weakref.WeakValueDictionary[str, Scrubber] = weakref.WeakValueDictionary()
+# The scrubber of each running test using a cassette (by node id), for the warnings it raised:
+# pytest records them after the test's teardown, before `pytest_runtest_protocol` lets it go.
+_WARNING_SCRUBBERS: dict[str, Scrubber] = {}
 
 # What replay needs to build every provider's SDK client when no real credentials are configured.
 PLACEHOLDER_ENV = placeholder_env()
@@ -195,6 +195,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     try:
         return (yield)
     finally:
+        _WARNING_SCRUBBERS.pop(item.nodeid, None)
         _forget(item.stash, _SCRUBBER)
         _forget(item.stash, _CASSETTE)
         _forget(item.stash, _GUARD)
@@ -641,17 +642,18 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
     saved after the test, secrets checked first. Its settings come from the fixtures above.
     """
     node, settings, report = request.node, request.config.stash[_SETTINGS], request.config.stash[_REPORT]
+    test_id = node.nodeid
     marker = _setting(request, "llm_marker", lambda: _marker(node))
     directory = _setting(request, "llm_cassette_dir", lambda: settings.cassette_dir)
     path = _setting(request, "llm_cassette_path", lambda: _default_path(node, directory, marker))
     record_mode = _setting(request, "llm_record_mode", lambda: marker.record_mode or settings.record_mode)
     scrubber = _setting(request, "llm_scrubber", Scrubber)
     node.stash[_SCRUBBER] = scrubber
-    _WARNING_SCRUBBERS[node.nodeid] = scrubber
+    _WARNING_SCRUBBERS[test_id] = scrubber
     context = LLMCassette.use(
         path=path,
         record_mode=record_mode,
-        test_id=node.nodeid,
+        test_id=test_id,
         scrubber=scrubber,
         session=report.session,
         ignore=_ignore_policy(request, settings),
@@ -665,7 +667,7 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
         if cassette.mode == "none":
             node.stash[_GUARD] = stack.enter_context(network_blocked(allowed_hosts, functools.partial(_guard_hint, cassette)))
         else:
-            node.stash[_ESCAPES] = stack.enter_context(recording_guarded(allowed_hosts, node.nodeid))
+            node.stash[_ESCAPES] = stack.enter_context(recording_guarded(allowed_hosts, test_id))
         if cassette.write_protected:
             stack.enter_context(_placeholders_set(request, _setting(request, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)))
         node.stash[_CASSETTE] = cassette
@@ -673,7 +675,7 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
     try:
         cassette.save()
     finally:  # what the file holds after the save (merged with other tests' recordings), or as it was
-        report.add(cassette, node.nodeid)
+        report.add(cassette, test_id)
 
 
 def _guard_hint(cassette: LLMCassette) -> str:

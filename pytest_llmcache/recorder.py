@@ -121,7 +121,7 @@ class LLMCassette:
     ) -> None:
         if record_mode not in RECORD_MODES:
             raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
-        self._path = Path(path)
+        self._path = path if isinstance(path, Path) else Path(path)
         self.mode = record_mode
         self.test_id = test_id
         self.scrubber = scrubber if scrubber is not None else Scrubber()
