@@ -23,13 +23,15 @@ import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_llmcache.errors import LLMCacheError
 from pytest_llmcache.process_hooks import add_audit_hook_once, replace_attribute
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["NetworkBlocked", "NetworkGuard", "hold_send_checks", "network_blocked", "release_send_checks"]
 
@@ -51,14 +53,29 @@ class NetworkBlocked(LLMCacheError, ConnectionError):
 
 @dataclass(eq=False)
 class NetworkGuard:
-    """What the guard allowed and what it refused while it was active."""
+    """What the guard allowed and what it refused while it was active (``with``: see `network_blocked`)."""
 
     allowed_hosts: frozenset[str]
     hint: str | Callable[[], str]  # what to do about a refusal (a function: worked out only when one happens)
     blocked: list[str] = field(default_factory=list)  # host:port of each refused connection or send
     errors: list[NetworkBlocked] = field(default_factory=list)  # kept: the code under test may swallow them
-    # Sockets whose peer was found allowed: later sends on them skip the check.
-    _cleared: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False)
+    # Sockets whose peer was found allowed: later sends on them skip the check (made on first use:
+    # most replaying tests connect nowhere).
+    _cleared: weakref.WeakSet[Any] | None = field(default=None, repr=False)
+
+    def __enter__(self) -> Self:
+        add_audit_hook_once(_audit)
+        with _lock:
+            if not _restore:
+                _patch_sends()
+            _active.append(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with _lock:
+            _active.remove(self)
+            if not _active and not _holders:
+                _unpatch_sends()
 
     def check(self, sock: Any, address: object, opened_before: bool = False) -> None:
         """Raises NetworkBlocked when `sock` (TCP or UDP) would reach `address`, a host not allowed."""
@@ -78,7 +95,7 @@ class NetworkGuard:
     def check_peer(self, sock: Any) -> None:
         """Before a send on a connected socket: refuses when its peer is not allowed."""
         try:
-            if sock in self._cleared:
+            if self._cleared is not None and sock in self._cleared:
                 return
         except TypeError:  # not weakly referable: checked every time
             pass
@@ -89,9 +106,15 @@ class NetworkGuard:
         except OSError:
             return  # not connected: the send fails by itself
         self.check(sock, peer, opened_before=True)
+        self.clear(sock)
+
+    def clear(self, sock: Any) -> None:
+        """`sock` reaches an allowed peer: its sends need no check."""
+        if self._cleared is None:
+            self._cleared = weakref.WeakSet()
         try:
             self._cleared.add(sock)
-        except TypeError:
+        except TypeError:  # not weakly referable: checked every time
             pass
 
 
@@ -128,10 +151,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         guard = _active[-1]
         guard.check(args[0], args[1])
         if event == "socket.connect":
-            try:
-                guard._cleared.add(args[0])  # allowed: its sends need no check
-            except TypeError:
-                pass
+            guard.clear(args[0])  # allowed: its sends need no check
 
 
 def _guarded_send(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
@@ -179,19 +199,7 @@ def release_send_checks() -> None:
             _unpatch_sends()
 
 
-@contextmanager
-def network_blocked(allowed_hosts: Iterable[str] = (), hint: str | Callable[[], str] = "") -> Iterator[NetworkGuard]:
-    """Refuses every TCP/UDP connection and send except to `allowed_hosts` while the block runs."""
-    guard = NetworkGuard(_resolve(allowed_hosts), hint)
-    add_audit_hook_once(_audit)
-    with _lock:
-        if not _restore:
-            _patch_sends()
-        _active.append(guard)
-    try:
-        yield guard
-    finally:
-        with _lock:
-            _active.remove(guard)
-            if not _active and not _holders:
-                _unpatch_sends()
+def network_blocked(allowed_hosts: Iterable[str] = (), hint: str | Callable[[], str] = "") -> NetworkGuard:
+    """Refuses every TCP/UDP connection and send except to `allowed_hosts` while the block
+    (``with network_blocked(...) as guard:``) runs."""
+    return NetworkGuard(_resolve(allowed_hosts), hint)

@@ -660,18 +660,23 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
         normalize=_normalizer(request, settings, marker),
     )
     settings.hold()
-    with context as cassette, contextlib.ExitStack() as stack:
+    # Context managers without an ExitStack or generators: every test enters them, and each object
+    # they leave is one more for the garbage collector to go through.
+    with context as cassette:
         if report.shared:
             cassette.sharing_tests = tuple(report.shared.get(report.cassette_name(path), ()))
         allowed_hosts: tuple[str, ...] = _setting(request, "llm_allowed_hosts", tuple)
+        guard: contextlib.AbstractContextManager[Any]
         if cassette.mode == "none":
-            node.stash[_GUARD] = stack.enter_context(network_blocked(allowed_hosts, functools.partial(_guard_hint, cassette)))
+            guard = node.stash[_GUARD] = network_blocked(allowed_hosts, functools.partial(_guard_hint, cassette))
         else:
-            node.stash[_ESCAPES] = stack.enter_context(recording_guarded(allowed_hosts, test_id))
-        if cassette.write_protected:
-            stack.enter_context(_placeholders_set(request, _setting(request, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)))
-        node.stash[_CASSETTE] = cassette
-        yield cassette
+            guard = recording_guarded(allowed_hosts, test_id)
+        placeholders = _placeholders_set(request, _setting(request, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)) if cassette.write_protected else _NOTHING
+        with guard as watching, placeholders:
+            if cassette.mode != "none":
+                node.stash[_ESCAPES] = watching
+            node.stash[_CASSETTE] = cassette
+            yield cassette
     try:
         cassette.save()
     finally:  # what the file holds after the save (merged with other tests' recordings), or as it was
@@ -704,32 +709,38 @@ def _normalizer(request: pytest.FixtureRequest, settings: _Session, marker: LLMM
     return Normalizer((*fields, *marker.ignore_fields), function)
 
 
+_NOTHING = contextlib.nullcontext()
+
+
 def _placeholders_set(request: pytest.FixtureRequest, values: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
-    """`_unset_variables_set`, or through the test's monkeypatch when it uses one: its undo then puts
+    """`_UnsetVariablesSet`, or through the test's monkeypatch when it uses one: its undo then puts
     back the test's own changes to these variables and ours in one go (ours put back first, its undo
     would restore our placeholder for the rest of the session)."""
     if "monkeypatch" not in request.node.fixturenames:
-        return _unset_variables_set(values)
+        return _UnsetVariablesSet(values)
     monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
     for name, value in values.items():
         if not os.environ.get(name):
             monkeypatch.setenv(name, value)
-    return contextlib.nullcontext()
+    return _NOTHING
 
 
-@contextlib.contextmanager
-def _unset_variables_set(values: Mapping[str, str]) -> Iterator[None]:
+class _UnsetVariablesSet:
     """Each variable of `values` that is unset or empty is set while the block runs, then put back."""
-    previous: dict[str, str | None] = {}
-    for name, value in values.items():
-        current = os.environ.get(name)
-        if not current:
-            previous[name] = current
-            os.environ[name] = value
-    try:
-        yield
-    finally:
-        for name, before in previous.items():
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = values
+        self.previous: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        for name, value in self.values.items():
+            current = os.environ.get(name)
+            if not current:
+                self.previous[name] = current
+                os.environ[name] = value
+
+    def __exit__(self, *exc_info: object) -> None:
+        for name, before in self.previous.items():
             if before is None:
                 os.environ.pop(name, None)
             else:

@@ -19,8 +19,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
-from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable
 
 import anyio
 from vcr.request import Request
@@ -35,6 +35,9 @@ from pytest_llmcache.providers import provider_for
 from pytest_llmcache.scrubbing import Scrubber
 from pytest_llmcache.modes import RECORD_MODES
 from pytest_llmcache.paths import display
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["RECORD_MODES", "LLMCassette", "PlayedRequest", "RecordingSession"]
 
@@ -144,6 +147,7 @@ class LLMCassette:
         self._queues: dict[str, deque[int]] = {}
         self.stubs: dict[Any, Callable[..., Any]] = {}  # vcrpy's stub per patch point, bound to this cassette (`stacks`)
         self.dirty = False  # recorded and not saved yet
+        self._log_masking = self.scrubber.masking_logs()  # while in use (`__enter__`)
 
     @property
     def path(self) -> Path:
@@ -154,14 +158,27 @@ class LLMCassette:
         return f"<LLMCassette {display(self._path)} ({self.mode}): {len(self.loaded)} loaded, {len(self.played)} played, {len(self.recorded)} recorded>"
 
     @classmethod
-    @contextlib.contextmanager
-    def use(cls, **kwargs: Any) -> Iterator[LLMCassette]:
-        """The cassette, loaded and active for every patched stack while the block runs, its secrets
-        masked in log records meanwhile. Saving is the caller's: `save()` after the block."""
-        cassette = cls(**kwargs)
-        cassette._load()
-        with cassette.scrubber.masking_logs(), stacks.active(cassette):
-            yield cassette
+    def use(cls, **kwargs: Any) -> Self:
+        """The cassette, to use once as ``with LLMCassette.use(...) as cassette:``: loaded and active
+        for every patched stack while the block runs, its secrets masked in log records meanwhile.
+        Saving is the caller's: `save()` after the block."""
+        return cls(**kwargs)
+
+    def __enter__(self) -> Self:
+        self._load()
+        self._log_masking.__enter__()
+        try:
+            stacks.activate(self)
+        except BaseException:
+            self._log_masking.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            stacks.deactivate(self)
+        finally:
+            self._log_masking.__exit__(None, None, None)
 
     @property
     def write_protected(self) -> bool:

@@ -34,7 +34,6 @@ import logging
 import os
 import re
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,6 +247,38 @@ def _target_credentials(uri: str, body: bytes | None, extra_query_params: frozen
 _MAX_LEARNED = 256
 
 
+class _LogMasking:
+    """`Scrubber.masking_logs`: the log record factory in place while a cassette is in use (a class:
+    every test enters one, and a generator with its closure is several objects for the garbage
+    collector to go through)."""
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self.scrubber = scrubber
+        self.previous = logging.getLogRecordFactory()
+
+    def make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format: logging reports it itself later
+            return record
+        masked = self.scrubber.mask_message(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self.scrubber.mask_message(text)
+        return record
+
+    def __enter__(self) -> None:
+        self.previous = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(self.make_record)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if logging.getLogRecordFactory() == self.make_record:  # a bound method: compared, not identical
+            logging.setLogRecordFactory(self.previous)
+
+
 @dataclass(eq=False)
 class Scrubber:
     """Scrubs recorded interactions and remembers the live credentials it saw, for masking and `check`.
@@ -430,31 +461,9 @@ class Scrubber:
             text = _USERINFO.sub(rf"\1{REDACTED}@", text)
         return self.mask_text(text)
 
-    @contextmanager
-    def masking_logs(self) -> Iterator[None]:
-        """Masks learned credentials in every log record created while the block runs."""
-        previous = logging.getLogRecordFactory()
-
-        def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-            record = previous(*args, **kwargs)
-            try:
-                message = record.getMessage()
-            except Exception:  # a broken format: logging reports it itself later
-                return record
-            masked = self.mask_message(message)
-            if masked != message:
-                record.msg, record.args = masked, None
-            if record.exc_info and record.exc_info[1] is not None:
-                text = logging.Formatter().formatException(record.exc_info)
-                record.exc_text = self.mask_message(text)
-            return record
-
-        logging.setLogRecordFactory(make_record)
-        try:
-            yield
-        finally:
-            if logging.getLogRecordFactory() is make_record:
-                logging.setLogRecordFactory(previous)
+    def masking_logs(self) -> _LogMasking:
+        """Masks learned credentials in every log record created while the block (``with``) runs."""
+        return _LogMasking(self)
 
     # -- the stored forms ------------------------------------------------------------------
 

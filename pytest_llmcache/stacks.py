@@ -204,16 +204,25 @@ def release() -> None:
 @contextmanager
 def active(cassette: LLMCassette) -> Iterator[LLMCassette]:
     """`cassette` answers the requests of every patched stack while the block runs."""
-    hold()
-    _active.append(cassette)
+    activate(cassette)
     try:
         yield cassette
     finally:
-        for index in range(len(_active) - 1, -1, -1):  # this one, wherever nesting left it
-            if _active[index] is cassette:
-                del _active[index]
-                break
-        release()
+        deactivate(cassette)
+
+
+def activate(cassette: LLMCassette) -> None:
+    """`cassette` answers the requests of every patched stack until `deactivate(cassette)`."""
+    hold()
+    _active.append(cassette)
+
+
+def deactivate(cassette: LLMCassette) -> None:
+    for index in range(len(_active) - 1, -1, -1):  # this one, wherever nesting left it
+        if _active[index] is cassette:
+            del _active[index]
+            break
+    release()
 
 
 def _sdk_imported_since() -> None:
