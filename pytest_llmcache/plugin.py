@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import pytest
 from _pytest._code.code import TerminalRepr
@@ -33,6 +33,7 @@ from pytest_llmcache.providers import placeholder_env
 from pytest_llmcache.scrubbing import Scrubber
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 _REPORT = pytest.StashKey[Report]()
 _CASSETTE = pytest.StashKey[LLMCassette]()
 _GUARD = pytest.StashKey[NetworkGuard]()
@@ -299,13 +300,13 @@ class _MaskedRepr(TerminalRepr):
 
 def _fail_on_refusal(item: pytest.Item) -> None:
     cassette, guard, escapes = item.stash.get(_CASSETTE, None), item.stash.get(_GUARD, None), item.stash.get(_ESCAPES, None)
+    if not ((cassette is not None and cassette.misses) or (guard is not None and guard.errors) or (escapes is not None and escapes.errors)):
+        return  # every test passes here: nothing built
     refusals: list[LLMCacheError] = [
         *(cassette.misses if cassette is not None else ()),
         *(guard.errors if guard is not None else ()),
         *(escapes.errors if escapes is not None else ()),
     ]
-    if not refusals:
-        return
     distinct = list(dict.fromkeys(str(refusal) for refusal in refusals))  # the SDK's retries repeat a miss
     message = distinct[0]
     if len(distinct) > 1:
@@ -482,15 +483,16 @@ def _definitions(item: pytest.Item, name: str) -> Sequence[Any] | None:
     return definitions
 
 
-def _setting(request: pytest.FixtureRequest, name: str, default: Callable[[], _T]) -> _T:
+def _setting(request: pytest.FixtureRequest, name: str, default: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     """The value of our setting fixture `name` for this test. pytest's, when the test's closure has
     it (the same object the test sees) or the project overrides it; else its default, computed
-    directly by the function the fixture itself calls, without pytest's fixture machinery."""
+    directly by the function the fixture itself calls (`default(*args, **kwargs)`: no closure kept
+    alive by llm_cassette's frame for the whole test), without pytest's fixture machinery."""
     collected = request.node.stash.get(_COLLECTED, None)
     if name in collected.from_pytest if collected is not None else name in request.node.fixturenames or _overridden(request.node, name):
         value: _T = request.getfixturevalue(name)
         return value
-    return default()
+    return default(*args, **kwargs)
 
 
 def _scope(session: pytest.Session, items: list[pytest.Item], directory: Path) -> list[str] | None:
@@ -544,7 +546,11 @@ def default_cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker)
 @pytest.fixture(scope="session")
 def llm_cassette_dir(pytestconfig: pytest.Config) -> Path:
     """Where cassettes live (--llm-cassette-dir / llm_cassette_dir)."""
-    return pytestconfig.stash[_SETTINGS].cassette_dir
+    return _cassette_dir(pytestconfig.stash[_SETTINGS])
+
+
+def _cassette_dir(settings: _Session) -> Path:
+    return settings.cassette_dir
 
 
 def _marker(node: pytest.Item) -> LLMMarker:
@@ -566,7 +572,11 @@ def llm_marker(request: pytest.FixtureRequest) -> LLMMarker:
 @pytest.fixture
 def llm_record_mode(llm_marker: LLMMarker, pytestconfig: pytest.Config) -> str:
     """The marker's record_mode, else --llm-record-mode / llm_record_mode (default: none)."""
-    return llm_marker.record_mode or pytestconfig.stash[_SETTINGS].record_mode
+    return _record_mode(llm_marker, pytestconfig.stash[_SETTINGS])
+
+
+def _record_mode(marker: LLMMarker, settings: _Session) -> str:
+    return marker.record_mode or settings.record_mode
 
 
 def _cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:
@@ -643,10 +653,10 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
     """
     node, settings, report = request.node, request.config.stash[_SETTINGS], request.config.stash[_REPORT]
     test_id = node.nodeid
-    marker = _setting(request, "llm_marker", lambda: _marker(node))
-    directory = _setting(request, "llm_cassette_dir", lambda: settings.cassette_dir)
-    path = _setting(request, "llm_cassette_path", lambda: _default_path(node, directory, marker))
-    record_mode = _setting(request, "llm_record_mode", lambda: marker.record_mode or settings.record_mode)
+    marker = _setting(request, "llm_marker", _marker, node)
+    directory = _setting(request, "llm_cassette_dir", _cassette_dir, settings)
+    path = _setting(request, "llm_cassette_path", _default_path, node, directory, marker)
+    record_mode = _setting(request, "llm_record_mode", _record_mode, marker, settings)
     scrubber = _setting(request, "llm_scrubber", Scrubber)
     node.stash[_SCRUBBER] = scrubber
     _WARNING_SCRUBBERS[test_id] = scrubber
