@@ -81,9 +81,6 @@ _PREAMBLE = _HEADER + _VERSION_LINES
 _INDEX = "# llmcache-key "
 # In the text `dumps` writes, the only line that is exactly this one starts an interaction's response.
 _RESPONSE_LINE = "\n  response:\n"
-# ... and its request's body under this one, last unless a line at the request's keys' column follows.
-_REQUEST_BODY = "\n    body:\n"
-_REQUEST_KEY_LINE = re.compile(r"\n    \S")
 # Bump when matching.request_key changes: stale keys in old files are then recomputed on load.
 KEY_SCHEME = "k2"
 # k1 keys counted the fields k2 ignores (matching.VOLATILE_FIELDS): still valid where none appears.
@@ -328,26 +325,12 @@ class Entry:
                 return self.request
         return self.interaction[name]
 
-    @property
-    def request_head(self) -> dict[str, Any]:
-        """The recorded request's method, uri and headers: where it went, without its body.
-        Only the lines before the body are parsed when the text is unedited `dumps` output (its
-        request's body last); else the request is parsed whole."""
-        if self._interaction is None and self._parsed_request is None and self.in_subset and self.text is not None:
-            end = self.text.find(_RESPONSE_LINE)
-            body = self.text.find(_REQUEST_BODY, 0, end)
-            if body >= 0 and _REQUEST_KEY_LINE.search(self.text, body + len(_REQUEST_BODY), end) is None:
-                return self._request_part(body + 1, _request_head)
-        request = self.request
-        return {"method": request["method"], "uri": request["uri"], "headers": request["headers"]}
-
-    def _request_part(self, end: int | None = None, read: Callable[[Any], dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The request of an entry whose response `replay` parsed: only its own lines are parsed
-        (those before `end`, read by `read`: the request head's)."""
+    def _request_part(self) -> dict[str, Any]:
+        """The request of an entry whose response `replay` parsed: only its own lines are parsed."""
         assert self.text is not None
         try:
-            document = self._parse(self.text[: self.text.find(_RESPONSE_LINE) + 1 if end is None else end])
-            return (read or _request)(document[0]["request"])
+            document = self._parse(self.text[: self.text.find(_RESPONSE_LINE) + 1])
+            return _request(document[0]["request"])
         except yaml.YAMLError as err:
             raise CassetteError(self.path, f"interaction #{self.index} is not valid YAML: {err}") from None
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
@@ -702,14 +685,14 @@ def _request(raw: Any) -> dict[str, Any]:
     return {**_request_head(raw, headers), "body": body}
 
 
-def _request_head(raw: Any, headers: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    """A request's method, uri and `headers` (read from `raw` when None) in the in-memory shape."""
+def _request_head(raw: Any, headers: dict[str, list[str]]) -> dict[str, Any]:
+    """A request's method and uri (from `raw`) and `headers` in the in-memory shape."""
     uri = str(raw["uri"])
     try:
         urlsplit(uri).port  # noqa: B018 - parses the host part too
     except ValueError as err:
         raise ValueError(f"its uri {uri!r} is not a URL ({err})") from None
-    return {"method": str(raw["method"]).upper(), "uri": uri, "headers": _headers(raw.get("headers")) if headers is None else headers}
+    return {"method": str(raw["method"]).upper(), "uri": uri, "headers": headers}
 
 
 # -- writing ---------------------------------------------------------------------------------

@@ -181,14 +181,6 @@ def test_a_played_entry_is_billed_as_its_whole_exchange_reads(path: Path):
         assert len(asked) == (exchange.response_model is None)
 
 
-def test_the_request_head_falls_back_to_the_whole_request_when_its_body_is_not_last():
-    recorded = interaction({"model": "gpt-4o", "messages": []}, {"choices": []}, request_headers={"x-a": ["1"]})
-    recorded["request"] = {"body": recorded["request"]["body"], **{name: recorded["request"][name] for name in ("method", "uri", "headers")}}
-    [entry] = cassette.loads_entries(cassette.dumps([recorded]))
-    assert entry.in_subset and entry.text.index("body:") < entry.text.index("method:")
-    assert entry.request_head == {"method": "POST", "uri": recorded["request"]["uri"], "headers": {"x-a": ["1"]}}
-
-
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(interactions(), st.sampled_from([None, "gpt-4o-2024-08-06"]))
 def test_billing_a_played_entry_agrees_with_its_exchange(recorded, answered_by):
