@@ -28,7 +28,7 @@ import shlex
 import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import pytest
 
@@ -301,19 +301,9 @@ class Report:
     def _unused_candidates(self) -> list[str] | None:
         if self.expected is None or not self.cassette_dir.is_dir():
             return None
-        folders = [self.cassette_dir] if self.scope is None else [self.cassette_dir / name for name in self.scope]
-        found: set[str] = set()
-        for folder in folders:
-            if not folder.is_dir():
-                continue
-            candidates = folder.rglob("*") if self.scope is None else folder.glob("*")
-            for path in candidates:
-                if path.suffix not in _CASSETTE_SUFFIXES or not path.is_file():
-                    continue
-                name = path.relative_to(self.cassette_dir).as_posix()
-                if not any(part.startswith(".") for part in name.split("/")) and name not in self.expected:
-                    found.add(name)
-        return sorted(found)
+        expected = self.expected
+        folders = [""] if self.scope is None else ["" if name == "." else name for name in self.scope]
+        return sorted({name for folder in folders for name in _cassette_names(str(self.cassette_dir), folder, self.scope is None) if name not in expected})
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -443,6 +433,24 @@ class Report:
         if not_run:
             lines.append(f"  ({len(not_run)} test(s) with their own llm_cassette_path fixture did not run; their cassettes may be listed)")
         return lines
+
+
+def _cassette_names(root: str, folder: str, recursive: bool) -> Iterator[str]:
+    """The cassette files in `folder` (``a/b``, relative to `root`; "" for `root` itself), and in its
+    subfolders when `recursive` (not through links), as names relative to `root`: hidden files and
+    folders left out. By os.scandir: a large suite has a cassette per test."""
+    try:
+        with os.scandir(os.path.join(root, folder)) as entries:
+            found = [(entry.name, entry.is_dir(follow_symlinks=False), entry.is_file()) for entry in entries if not entry.name.startswith(".")]
+    except OSError:  # not a folder (any more)
+        return
+    for base, is_dir, is_file in found:
+        name = f"{folder}/{base}" if folder else base
+        if is_dir:
+            if recursive:
+                yield from _cassette_names(root, name, recursive)
+        elif is_file and base.endswith(_CASSETTE_SUFFIXES):
+            yield name
 
 
 # -- formatting ----------------------------------------------------------------------------------
