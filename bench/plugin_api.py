@@ -27,6 +27,19 @@ def available() -> str | None:
     return None
 
 
+def compile_modules() -> None:
+    """Byte code for the plugin's modules (and tinytroupe's), as a wheel install has it. The
+    generated suite's pytest processes run with PYTHONDONTWRITEBYTECODE, so a module edited since
+    its byte code was written would be compiled again by every one of them, at start-up."""
+    import compileall
+
+    import pytest_llmcache
+    import tinytroupe
+
+    for package in (pytest_llmcache, tinytroupe):
+        compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
+
+
 def stored_interactions(interactions: list[Interaction], base_url: str = BASE_URL) -> list[dict[str, Any]]:
     """The interactions in the plugin's in-memory form, built as the recorder builds them (scrubbed)."""
     from pytest_llmcache.scrubbing import Scrubber

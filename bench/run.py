@@ -680,6 +680,7 @@ def measure_per_test(settings: Settings, workdir: Path) -> PerTest:
     worker count, the line through the two suite sizes separates the fixed start-up (interpreter,
     imports, collection, starting xdist's workers) from the cost of one more test; the plugin's
     cost per test is the difference of the two modes' slopes."""
+    plugin_api.compile_modules()
     big = generated_suite.make(workdir / "suite", settings.suite_tests, settings.seed)
     small_tests = max(10, settings.suite_tests // 10)
     small = generated_suite.make(workdir / "suite-small", small_tests, settings.seed)
