@@ -84,7 +84,7 @@ class PlayedRecord:
                     for name, use in sorted(self.cassettes.items())
                 },
                 "unused": None if self.unused is None else sorted(self.unused),
-            },  # no indent: the standard library indents in pure Python, ten times slower (a record per session)
+            },  # no indent: the standard library indents in pure Python (7x slower for 2,000 cassettes)
         ) + "\n"
 
     def about(self, directory: Path) -> bool:

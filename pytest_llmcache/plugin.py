@@ -680,10 +680,10 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
         if cassette.mode == "none":
             guard = node.stash[_GUARD] = network_blocked(allowed_hosts, functools.partial(_guard_hint, cassette))
         else:
-            guard = recording_guarded(allowed_hosts, test_id)
+            guard = recording_guarded(allowed_hosts, test_id)  # a generator: its EscapeGuard comes from entering it
         placeholders = _placeholders_set(request, _setting(request, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)) if cassette.write_protected else _NOTHING
         with guard as watching, placeholders:
-            if cassette.mode != "none":
+            if isinstance(watching, EscapeGuard):
                 node.stash[_ESCAPES] = watching
             node.stash[_CASSETTE] = cassette
             yield cassette

@@ -81,8 +81,9 @@ def _tokens_from_json(document: dict[str, Any]) -> Tokens:
 
 
 class _TestRecord(NamedTuple):
-    """What the summary says of one test. Plain tuples of strings and numbers: the session keeps
-    one per test to its end, and the garbage collector stops tracking such tuples."""
+    """What the summary says of one test (the session keeps one per test to its end). Its tokens
+    are plain tuples of strings and numbers, which the garbage collector stops tracking; the
+    record itself stays one tracked object (a tuple subclass is never untracked)."""
 
     duration: float | None  # of its call phase, in seconds
     tokens: tuple[tuple[str, int, int], ...]  # (billed model, input, output tokens), replayed and recorded
@@ -140,7 +141,8 @@ def _describe(exchange: Exchange) -> str:
 class _CassetteDigests(NamedTuple):
     """The digests (`cassette.Entry.digest`) of one cassette the session saw. Dicts of strings
     serve as sets: the session keeps one of these per cassette to its end, and the garbage
-    collector stops tracking a dict of strings (it tracks every set)."""
+    collector stops tracking a dict of strings (it tracks every set); the record itself stays one
+    tracked object."""
 
     interactions: dict[str, None]  # of the file as the tests left it
     tests: dict[str, dict[str, None]]  # node id -> what the test played or recorded

@@ -37,7 +37,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
 from pytest_llmcache import providers
@@ -252,9 +252,10 @@ class _LogMasking:
     every test enters one, and a generator with its closure is several objects for the garbage
     collector to go through)."""
 
+    previous: Callable[..., logging.LogRecord]  # the factory in place before `__enter__`
+
     def __init__(self, scrubber: Scrubber) -> None:
         self.scrubber = scrubber
-        self.previous = logging.getLogRecordFactory()
 
     def make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = self.previous(*args, **kwargs)

@@ -104,9 +104,27 @@ def record(request, value):
 '''
 
 
+# The inner suites' conftest: `out` (see OUTPUT_HELPER), and `slept`, every real time.sleep of the
+# test (recording waits as asked; replay must not wait at all).
+INNER_CONFTEST = OUTPUT_HELPER + '''
+import time
+import pytest
+
+@pytest.fixture
+def out(request):
+    return lambda value: record(request, value)
+
+@pytest.fixture
+def slept(monkeypatch):
+    seconds, sleep = [], time.sleep
+    monkeypatch.setattr(time, "sleep", lambda wait: (seconds.append(wait), sleep(wait))[1])
+    return seconds
+'''
+
+
 @pytest.fixture
 def suite(pytester: pytest.Pytester, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> InnerSuite:
-    pytester.makeconftest(OUTPUT_HELPER + "\nimport pytest\n\n@pytest.fixture\ndef out(request):\n    return lambda value: record(request, value)\n")
+    pytester.makeconftest(INNER_CONFTEST)
     return InnerSuite(pytester, server, monkeypatch)
 
 

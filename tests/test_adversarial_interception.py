@@ -21,16 +21,6 @@ from pytest_llmcache import stacks
 from pytest_llmcache.recorder import LLMCassette
 
 LAZY_OPENAI = '''
-import time
-import pytest
-
-@pytest.fixture
-def slept(monkeypatch):
-    """Every real time.sleep of the test."""
-    seconds, sleep = [], time.sleep
-    monkeypatch.setattr(time, "sleep", lambda wait: (seconds.append(wait), sleep(wait))[1])
-    return seconds
-
 def test_lazy(llm_cassette, slept, out):
     import openai  # the first import of the SDK in this process: after the patch points are held
 

@@ -93,18 +93,9 @@ def test_replay_ignores_the_configured_endpoint(suite):
 
 
 RETRIES = '''
-import time
 import openai
-import pytest
 
 CHAT = [{"role": "user", "content": "busy?"}]
-
-@pytest.fixture
-def slept(monkeypatch):
-    """Every real time.sleep of the test: recording waits as asked, replay must not wait at all."""
-    seconds, sleep = [], time.sleep
-    monkeypatch.setattr(time, "sleep", lambda wait: (seconds.append(wait), sleep(wait))[1])
-    return seconds
 
 def test_sdk_retry(llm_cassette, out, slept):
     response = openai.OpenAI(max_retries=2).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)
