@@ -178,6 +178,9 @@ class LLMCassette:
         try:
             stacks.deactivate(self)
         finally:
+            # Each stub closes over this cassette: dropped here, the cassette is freed by reference
+            # counting when the test lets it go, instead of waiting as a cycle for the collector.
+            self.stubs.clear()
             self._log_masking.__exit__(None, None, None)
 
     @property

@@ -3,7 +3,9 @@ and async) and aiohttp, plain and streamed (SSE), from the loopback server, then
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,28 @@ def test_each_stack_records_then_replays_offline_byte_for_byte(client: str, tmp_
         replayed = [send(url, CHAT), send(url, STREAM)]
     assert replayed == live
     assert replaying.played == [0, 1] and server.hits == 2 and not replaying.misses
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_a_cassette_let_go_is_freed_without_the_garbage_collector(client: str, tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """Every test opens a cassette: one left in a reference cycle (the stubs built for it close over
+    it) waits with everything it parsed for the collector, and makes its collections more frequent."""
+    send, path, url = CLIENTS[client], tmp_path / "c.yaml", server.base_url + "/chat/completions"
+    with LLMCassette.use(path=path, record_mode="once") as recording:
+        send(url, CHAT)
+    recording.save()
+    server.stop()
+    gc.collect()
+    gc.disable()
+    try:
+        with LLMCassette.use(path=path, record_mode="none") as replaying:
+            send(url, CHAT)
+        assert replaying.played == [0]
+        freed = weakref.ref(replaying)
+        del replaying
+        assert freed() is None, [type(referrer).__name__ for referrer in gc.get_referrers(freed())]
+    finally:
+        gc.enable()
 
 
 def test_a_request_recorded_by_one_stack_replays_through_another(tmp_path: Path, server: FakeOpenAIServer) -> None:
