@@ -96,8 +96,7 @@ class _Session:
     normalize: Normalizer  # the ini's ignored fields, for tests whose marker adds none
     holding: bool = False
     _previous: stacks.Outside | None = None
-    # (collector node id, fixture name) -> the definitions of one of our setting fixtures its tests see
-    visible: dict[tuple[str, str], Sequence[Any] | None] = field(default_factory=dict)
+    inherited: dict[str, _Inherited] = field(default_factory=dict)  # by collector node id (`_inherited`)
 
     @classmethod
     def of(cls, config: pytest.Config) -> _Session:
@@ -173,10 +172,9 @@ def _parametrizable_settings(metafunc: pytest.Metafunc) -> Iterable[str]:
     hooks = metafunc.config.hook.pytest_generate_tests.get_hookimpls()
     if any(getattr(hook.function, "__module__", None) not in _OWN_GENERATORS for hook in hooks):
         return _SETTING_FIXTURES
-    for name in _SETTING_FIXTURES:
-        definitions = _definitions(metafunc.definition, name)
-        if definitions is None or any(definition.params is not None for definition in definitions):
-            return _SETTING_FIXTURES
+    closure = _closure(metafunc.definition)
+    if _inherited(metafunc.definition).parametrizable or any(_has_params(closure[name]) for name in _SETTING_FIXTURES if name in closure):
+        return _SETTING_FIXTURES
     marked: set[str] = set()
     for mark in metafunc.definition.iter_markers("parametrize"):
         argnames = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
@@ -379,9 +377,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         fixturenames = getattr(item, "fixturenames", ())
         if "llm_cassette" not in fixturenames:
             continue
-        from_pytest = frozenset(name for name in _SETTING_FIXTURES if name in fixturenames or _overridden(item, name))
+        from_pytest = _from_pytest(item)
         marker, path = None, None
-        if not any(_overridden(item, name) for name in ("llm_cassette_path", "llm_cassette_dir", "llm_marker")):
+        if not any(_overridden(item, name) for name in _PATH_SETTINGS):
             try:
                 marker = LLMMarker.of(item)
                 path = default_cassette_path(item, directory, marker)
@@ -400,6 +398,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 _DESELECTED = pytest.StashKey[list]()
+# The settings a test's default cassette path depends on.
+_PATH_SETTINGS = ("llm_cassette_path", "llm_cassette_dir", "llm_marker")
 
 
 # The fixtures llm_cassette takes its settings from.
@@ -459,40 +459,86 @@ def _collected(config: pytest.Config) -> list[pytest.Item]:
 def _overridden(item: pytest.Item, name: str) -> bool:
     """Whether the project replaced our fixture `name` for `item`: in a conftest, module or class,
     or by parametrizing it in the test."""
-    definitions = _definitions(item, name)
+    closure = _closure(item)
+    return _replaced(closure[name]) if name in closure else name in _inherited(item).overridden
+
+
+def _overridden_settings(item: pytest.Item) -> frozenset[str]:
+    """`_overridden` of every setting: for a test with none in its own closure, its collector's set."""
+    closure, inherited = _closure(item), _inherited(item).overridden
+    if closure.keys().isdisjoint(_SETTING_FIXTURES):
+        return inherited
+    return frozenset(name for name in _SETTING_FIXTURES if (_replaced(closure[name]) if name in closure else name in inherited))
+
+
+class _Inherited(NamedTuple):
+    """The setting fixtures as every test of one collector (module or class) sees them outside its
+    own closure: they are defined per collector, so they are looked up once per collector."""
+
+    overridden: frozenset[str]  # replaced by the project: in a conftest, module or class
+    parametrizable: bool  # one is overridden by a fixture with params, or pytest would not say
+
+
+def _inherited(item: pytest.Item) -> _Inherited:
+    settings = item.config.stash.get(_SETTINGS, None)
+    key = item.parent.nodeid if item.parent is not None else ""
+    found = settings.inherited.get(key) if settings is not None else None
+    if found is None:
+        visible = [(name, _visible_definitions(item, name)) for name in _SETTING_FIXTURES]
+        found = _Inherited(
+            frozenset(name for name, definitions in visible if _replaced(definitions)),
+            any(definitions is None or _has_params(definitions) for _, definitions in visible),
+        )
+        if settings is not None:
+            settings.inherited[key] = found
+    return found
+
+
+def _closure(item: pytest.Item) -> dict[str, Sequence[Any]]:
+    """The fixture definitions of `item`'s own closure, by name."""
+    return getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+
+
+def _replaced(definitions: Sequence[Any] | None) -> bool:
     return not definitions or getattr(definitions[-1].func, "__module__", None) != __name__
+
+
+def _has_params(definitions: Sequence[Any]) -> bool:
+    return any(definition.params is not None for definition in definitions)
 
 
 def _definitions(item: pytest.Item, name: str) -> Sequence[Any] | None:
     """pytest's definitions of fixture `name` for `item`, ours first (None: pytest would not say)."""
-    closure = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-    if name in closure:
-        definitions = closure[name]
-    else:  # not in the test's closure: the definitions visible to its collector, looked up once per collector
-        settings = item.config.stash.get(_SETTINGS, None)
-        key = (item.parent.nodeid if item.parent is not None else "", name)
-        if settings is not None and key in settings.visible:
-            definitions = settings.visible[key]
-        else:
-            try:  # pytest's own lookup (a private API)
-                definitions = item.session._fixturemanager.getfixturedefs(name, item)
-            except Exception:  # a pytest whose lookup differs: take it as overridden, pytest then gives the value
-                definitions = None
-            if settings is not None:
-                settings.visible[key] = definitions
+    closure = _closure(item)
+    return closure[name] if name in closure else _visible_definitions(item, name)
+
+
+def _visible_definitions(item: pytest.Item, name: str) -> Sequence[Any] | None:
+    """The definitions of fixture `name` that `item`'s collector sees (None: pytest would not say)."""
+    try:  # pytest's own lookup (a private API)
+        definitions: Sequence[Any] | None = item.session._fixturemanager.getfixturedefs(name, item)
+    except Exception:  # a pytest whose lookup differs: take it as overridden, pytest then gives the value
+        definitions = None
     return definitions
 
 
-def _setting(request: pytest.FixtureRequest, name: str, default: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    """The value of our setting fixture `name` for this test. pytest's, when the test's closure has
-    it (the same object the test sees) or the project overrides it; else its default, computed
+def _setting(request: pytest.FixtureRequest, from_pytest: frozenset[str], name: str, default: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """The value of our setting fixture `name` for this test. pytest's, when it is one of
+    `from_pytest` (`_from_pytest`: the same object the test sees); else its default, computed
     directly by the function the fixture itself calls (`default(*args, **kwargs)`: no closure kept
     alive by llm_cassette's frame for the whole test), without pytest's fixture machinery."""
-    collected = request.node.stash.get(_COLLECTED, None)
-    if name in collected.from_pytest if collected is not None else name in request.node.fixturenames or _overridden(request.node, name):
+    if name in from_pytest:
         value: _T = request.getfixturevalue(name)
         return value
     return default(*args, **kwargs)
+
+
+def _from_pytest(item: pytest.Item) -> frozenset[str]:
+    """The settings pytest provides for `item`: those the project overrides and those in the test's
+    own closure (pytest sets them up for it anyway)."""
+    overridden = _overridden_settings(item)
+    requested = [name for name in _SETTING_FIXTURES if name in getattr(item, "fixturenames", ())]
+    return overridden.union(requested) if requested else overridden
 
 
 def _scope(session: pytest.Session, items: list[pytest.Item], directory: Path) -> list[str] | None:
@@ -653,11 +699,13 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
     """
     node, settings, report = request.node, request.config.stash[_SETTINGS], request.config.stash[_REPORT]
     test_id = node.nodeid
-    marker = _setting(request, "llm_marker", _marker, node)
-    directory = _setting(request, "llm_cassette_dir", _cassette_dir, settings)
-    path = _setting(request, "llm_cassette_path", _default_path, node, directory, marker)
-    record_mode = _setting(request, "llm_record_mode", _record_mode, marker, settings)
-    scrubber = _setting(request, "llm_scrubber", Scrubber)
+    collected = node.stash.get(_COLLECTED, None)
+    from_pytest = collected.from_pytest if collected is not None else _from_pytest(node)
+    marker = _setting(request, from_pytest, "llm_marker", _marker, node)
+    directory = _setting(request, from_pytest, "llm_cassette_dir", _cassette_dir, settings)
+    path = _setting(request, from_pytest, "llm_cassette_path", _default_path, node, directory, marker)
+    record_mode = _setting(request, from_pytest, "llm_record_mode", _record_mode, marker, settings)
+    scrubber = _setting(request, from_pytest, "llm_scrubber", Scrubber)
     node.stash[_SCRUBBER] = scrubber
     _WARNING_SCRUBBERS[test_id] = scrubber
     context = LLMCassette.use(
@@ -666,8 +714,8 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
         test_id=test_id,
         scrubber=scrubber,
         session=report.session,
-        ignore=_ignore_policy(request, settings),
-        normalize=_normalizer(request, settings, marker),
+        ignore=_ignore_policy(request, from_pytest, settings),
+        normalize=_normalizer(request, from_pytest, settings, marker),
     )
     settings.hold()
     # Context managers without an ExitStack or generators: every test enters them, and each object
@@ -675,13 +723,13 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
     with context as cassette:
         if report.shared:
             cassette.sharing_tests = tuple(report.shared.get(report.cassette_name(path), ()))
-        allowed_hosts: tuple[str, ...] = _setting(request, "llm_allowed_hosts", tuple)
+        allowed_hosts: tuple[str, ...] = _setting(request, from_pytest, "llm_allowed_hosts", tuple)
         guard: contextlib.AbstractContextManager[Any]
         if cassette.mode == "none":
             guard = node.stash[_GUARD] = network_blocked(allowed_hosts, functools.partial(_guard_hint, cassette))
         else:
             guard = recording_guarded(allowed_hosts, test_id)  # a generator: its EscapeGuard comes from entering it
-        placeholders = _placeholders_set(request, _setting(request, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)) if cassette.write_protected else _NOTHING
+        placeholders = _placeholders_set(request, _setting(request, from_pytest, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)) if cassette.write_protected else _NOTHING
         with guard as watching, placeholders:
             if isinstance(watching, EscapeGuard):
                 node.stash[_ESCAPES] = watching
@@ -697,8 +745,8 @@ def _guard_hint(cassette: LLMCassette) -> str:
     return f"(A service of your own? Allow its host with the llm_allowed_hosts fixture.) Record with: {cassette.record_command()}"
 
 
-def _ignore_policy(request: pytest.FixtureRequest, settings: _Session) -> IgnorePolicy:
-    rules = _setting(request, "llm_ignore", lambda: settings.ignore_rules)
+def _ignore_policy(request: pytest.FixtureRequest, from_pytest: frozenset[str], settings: _Session) -> IgnorePolicy:
+    rules = _setting(request, from_pytest, "llm_ignore", lambda: settings.ignore_rules)
     if rules is settings.ignore_rules:
         return settings.ignore  # parsed once, its per-URL answers kept for the session
     try:
@@ -707,9 +755,9 @@ def _ignore_policy(request: pytest.FixtureRequest, settings: _Session) -> Ignore
         raise pytest.UsageError(f"fixture llm_ignore: {err}") from None
 
 
-def _normalizer(request: pytest.FixtureRequest, settings: _Session, marker: LLMMarker) -> Normalizer:
-    paths = _setting(request, "llm_ignore_fields", lambda: settings.ignore_fields)
-    function = _setting(request, "llm_normalize", lambda: None)
+def _normalizer(request: pytest.FixtureRequest, from_pytest: frozenset[str], settings: _Session, marker: LLMMarker) -> Normalizer:
+    paths = _setting(request, from_pytest, "llm_ignore_fields", lambda: settings.ignore_fields)
+    function = _setting(request, from_pytest, "llm_normalize", lambda: None)
     if paths is settings.ignore_fields and function is None and not marker.ignore_fields:
         return settings.normalize
     try:
