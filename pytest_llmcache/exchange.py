@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -238,9 +239,7 @@ class _Reply:
 def _read_reply(uri: str, request_headers: Iterable[Any], response_headers: Mapping[str, Any], response_body: Any, billing_only: bool = False) -> _Reply:
     """`billing_only`: the answer is left empty where reading it costs more than the model and
     usage (chat completions: every test's tally reads one)."""
-    provider = providers.provider_for(uri, request_headers)
-    path = unquote(urlsplit(uri).path)
-    endpoint = provider.endpoint(path)
+    provider, path, endpoint = _destination(uri, request_headers) if isinstance(request_headers, tuple) else _find_destination(uri, request_headers)
     kind = endpoint.kind if endpoint is not None else OTHER
     documents, streamed, readable = _documents(response_body, _header(response_headers, "content-type"))
     if kind == _GEMINI_STREAM:
@@ -248,6 +247,18 @@ def _read_reply(uri: str, request_headers: Iterable[Any], response_headers: Mapp
     reader = (_BILLING_READERS if billing_only else _READERS).get(kind, _other)
     answer, answered_by, usage = reader(documents, streamed, endpoint.usage if endpoint else _FALLBACK_USAGE)
     return _Reply(provider.name, path, kind, streamed, readable, documents, answer, answered_by, usage)
+
+
+def _find_destination(uri: str, request_headers: Iterable[Any]) -> tuple[providers.Provider, str, providers.Endpoint | None]:
+    """Where a request went: its provider, URL path (unquoted) and that provider's endpoint there."""
+    provider = providers.provider_for(uri, request_headers)
+    path = unquote(urlsplit(uri).path)
+    return provider, path, provider.endpoint(path)
+
+
+# The report's tally reads one per replayed request, from the header names sent (a tuple): a suite
+# sends the same few URLs with the same headers again and again.
+_destination = functools.lru_cache(maxsize=256)(_find_destination)
 
 
 def _asked_model(request: Any, path: str) -> tuple[str | None, str | None]:
