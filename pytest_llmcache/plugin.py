@@ -30,7 +30,7 @@ from pytest_llmcache.paths import BadCassettePath, cassette_path
 from pytest_llmcache.recorder import LLMCassette
 from pytest_llmcache.report import Report, stale_message, unplayed
 from pytest_llmcache.providers import placeholder_env
-from pytest_llmcache.scrubbing import Scrubber
+from pytest_llmcache.scrubbing import Scrubber, environment_values
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -791,18 +791,20 @@ class _UnsetVariablesSet:
         self.previous: dict[str, str | None] = {}
 
     def __enter__(self) -> None:
-        for name, value in self.values.items():
-            current = os.environ.get(name)
+        for (name, value), current in zip(self.values.items(), environment_values(tuple(self.values)), strict=True):
             if not current:
                 self.previous[name] = current
                 os.environ[name] = value
 
     def __exit__(self, *exc_info: object) -> None:
         for name, before in self.previous.items():
-            if before is None:
-                os.environ.pop(name, None)
-            else:
+            if before is not None:
                 os.environ[name] = before
+                continue
+            try:  # del, not pop: pop reads the value first
+                del os.environ[name]
+            except KeyError:
+                pass  # the test removed it already
 
 
 @pytest.fixture

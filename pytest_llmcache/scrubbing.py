@@ -607,24 +607,31 @@ _WATCHED_ENV_VARS = (*providers.credential_env_vars(), *_ENDPOINT_ENV_VARS)
 
 
 def _watched_environment() -> tuple[str, ...]:
-    """The values of `_WATCHED_ENV_VARS` now ("" when unset), as os.environ.get gives them.
+    """The values of `_WATCHED_ENV_VARS` now ("" when unset)."""
+    return tuple(value or "" for value in environment_values(_WATCHED_ENV_VARS))
+
+
+def environment_values(names: tuple[str, ...]) -> tuple[str | None, ...]:
+    """The values of environment variables `names` now, as os.environ.get gives them (None: unset).
 
     Read from os.environ's own table when it is the usual one: os.environ.get raises and catches
-    a KeyError for each unset name (about 9 us for all of them, for every Scrubber made and every
-    interaction recorded). Anything else standing in for os.environ is read through get."""
+    a KeyError for each unset name (about 1.5 us each; every Scrubber made, every interaction
+    recorded and every replaying test's placeholders read several). Anything else standing in for
+    os.environ is read through get."""
     environ: Any = os.environ
     table = getattr(environ, "_data", None)
     if type(environ) is not os._Environ or not isinstance(table, dict):
-        return tuple(environ.get(name, "") for name in _WATCHED_ENV_VARS)
-    known = _ENV_KEYS.get(id(environ))
+        return tuple(environ.get(name) for name in names)
+    known = _ENV_KEYS.get(names)
     if known is None or known[0] is not environ:
-        known = _ENV_KEYS[id(environ)] = (environ, tuple(environ.encodekey(name) for name in _WATCHED_ENV_VARS))
-    values = [table.get(key) for key in known[1]]
-    return tuple("" if value is None else environ.decodevalue(value) for value in values)
+        if len(_ENV_KEYS) >= 64:  # a project's own placeholder sets, if many: bounded
+            _ENV_KEYS.clear()
+        known = _ENV_KEYS[names] = (environ, tuple(environ.encodekey(name) for name in names))
+    return tuple(None if (value := table.get(key)) is None else environ.decodevalue(value) for key in known[1])
 
 
-# The watched names as os.environ's table holds them (encoded), with the object they are for.
-_ENV_KEYS: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+# Names as os.environ's table holds them (encoded), with the os.environ they are for.
+_ENV_KEYS: dict[tuple[str, ...], tuple[Any, tuple[Any, ...]]] = {}
 
 
 _URL = re.compile(r"""(?i)\b[a-z][a-z0-9+.-]*://[^\s'"<>]+""")

@@ -6,7 +6,7 @@
   what it held is still remembered; it learns exactly what `credentials_in` finds.
 - `cassette._read_text` reads a file with os.read: whole, however the reads are cut, and bounded
   if it grows while read.
-- `scrubbing._watched_environment` reads the watched variables as `os.environ.get` does.
+- `scrubbing.environment_values` reads variables as `os.environ.get` does.
 - `bodies.parse_json` reads a body as `json.loads` does; `matching._canonical_json` of a parsed
   document is what `json.dumps` writes.
 """
@@ -385,6 +385,8 @@ def test_the_watched_environment_is_what_os_environ_get_gives(changes, raw_bytes
             else:
                 os.environ[name] = value
             assert scrubbing._watched_environment() == expected_environment()
+            assert scrubbing.environment_values(names) == tuple(os.environ.get(name) for name in names)
+            assert scrubbing.environment_values(names[::-1]) == tuple(os.environ.get(name) for name in names[::-1])
     finally:
         for name, value in saved.items():
             if value is None:
@@ -398,6 +400,7 @@ def test_an_environment_standing_in_for_os_environ_is_read_too(monkeypatch):
 
     monkeypatch.setattr(os, "environ", {"OPENAI_API_KEY": "sk-from-a-plain-dict-0001"})
     assert scrubbing._watched_environment() == expected_environment()
+    assert scrubbing.environment_values(("OPENAI_API_KEY", "GEMINI_API_KEY")) == ("sk-from-a-plain-dict-0001", None)
     assert "sk-from-a-plain-dict-0001" in Scrubber().secrets
 
 
@@ -442,3 +445,39 @@ def test_an_empty_cassette_file_is_still_refused(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(CassetteError, match="the file is empty"):
         cassette.load_entries(path)
+
+
+PLACEHOLDER_NAMES = ("LLMCACHE_TEST_PLACEHOLDER_A", "LLMCACHE_TEST_PLACEHOLDER_B", "LLMCACHE_TEST_PLACEHOLDER_C")
+states = st.none() | st.sampled_from(["", "live-value"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.tuples(*[states] * len(PLACEHOLDER_NAMES)), st.dictionaries(st.sampled_from(PLACEHOLDER_NAMES), states, max_size=3))
+def test_placeholders_fill_unset_or_empty_variables_and_put_back_exactly_what_was_there(before, changed_inside):
+    """Unset and empty variables get the placeholder while a cassette replays; afterwards each is
+    as it was (unset stays distinct from empty), even when the test removed or changed it."""
+    from pytest_llmcache.plugin import _UnsetVariablesSet
+
+    saved = {name: os.environ.get(name) for name in PLACEHOLDER_NAMES}
+    try:
+        for name, value in zip(PLACEHOLDER_NAMES, before, strict=True):
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        with _UnsetVariablesSet(dict.fromkeys(PLACEHOLDER_NAMES, "placeholder")):
+            assert [os.environ.get(name) for name in PLACEHOLDER_NAMES] == [value or "placeholder" for value in before]
+            for name, value in changed_inside.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        # put back: what was unset or empty; the test's own change: what held a value
+        expected = [value if not value else changed_inside.get(name, value) for name, value in zip(PLACEHOLDER_NAMES, before, strict=True)]
+        assert [os.environ.get(name) for name in PLACEHOLDER_NAMES] == expected
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
