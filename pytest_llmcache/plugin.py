@@ -97,6 +97,7 @@ class _Session:
     holding: bool = False
     _previous: stacks.Outside | None = None
     inherited: dict[str, _Inherited] = field(default_factory=dict)  # by collector node id (`_inherited`)
+    collected: dict[str, _Collected] = field(default_factory=dict)  # by test node id, until the test has run
 
     @classmethod
     def of(cls, config: pytest.Config) -> _Session:
@@ -200,7 +201,9 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         _forget(item.stash, _GUARD)
         _forget(item.stash, _ESCAPES)
         _forget(item.stash, _REFUSAL)
-        _forget(item.stash, _COLLECTED)
+        settings = item.config.stash.get(_SETTINGS, None)
+        if settings is not None:
+            settings.collected.pop(item.nodeid, None)
 
 
 def _forget(stash: pytest.Stash, key: pytest.StashKey[_T]) -> None:
@@ -360,16 +363,17 @@ def _fail_stale(item: pytest.Item) -> None:
 def pytest_deselected(items: list[pytest.Item]) -> None:
     """Deselected tests (-k, -m) were collected: their cassettes are not unused."""
     if items:
-        _collected(items[0].config).extend(items)
+        _deselected(items[0].config).extend(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    items = [*session.items, *_collected(session.config)]
-    _collected(session.config).clear()
+    items = [*session.items, *_deselected(session.config)]
+    _deselected(session.config).clear()
     report = session.config.stash.get(_REPORT, None)
     if report is None:
         return
-    directory = session.config.stash[_SETTINGS].cassette_dir
+    settings = session.config.stash[_SETTINGS]
+    directory = settings.cassette_dir
     users: dict[str, list[str]] = {}
     custom: list[str] = []
     shared: dict[Any, Any] = {}  # one object for equal markers, one for equal fixture sets
@@ -382,10 +386,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if not any(_overridden(item, name) for name in _PATH_SETTINGS):
             try:
                 marker = LLMMarker.of(item)
-                path = default_cassette_path(item, directory, marker)
+                path = str(default_cassette_path(item, directory, marker))
             except MarkerError:
                 pass  # the test errors with it; its cassette can't be known
-        item.stash[_COLLECTED] = _Collected(shared.setdefault(from_pytest, from_pytest), shared.setdefault(marker, marker), _marker_count(item), path)
+        settings.collected[item.nodeid] = _Collected(shared.setdefault(from_pytest, from_pytest), shared.setdefault(marker, marker), _marker_count(item), path)
         if path is None:
             custom.append(item.nodeid)
         else:
@@ -394,7 +398,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # From the first test on, not the first cassette: the same rules between every two tests. Only
     # the tests that run count (a deselected cassette user is one of `users`).
     if any("llm_cassette" in getattr(item, "fixturenames", ()) for item in session.items):
-        session.config.stash[_SETTINGS].hold()
+        settings.hold()
 
 
 _DESELECTED = pytest.StashKey[list]()
@@ -421,22 +425,27 @@ class _Collected(NamedTuple):
     """What collection found out about a test using llm_cassette, so its cassette starts cheaply:
     which setting fixtures pytest must provide (overridden, or in the test's own closure), and its
     marker and default cassette path (reused unless a marker was added to the test or one of its
-    collectors since: `markers` then has more). Kept by each item until it runs: equal markers and
-    fixture sets are one object, so that collecting a large suite leaves fewer objects for the
-    garbage collector to go through."""
+    collectors since: `markers` then has more). Kept by the session until the test runs, not in the
+    item's stash (which stays an empty dict the garbage collector does not track); equal markers and
+    fixture sets are one object, and the path is text (a Path is two objects): every object a
+    collected test keeps until it runs is gone through by each full collection meanwhile, and
+    brings the next one closer."""
 
     from_pytest: frozenset[str]
     marker: LLMMarker | None
     markers: int  # `_marker_count` at collection
-    path: Path | None  # in the session's cassette directory; None: a setting it depends on is overridden
+    path: str | None  # in the session's cassette directory; None: a setting it depends on is overridden
 
 
-_COLLECTED = pytest.StashKey[_Collected]()
+def _collected(node: pytest.Item) -> _Collected | None:
+    """What collection found out about `node` (None: it did not use llm_cassette then, or has run)."""
+    settings = node.config.stash.get(_SETTINGS, None)
+    return settings.collected.get(node.nodeid) if settings is not None else None
 
 
 def _collected_for(node: pytest.Item) -> _Collected | None:
     """The collected marker and path of `node`, while they still hold."""
-    found = node.stash.get(_COLLECTED, None)
+    found = _collected(node)
     return found if found is not None and found.marker is not None and found.markers == _marker_count(node) else None
 
 
@@ -450,7 +459,7 @@ def _marker_count(node: pytest.Item) -> int:
     return count
 
 
-def _collected(config: pytest.Config) -> list[pytest.Item]:
+def _deselected(config: pytest.Config) -> list[pytest.Item]:
     if _DESELECTED not in config.stash:
         config.stash[_DESELECTED] = []
     return config.stash[_DESELECTED]
@@ -635,7 +644,7 @@ def _cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Pat
 def _default_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:
     collected = _collected_for(node)
     if collected is not None and collected.path is not None and collected.marker == marker and directory == node.config.stash[_SETTINGS].cassette_dir:
-        return collected.path
+        return Path(collected.path)
     return _cassette_path(node, directory, marker)
 
 
@@ -699,7 +708,7 @@ def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
     """
     node, settings, report = request.node, request.config.stash[_SETTINGS], request.config.stash[_REPORT]
     test_id = node.nodeid
-    collected = node.stash.get(_COLLECTED, None)
+    collected = _collected(node)
     from_pytest = collected.from_pytest if collected is not None else _from_pytest(node)
     marker = _setting(request, from_pytest, "llm_marker", _marker, node)
     directory = _setting(request, from_pytest, "llm_cassette_dir", _cassette_dir, settings)

@@ -199,15 +199,15 @@ class Report:
             duration = self._last_call[1] if self._last_call and self._last_call[0] == node_id else None
             self.tests[node_id] = _TestRecord.of(duration, replayed, recorded)
 
-    def cassette_name(self, path: Path) -> str:
+    def cassette_name(self, path: Path | str) -> str:
         """`path` relative to the cassette directory (as in the manifest), else as it is."""
         text = str(path)
         if text.startswith(self._dir_prefix):  # the common case, without pathlib's parsing
             return text[len(self._dir_prefix) :].replace(os.sep, "/")
         try:
-            return path.relative_to(self.cassette_dir).as_posix()
+            return Path(path).relative_to(self.cassette_dir).as_posix()
         except ValueError:
-            return path.as_posix()
+            return Path(path).as_posix()
 
     def _count(self, replayed: int, recorded: int, missing: int) -> None:
         self.counts["replayed"] += replayed
