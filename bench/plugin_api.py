@@ -37,7 +37,7 @@ def compile_modules() -> None:
     import tinytroupe
 
     for package in (pytest_llmcache, tinytroupe):
-        compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
+        compileall.compile_dir(package.__path__[0], quiet=1)
 
 
 def stored_interactions(interactions: list[Interaction], base_url: str = BASE_URL) -> list[dict[str, Any]]:

@@ -89,7 +89,7 @@ class Settings:
     record_calls: int = 50  # per round
     large_repeats: int = 5  # calls per engine replaying the one large response
     suite_tests: int = 2000  # generated one-request tests, for the per-test overhead
-    suite_repeats: int = 2  # serial runs per mode (medians), alternating the modes
+    suite_repeats: int = 4  # rounds; in each, every mode and worker count runs once (paired medians)
     cache_sizes: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
     cache_ops: int = 500
     token_texts: int = 300
@@ -651,23 +651,33 @@ class PerTest:
     fits: dict[str, SuiteFit]  # "plugin", "memory", "plugin -n 2", "memory -n 2"
 
     def extra_ms(self, suffix: str = "") -> float | None:
-        """The plugin's cost per test: plugin slope - memory slope (start-up excluded)."""
-        plugin, memory = self.fits["plugin" + suffix].per_test_ms, self.fits["memory" + suffix].per_test_ms
-        return plugin - memory if plugin is not None and memory is not None else None
+        """The plugin's cost per test, start-up excluded: the plugin's slope minus the memory run's
+        of the same round, the median over the rounds (the machine drifts between rounds more
+        than within one)."""
+        plugin, memory = self.fits["plugin" + suffix], self.fits["memory" + suffix]
+        return _paired_median([((pb - mb) - (ps - ms)) / (self.tests - self.small_tests) * 1e3
+                               for pb, mb, ps, ms in zip(plugin.big_s, memory.big_s, plugin.small_s, memory.small_s, strict=True)])
 
     @property
     def per_test_ms(self) -> float:
-        """(plugin - memory) / tests on the large suite, serial: what a suite of that size feels per test."""
-        return (statistics.median(self.fits["plugin"].big_s) - statistics.median(self.fits["memory"].big_s)) / self.tests * 1e3
+        """(plugin - memory) / tests on the large suite, serial, start-up included: what a suite of that
+        size feels per test (the median over the rounds, each round's two runs paired)."""
+        plugin, memory = self.fits["plugin"], self.fits["memory"]
+        return _paired_median([(pb - mb) / self.tests * 1e3 for pb, mb in zip(plugin.big_s, memory.big_s, strict=True)]) or 0.0
 
     @property
     def per_test_cpu_ms(self) -> float | None:
-        plugin, memory = self.fits["plugin"].cpu_per_test_ms, self.fits["memory"].cpu_per_test_ms
-        return plugin - memory if plugin is not None and memory is not None else None
+        plugin, memory = self.fits["plugin"], self.fits["memory"]
+        return _paired_median([((pb - mb) - (ps - ms)) / (self.tests - self.small_tests) * 1e3
+                               for pb, mb, ps, ms in zip(plugin.big_cpu_s, memory.big_cpu_s, plugin.small_cpu_s, memory.small_cpu_s, strict=True)])
 
     def scaling(self, mode: str) -> float | None:
         """Serial per-test wall time / per-test wall time under -n 2: 2.0x is perfect on 2 workers."""
         return ratio(self.fits[mode].per_test_ms, self.fits[mode + " -n 2"].per_test_ms)
+
+
+def _paired_median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 SUITE_WORKERS = 2  # the -n figure
