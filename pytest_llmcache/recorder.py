@@ -20,7 +20,6 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
-from collections.abc import Callable
 
 import anyio
 from vcr.request import Request
@@ -145,7 +144,6 @@ class LLMCassette:
         self._recorded_as_entries: list[cassette_file.Entry] = []
         self._renamed: dict[str, str] = {}  # digest as loaded -> as saved, for interactions written anew
         self._queues: dict[str, deque[int]] = {}
-        self.stubs: dict[Any, Callable[..., Any]] = {}  # vcrpy's stub per patch point, bound to this cassette (`stacks`)
         self.dirty = False  # recorded and not saved yet
         self._log_masking = self.scrubber.masking_logs()  # while in use (`__enter__`)
 
@@ -178,9 +176,6 @@ class LLMCassette:
         try:
             stacks.deactivate(self)
         finally:
-            # Each stub closes over this cassette: dropped here, the cassette is freed by reference
-            # counting when the test lets it go, instead of waiting as a cycle for the collector.
-            self.stubs.clear()
             self._log_masking.__exit__(None, None, None)
 
     @property

@@ -247,6 +247,14 @@ def _target_credentials(uri: str, body: bytes | None, extra_query_params: frozen
 _MAX_LEARNED = 256
 
 
+@functools.lru_cache(maxsize=_MAX_LEARNED)
+def _credential_header_kinds(names: tuple[str, ...], extra_headers: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """The names among a request's header `names` that may hold credentials, with their kinds
+    (`_header_kind`). A client sends the same names with every request of every test: decided once
+    per set of names for the session, not once per test's scrubber."""
+    return tuple((name, kind) for name in names if (kind := _header_kind(name, extra_headers)) is not None)
+
+
 class _LogMasking:
     """`Scrubber.masking_logs`: the log record factory in place while a cassette is in use (a class:
     every test enters one, and a generator with its closure is several objects for the garbage
@@ -367,18 +375,12 @@ class Scrubber:
 
     def _credential_headers_of(self, headers: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
         """(name, `_header_kind`, value) of the headers that may hold credentials. Of a dict, which
-        names may is decided once per set of names (a client sends the same ones with every
-        request); any other mapping (a multidict repeats names) is read item by item."""
+        names may is decided once per set of names (`_credential_header_kinds`); any other mapping
+        (a multidict repeats names) is read item by item."""
         extra_headers = frozenset(self.extra_headers)
         if type(headers) is not dict:
             return [(name, kind, value) for name, value in headers.items() if (kind := _header_kind(name, extra_headers)) is not None]
-        names = tuple(headers)
-        found = self._credential_headers.get((names, extra_headers))
-        if found is None:
-            found = tuple((name, kind) for name in names if (kind := _header_kind(name, extra_headers)) is not None)
-            if len(self._credential_headers) < _MAX_LEARNED:
-                self._credential_headers[names, extra_headers] = found
-        return [(name, kind, headers[name]) for name, kind in found]
+        return [(name, kind, headers[name]) for name, kind in _credential_header_kinds(tuple(headers), extra_headers)]
 
     def learn_interaction(self, interaction: Mapping[str, Any]) -> None:
         """Remembers the credentials of a stored interaction's request, and the cookies its response set."""
@@ -401,10 +403,6 @@ class Scrubber:
     _hosts_bytes: re.Pattern[bytes] | None = field(default=None, init=False, repr=False, compare=False)
     # What `learn_request` learned from: header (name, value) -> the credentials it held; URL -> its secret host.
     _learned_headers: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
-    # The headers of a request's header names that may hold credentials, and their kinds (`_header_kind`).
-    _credential_headers: dict[tuple[tuple[str, ...], frozenset[str]], tuple[tuple[str, str], ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
     _learned_hosts: dict[str, str | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _replacements(self) -> list[tuple[str, str]]:

@@ -270,11 +270,20 @@ def _route(point: _PatchPoint, method: str, url: str) -> _Route:
     return _Route(refusal=refusal(method, url, rule)) if replaying else _Route(live=True)
 
 
-def _stub(cassette: LLMCassette, point: _PatchPoint, build: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
-    stub = cassette.stubs.get(point)
-    if stub is None:
-        stub = cassette.stubs[point] = build()
-    return stub
+_ROUTED: contextvars.ContextVar[LLMCassette] = contextvars.ContextVar("llmcache_routed")
+
+
+class _RoutedCassette:
+    """What vcrpy's stubs are given as their cassette: the cassette `_route` chose for the request
+    being handled (in this thread or task). Each stub is then built once per patch point, not once
+    per test: a stub closing over a test's cassette was about ten objects per test, and a reference
+    cycle the cassette waited in for the garbage collector."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_ROUTED.get(), name)
+
+
+_ROUTED_CASSETTE: Any = _RoutedCassette()
 
 
 def _sync_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -294,10 +303,15 @@ def _sync_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callabl
             return _httpx_response(httpx, *route.refusal)
         if route.live:
             return send_live(transport, request)
-        cassette = route.cassette
-        if cassette is None:
+        if route.cassette is None:
             return original(transport, request)
-        return _stub(cassette, point, lambda: vcr_handle_request(cassette, send_live, httpx))(transport, request)
+        routed = _ROUTED.set(route.cassette)
+        try:
+            return stub(transport, request)
+        finally:
+            _ROUTED.reset(routed)
+
+    stub = vcr_handle_request(_ROUTED_CASSETTE, send_live, httpx)
 
     return handle_request
 
@@ -367,11 +381,15 @@ def _async_transport(point: _PatchPoint, original: Callable[..., Any]) -> Callab
             return _httpx_response(httpx, *route.refusal)
         if route.live:
             return await send_live(transport, request)
-        cassette = route.cassette
-        if cassette is None:
+        if route.cassette is None:
             return await original(transport, request)
-        return await _stub(cassette, point, lambda: vcr_handle_async_request(cassette, send_live, httpx))(transport, request)
+        routed = _ROUTED.set(route.cassette)
+        try:
+            return await stub(transport, request)
+        finally:
+            _ROUTED.reset(routed)
 
+    stub = vcr_handle_async_request(_ROUTED_CASSETTE, send_live, httpx)
     return handle_async_request
 
 
@@ -392,11 +410,15 @@ def _aiohttp_request(point: _PatchPoint, original: Callable[..., Any]) -> Callab
             return build_response(Request(method, str(url), None, {}), response, [])
         if route.live:
             return await send_live(session, method, url, **kwargs)
-        cassette = route.cassette
-        if cassette is None:
+        if route.cassette is None:
             return await original(session, method, url, **kwargs)
-        return await _stub(cassette, point, lambda: vcr_request(cassette, send_live))(session, method, url, **kwargs)
+        routed = _ROUTED.set(route.cassette)
+        try:
+            return await stub(session, method, url, **kwargs)
+        finally:
+            _ROUTED.reset(routed)
 
+    stub = vcr_request(_ROUTED_CASSETTE, send_live)
     return request
 
 
