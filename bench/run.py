@@ -89,7 +89,7 @@ class Settings:
     record_calls: int = 50  # per round
     large_repeats: int = 5  # calls per engine replaying the one large response
     suite_tests: int = 2000  # generated one-request tests, for the per-test overhead
-    suite_repeats: int = 4  # rounds; in each, every mode and worker count runs once (paired medians)
+    suite_repeats: int = 5  # rounds; in each, every mode, worker count and size runs once (fastest run taken)
     cache_sizes: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
     cache_ops: int = 500
     token_texts: int = 300
@@ -619,7 +619,10 @@ def measure_large_body(settings: Settings, workdir: Path, racing: list[Engine]) 
 @dataclass
 class SuiteFit:
     """One mode (plugin or memory) at one worker count: the runs of both suite sizes, and the
-    straight line through them, time = start-up + tests x per-test cost."""
+    straight line through each size's fastest run, time = start-up + tests x per-test cost. The
+    fastest run, as timeit takes it: the machine's noise (other virtual machines on its cores) only
+    ever adds time, and comes in bursts that can take a whole run; a median over a few runs
+    still moved by 0.4 ms per test between two runs of the same code."""
 
     mode: str
     workers: int
@@ -634,8 +637,8 @@ class SuiteFit:
 
     def fit(self, tests: int, small_tests: int) -> None:
         def line(big: list[float], small: list[float]) -> tuple[float, float]:
-            slope = (statistics.median(big) - statistics.median(small)) / (tests - small_tests)
-            return slope * 1e3, statistics.median(small) - slope * small_tests
+            slope = (min(big) - min(small)) / (tests - small_tests)
+            return slope * 1e3, min(small) - slope * small_tests
 
         self.per_test_ms, self.startup_s = line(self.big_s, self.small_s)
         self.cpu_per_test_ms, self.cpu_startup_s = line(self.big_cpu_s, self.small_cpu_s)
@@ -651,33 +654,31 @@ class PerTest:
     fits: dict[str, SuiteFit]  # "plugin", "memory", "plugin -n 2", "memory -n 2"
 
     def extra_ms(self, suffix: str = "") -> float | None:
-        """The plugin's cost per test, start-up excluded: the plugin's slope minus the memory run's
-        of the same round, the median over the rounds (the machine drifts between rounds more
-        than within one)."""
-        plugin, memory = self.fits["plugin" + suffix], self.fits["memory" + suffix]
-        return _paired_median([((pb - mb) - (ps - ms)) / (self.tests - self.small_tests) * 1e3
-                               for pb, mb, ps, ms in zip(plugin.big_s, memory.big_s, plugin.small_s, memory.small_s, strict=True)])
+        """The plugin's cost per test: plugin slope - memory slope (start-up excluded)."""
+        plugin, memory = self.fits["plugin" + suffix].per_test_ms, self.fits["memory" + suffix].per_test_ms
+        return plugin - memory if plugin is not None and memory is not None else None
 
     @property
     def per_test_ms(self) -> float:
-        """(plugin - memory) / tests on the large suite, serial, start-up included: what a suite of that
-        size feels per test (the median over the rounds, each round's two runs paired)."""
-        plugin, memory = self.fits["plugin"], self.fits["memory"]
-        return _paired_median([(pb - mb) / self.tests * 1e3 for pb, mb in zip(plugin.big_s, memory.big_s, strict=True)]) or 0.0
+        """(plugin - memory) / tests on the large suite, serial, each mode's fastest run: what a suite
+        of that size feels per test, start-up included."""
+        return (min(self.fits["plugin"].big_s) - min(self.fits["memory"].big_s)) / self.tests * 1e3
 
     @property
     def per_test_cpu_ms(self) -> float | None:
+        plugin, memory = self.fits["plugin"].cpu_per_test_ms, self.fits["memory"].cpu_per_test_ms
+        return plugin - memory if plugin is not None and memory is not None else None
+
+    def round_extras_ms(self) -> list[float]:
+        """The serial plugin extra per test of each round on its own (plugin - memory of the same
+        round), sorted: how far the machine's noise spreads it."""
         plugin, memory = self.fits["plugin"], self.fits["memory"]
-        return _paired_median([((pb - mb) - (ps - ms)) / (self.tests - self.small_tests) * 1e3
-                               for pb, mb, ps, ms in zip(plugin.big_cpu_s, memory.big_cpu_s, plugin.small_cpu_s, memory.small_cpu_s, strict=True)])
+        return sorted(((pb - mb) - (ps - ms)) / (self.tests - self.small_tests) * 1e3
+                      for pb, mb, ps, ms in zip(plugin.big_s, memory.big_s, plugin.small_s, memory.small_s, strict=True))
 
     def scaling(self, mode: str) -> float | None:
         """Serial per-test wall time / per-test wall time under -n 2: 2.0x is perfect on 2 workers."""
         return ratio(self.fits[mode].per_test_ms, self.fits[mode + " -n 2"].per_test_ms)
-
-
-def _paired_median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
 
 
 SUITE_WORKERS = 2  # the -n figure
@@ -1032,14 +1033,13 @@ def print_per_test(per_test: PerTest) -> None:
             fmt(per_test.scaling("plugin"), 2, "x") if suffix else "-", fmt(per_test.scaling("memory"), 2, "x") if suffix else "-",
             fmt(per_test.extra_ms(suffix), 2), fmt(plugin.per_test_ms, 2), fmt(memory.per_test_ms, 2),
             fmt(plugin.startup_s, 2), fmt(memory.startup_s, 2),
-            fmt(statistics.median(plugin.big_s), 1), fmt(statistics.median(memory.big_s), 1),
-            fmt(statistics.median(plugin.small_s), 1), fmt(statistics.median(memory.small_s), 1),
+            fmt(min(plugin.big_s), 1), fmt(min(memory.big_s), 1), fmt(min(plugin.small_s), 1), fmt(min(memory.small_s), 1),
         ])
     print(table(["run", "plugin/memory", "scaling plugin", "scaling memory", "plugin extra ms/test", "plugin ms/test",
                  "memory ms/test", "plugin start-up s", "memory start-up s", f"plugin {tests:,} s", f"memory {tests:,} s",
                  f"plugin {small:,} s", f"memory {small:,} s"], rows))
-    print(f"  ms/test: the slope between the {small:,}- and {tests:,}-test suites (what one more test costs, wall time); "
-          "start-up: the rest, at zero tests")
+    print(f"  ms/test: the slope between the {small:,}- and {tests:,}-test suites (what one more test costs, wall time, "
+          f"each size's fastest of {len(fits['plugin'].big_s)} runs); start-up: the rest, at zero tests")
     print("  (interpreter, imports, collection set-up; under -n 2 also starting the workers). plugin extra = plugin - memory "
           "per test: the plugin's cost per test.")
     print(f"  scaling: serial ms/test / -n {SUITE_WORKERS} ms/test (2.00x is perfect; the controller shares the cores "
@@ -1049,6 +1049,8 @@ def print_per_test(per_test: PerTest) -> None:
     print(f"  {tests:,} tests, whole run / tests: plugin - memory = {per_test.per_test_ms:.2f} ms per test (start-up included). "
           f"CPU time per test (user + system of pytest and its workers, slope): plugin {fmt(serial_cpu, 2)} ms, "
           f"memory {fmt(memory_cpu, 2)} ms serial; plugin {fmt(n2_cpu, 2)} ms, memory {fmt(memory_n2_cpu, 2)} ms under -n 2")
+    print("  the noise: the serial plugin extra of each round alone (its plugin runs - its memory runs), sorted: "
+          + ", ".join(f"{extra:.2f}" for extra in per_test.round_extras_ms()) + " ms")
 
 
 def print_rest(results: dict[str, Any], record: RecordRow | None, per_test: PerTest | None, cache: list[dict[str, Any]],

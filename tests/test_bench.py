@@ -88,3 +88,28 @@ def test_a_part_that_fails_is_named_and_the_run_goes_on(bench: ModuleType, capsy
     assert failed == ["per-test suite could not run: KeyError: 'missing'"]
     captured = capsys.readouterr()
     assert "Traceback" in captured.err and "per-test suite FAILED" in captured.out and "API cache done" in captured.out
+
+
+def test_the_per_test_figures_take_each_modes_fastest_run_and_print_every_rounds_extra(bench: ModuleType, capsys) -> None:
+    """A burst of the machine's noise slows one run down; it must not move the figure (the fastest
+    run is taken, as timeit does) and is still shown in the spread of the rounds."""
+    fits = {}
+    for mode, per_test_s, noisy_round in (("plugin", 0.0030, 1), ("memory", 0.0025, 2)):
+        for suffix, workers in (("", 0), (" -n 2", 2)):
+            fit = bench.SuiteFit(mode, workers)
+            for round_ in range(3):
+                burst = 2.0 if round_ == noisy_round else 0.0
+                fit.big_s.append(1.0 + 2000 * per_test_s + burst)
+                fit.small_s.append(1.0 + 200 * per_test_s)
+                fit.big_cpu_s.append(fit.big_s[-1])
+                fit.small_cpu_s.append(fit.small_s[-1])
+            fit.fit(2000, 200)
+            fits[mode + suffix] = fit
+    per_test = bench.PerTest(2000, 200, True, fits)
+    assert per_test.extra_ms() == pytest.approx(0.5)
+    assert per_test.per_test_ms == pytest.approx(0.5)
+    assert per_test.per_test_cpu_ms == pytest.approx(0.5)
+    bench.print_per_test(per_test)
+    out = capsys.readouterr().out
+    assert "fastest of 3 runs" in out
+    assert "sorted: -0.61, 0.50, 1.61 ms" in out
