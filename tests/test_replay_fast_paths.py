@@ -388,11 +388,16 @@ def test_the_watched_environment_is_what_os_environ_get_gives(changes, raw_bytes
             assert scrubbing.environment_values(names) == tuple(os.environ.get(name) for name in names)
             assert scrubbing.environment_values(names[::-1]) == tuple(os.environ.get(name) for name in names[::-1])
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        set_environment(saved)
+
+
+def set_environment(values: dict[str, str | None]) -> None:
+    """Each variable of `values` set to its value, or removed where that is None."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def test_an_environment_standing_in_for_os_environ_is_read_too(monkeypatch):
@@ -460,24 +465,12 @@ def test_placeholders_fill_unset_or_empty_variables_and_put_back_exactly_what_wa
 
     saved = {name: os.environ.get(name) for name in PLACEHOLDER_NAMES}
     try:
-        for name, value in zip(PLACEHOLDER_NAMES, before, strict=True):
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        set_environment(dict(zip(PLACEHOLDER_NAMES, before, strict=True)))
         with _UnsetVariablesSet(dict.fromkeys(PLACEHOLDER_NAMES, "placeholder")):
             assert [os.environ.get(name) for name in PLACEHOLDER_NAMES] == [value or "placeholder" for value in before]
-            for name, value in changed_inside.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            set_environment(changed_inside)
         # put back: what was unset or empty; the test's own change: what held a value
         expected = [value if not value else changed_inside.get(name, value) for name, value in zip(PLACEHOLDER_NAMES, before, strict=True)]
         assert [os.environ.get(name) for name in PLACEHOLDER_NAMES] == expected
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        set_environment(saved)
