@@ -13,8 +13,9 @@ send through:
 
 Each patch point is replaced once, by a dispatcher, and stays replaced while anything holds the
 interception (`holding`): a cassette context for its duration, a pytest session from its first
-cassette on. The dispatcher sends a request to the innermost active cassette's vcrpy stub (built on
-the first request of that stack), or, with no cassette active, to the original method. Patching once
+cassette on. The dispatcher sends a request to its vcrpy stub (one per patch point, built with the
+dispatcher), which asks the innermost active cassette (`_RoutedCassette`), or, with no cassette
+active, to the original method. Patching once
 instead of per cassette is what makes a cassette cheap to enter (a test replaying one request pays
 little more than the request). The active cassettes are process-wide, as vcrpy's patches were, so
 a framework's background thread is answered by the running test's cassette.
