@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import time
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import OPENAI_KEY
-from fakeopenai import FakeOpenAIServer
+from fakeopenai import FakeOpenAIServer, Reply
 from pytest_llmcache import cassette as cassette_file
 from pytest_llmcache.recorder import LLMCassette
 
@@ -110,6 +112,60 @@ def test_a_cassette_let_go_is_freed_without_the_garbage_collector(client: str, t
         assert freed() is None, [type(referrer).__name__ for referrer in gc.get_referrers(freed())]
     finally:
         gc.enable()
+
+
+def test_requests_in_flight_at_once_from_threads_and_tasks_each_get_their_own_recording(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """vcrpy's stubs are built once and ask the cassette each request was routed to (a context
+    variable, per thread and task): requests sent at the same time from threads and from asyncio
+    tasks each record, then replay, their own exchange."""
+    url, path = server.base_url + "/chat/completions", tmp_path / "c.yaml"
+    questions = [f"Question number {number}?" for number in range(8)]
+
+    def asking(question: str) -> dict[str, Any]:
+        return {**CHAT, "messages": [{"role": "user", "content": question}]}
+
+    def send_all() -> list[tuple[int, bytes]]:
+        with ThreadPoolExecutor(4) as pool:
+            threaded = list(pool.map(lambda question: CLIENTS["httpx2"](url, asking(question)), questions[:4]))
+
+        async def in_tasks() -> list[tuple[int, bytes]]:
+            async with httpx2.AsyncClient() as client:
+                responses = await asyncio.gather(*(client.post(url, json=asking(question), headers=HEADERS) for question in questions[4:]))
+            return [(response.status_code, response.content) for response in responses]
+
+        return threaded + asyncio.run(in_tasks())
+
+    with LLMCassette.use(path=path, record_mode="once") as recording:
+        live = send_all()
+    recording.save()
+    assert [json.loads(body)["choices"][0]["message"]["content"] for _, body in live] == [f"echo: {question}" for question in questions]
+    assert server.hits == 8 and len(recording.recorded) == 8
+
+    server.stop()
+    with LLMCassette.use(path=path, record_mode="none") as replaying:
+        assert send_all() == live
+    assert sorted(replaying.played) == list(range(8)) and not replaying.misses
+
+
+def test_a_request_in_flight_stays_with_the_cassette_it_was_routed_to(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """A slow request sent under one cassette, answered while a second one is active (another
+    test's, a nested one): it is recorded into the cassette it was routed to, and the second
+    cassette records only its own request."""
+    url = server.base_url + "/chat/completions"
+    server.script(Reply.delay(0.5))  # the first request is answered late
+    with LLMCassette.use(path=tmp_path / "outer.yaml", record_mode="once") as outer, ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(CLIENTS["httpx2"], url, {**CHAT, "messages": [{"role": "user", "content": "slow"}]})
+        deadline = time.monotonic() + 10
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with LLMCassette.use(path=tmp_path / "inner.yaml", record_mode="once") as inner:
+            CLIENTS["httpx2"](url, {**CHAT, "messages": [{"role": "user", "content": "fast"}]})
+            assert slow.result(timeout=10)[0] == 200  # answered while the inner cassette is active
+
+    def asked(cassette: LLMCassette) -> list[str]:
+        return [interaction["request"]["body"]["json"]["messages"][0]["content"] for interaction in cassette.recorded]
+
+    assert asked(outer) == ["slow"] and asked(inner) == ["fast"]
 
 
 def test_a_request_recorded_by_one_stack_replays_through_another(tmp_path: Path, server: FakeOpenAIServer) -> None:
