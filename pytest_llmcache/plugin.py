@@ -192,9 +192,11 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     this way make every later garbage collection longer. (tryfirst: this wrapper is outside
     pytest's warnings wrapper, which records the test's warnings, masked by its scrubber in
     `pytest_warning_recorded`, on its way out.)"""
+    _RUNNING.append(item)
     try:
         return (yield)
     finally:
+        _RUNNING.pop()
         _WARNING_SCRUBBERS.pop(item.nodeid, None)
         _forget(item.stash, _SCRUBBER)
         _forget(item.stash, _CASSETTE)
@@ -204,6 +206,22 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         settings = item.config.stash.get(_SETTINGS, None)
         if settings is not None:
             settings.collected.pop(item.nodeid, None)
+
+
+# The tests whose protocol is running, innermost last (pytester runs sessions inside a test).
+# llm_cassette reads its test here instead of asking for pytest's `request` fixture: pytest makes a
+# new definition of `request`, reading its function's signature, each of the three times a fixture
+# asking for it is set up (about 30 us per test in a suite, and three more objects).
+_RUNNING: list[pytest.Item] = []
+
+
+def _running_request() -> pytest.FixtureRequest:
+    """pytest's request of the test being set up: a test function's, a doctest's (private: the
+    `_request` every item with fixtures has)."""
+    request = getattr(_RUNNING[-1], "_request", None) if _RUNNING else None
+    if not isinstance(request, pytest.FixtureRequest):
+        raise pytest.UsageError("llm_cassette can only be set up for a test that takes fixtures, while it runs")
+    return request
 
 
 def _forget(stash: pytest.Stash, key: pytest.StashKey[_T]) -> None:
@@ -699,13 +717,14 @@ def llm_normalize() -> Callable[[Any], Any] | None:
 
 
 @pytest.fixture
-def llm_cassette(request: pytest.FixtureRequest) -> Iterator[LLMCassette]:
+def llm_cassette() -> Iterator[LLMCassette]:
     """The test's cassette, active for every openai SDK call (sync, async, streaming) in the test.
 
     It exposes `loaded`, `played`, `recorded`, `misses` and `waits` (the retry sleeps asked for,
     skipped while replaying). In record mode none every other connection is refused too. It is
     saved after the test, secrets checked first. Its settings come from the fixtures above.
     """
+    request = _running_request()
     node, settings, report = request.node, request.config.stash[_SETTINGS], request.config.stash[_REPORT]
     test_id = node.nodeid
     collected = _collected(node)

@@ -165,6 +165,14 @@ def test_unittest_cases_and_doctests_get_a_cassette(suite: InnerSuite) -> None:
     assert suite.read_outputs() == {"test_x.py::TestCaseStyle::test_it": ["none", "TestCaseStyle.test_it.yaml"]}
 
 
+def test_llm_cassette_does_not_bring_pytests_request_fixture_into_a_tests_closure(pytester: pytest.Pytester) -> None:
+    """pytest makes a new definition of `request`, reading its function's signature, each of the
+    three times a fixture asking for it is set up (about 30 us per test): llm_cassette finds its
+    test without it (the doctest and unittest cases above, and every inner suite, use it so)."""
+    items = pytester.getitems("def test_it(llm_cassette):\n    pass\n")
+    assert "llm_cassette" in items[0].fixturenames and "request" not in items[0].fixturenames
+
+
 def _interception_state() -> tuple[object, int, object, object]:
     return stacks._outside, stacks._holders, httpx2.HTTPTransport.handle_request, aiohttp.ClientSession._request
 
