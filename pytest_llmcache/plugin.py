@@ -319,13 +319,12 @@ class _MaskedRepr(TerminalRepr):
 
 def _fail_on_refusal(item: pytest.Item) -> None:
     cassette, guard, escapes = item.stash.get(_CASSETTE, None), item.stash.get(_GUARD, None), item.stash.get(_ESCAPES, None)
-    if not ((cassette is not None and cassette.misses) or (guard is not None and guard.errors) or (escapes is not None and escapes.errors)):
+    misses = cassette.misses if cassette is not None else ()
+    blocked = guard.errors if guard is not None else ()
+    escaped = escapes.errors if escapes is not None else ()
+    if not (misses or blocked or escaped):
         return  # every test passes here: nothing built
-    refusals: list[LLMCacheError] = [
-        *(cassette.misses if cassette is not None else ()),
-        *(guard.errors if guard is not None else ()),
-        *(escapes.errors if escapes is not None else ()),
-    ]
+    refusals: list[LLMCacheError] = [*misses, *blocked, *escaped]
     distinct = list(dict.fromkeys(str(refusal) for refusal in refusals))  # the SDK's retries repeat a miss
     message = distinct[0]
     if len(distinct) > 1:
@@ -399,9 +398,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         fixturenames = getattr(item, "fixturenames", ())
         if "llm_cassette" not in fixturenames:
             continue
-        from_pytest = _from_pytest(item)
+        overridden = _overridden_settings(item)
+        from_pytest = _from_pytest(item, overridden)
         marker, path = None, None
-        if not any(_overridden(item, name) for name in _PATH_SETTINGS):
+        if overridden.isdisjoint(_PATH_SETTINGS):
             try:
                 marker = LLMMarker.of(item)
                 path = str(default_cassette_path(item, directory, marker))
@@ -463,7 +463,11 @@ def _collected(node: pytest.Item) -> _Collected | None:
 
 def _collected_for(node: pytest.Item) -> _Collected | None:
     """The collected marker and path of `node`, while they still hold."""
-    found = _collected(node)
+    return _still_holding(_collected(node), node)
+
+
+def _still_holding(found: _Collected | None, node: pytest.Item) -> _Collected | None:
+    """`found` (what collection found out about `node`) when its marker and path still hold."""
     return found if found is not None and found.marker is not None and found.markers == _marker_count(node) else None
 
 
@@ -483,15 +487,9 @@ def _deselected(config: pytest.Config) -> list[pytest.Item]:
     return config.stash[_DESELECTED]
 
 
-def _overridden(item: pytest.Item, name: str) -> bool:
-    """Whether the project replaced our fixture `name` for `item`: in a conftest, module or class,
-    or by parametrizing it in the test."""
-    closure = _closure(item)
-    return _replaced(closure[name]) if name in closure else name in _inherited(item).overridden
-
-
 def _overridden_settings(item: pytest.Item) -> frozenset[str]:
-    """`_overridden` of every setting: for a test with none in its own closure, its collector's set."""
+    """The settings the project replaced for `item`: in a conftest, module or class (its
+    collector's set, `_inherited`), or by parametrizing one in the test (in its own closure)."""
     closure, inherited = _closure(item), _inherited(item).overridden
     if closure.keys().isdisjoint(_SETTING_FIXTURES):
         return inherited
@@ -560,10 +558,9 @@ def _setting(request: pytest.FixtureRequest, from_pytest: frozenset[str], name: 
     return default(*args, **kwargs)
 
 
-def _from_pytest(item: pytest.Item) -> frozenset[str]:
-    """The settings pytest provides for `item`: those the project overrides and those in the test's
-    own closure (pytest sets them up for it anyway)."""
-    overridden = _overridden_settings(item)
+def _from_pytest(item: pytest.Item, overridden: frozenset[str]) -> frozenset[str]:
+    """The settings pytest provides for `item`: those the project overrides (`overridden`, from
+    `_overridden_settings`) and those in the test's own closure (pytest sets them up for it anyway)."""
     requested = [name for name in _SETTING_FIXTURES if name in getattr(item, "fixturenames", ())]
     return overridden.union(requested) if requested else overridden
 
@@ -626,8 +623,8 @@ def _cassette_dir(settings: _Session) -> Path:
     return settings.cassette_dir
 
 
-def _marker(node: pytest.Item) -> LLMMarker:
-    collected = _collected_for(node)
+def _marker(node: pytest.Item, collected: _Collected | None) -> LLMMarker:
+    """`collected`: `_collected_for(node)`."""
     if collected is not None and collected.marker is not None:
         return collected.marker
     try:
@@ -639,7 +636,7 @@ def _marker(node: pytest.Item) -> LLMMarker:
 @pytest.fixture
 def llm_marker(request: pytest.FixtureRequest) -> LLMMarker:
     """The test's merged ``llm`` marker arguments."""
-    return _marker(request.node)
+    return _marker(request.node, _collected_for(request.node))
 
 
 @pytest.fixture
@@ -659,8 +656,8 @@ def _cassette_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Pat
         pytest.fail(str(error), pytrace=False)
 
 
-def _default_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path:
-    collected = _collected_for(node)
+def _default_path(node: pytest.Item, directory: Path, marker: LLMMarker, collected: _Collected | None) -> Path:
+    """`collected`: `_collected_for(node)`."""
     if collected is not None and collected.path is not None and collected.marker == marker and directory == node.config.stash[_SETTINGS].cassette_dir:
         return Path(collected.path)
     return _cassette_path(node, directory, marker)
@@ -669,7 +666,7 @@ def _default_path(node: pytest.Item, directory: Path, marker: LLMMarker) -> Path
 @pytest.fixture
 def llm_cassette_path(request: pytest.FixtureRequest, llm_cassette_dir: Path, llm_marker: LLMMarker) -> Path:
     """``<cassette dir>/<module path>/<Class.test_name[param-id]>.yaml``, or the marker's cassette=."""
-    return _default_path(request.node, llm_cassette_dir, llm_marker)
+    return _default_path(request.node, llm_cassette_dir, llm_marker, _collected_for(request.node))
 
 
 @pytest.fixture
@@ -728,10 +725,11 @@ def llm_cassette() -> Iterator[LLMCassette]:
     node, settings, report = request.node, request.config.stash[_SETTINGS], request.config.stash[_REPORT]
     test_id = node.nodeid
     collected = _collected(node)
-    from_pytest = collected.from_pytest if collected is not None else _from_pytest(node)
-    marker = _setting(request, from_pytest, "llm_marker", _marker, node)
+    from_pytest = collected.from_pytest if collected is not None else _from_pytest(node, _overridden_settings(node))
+    holding = _still_holding(collected, node)
+    marker = _setting(request, from_pytest, "llm_marker", _marker, node, holding)
     directory = _setting(request, from_pytest, "llm_cassette_dir", _cassette_dir, settings)
-    path = _setting(request, from_pytest, "llm_cassette_path", _default_path, node, directory, marker)
+    path = _setting(request, from_pytest, "llm_cassette_path", _default_path, node, directory, marker, holding)
     record_mode = _setting(request, from_pytest, "llm_record_mode", _record_mode, marker, settings)
     scrubber = _setting(request, from_pytest, "llm_scrubber", Scrubber)
     node.stash[_SCRUBBER] = scrubber

@@ -57,7 +57,7 @@ from pytest_llmcache.process_hooks import replace_attribute
 if TYPE_CHECKING:
     from pytest_llmcache.recorder import LLMCassette
 
-__all__ = ["STACKS", "Outside", "SentRequest", "active", "body_bytes", "current", "hold", "live_send", "release", "sending_live", "set_outside"]
+__all__ = ["STACKS", "Outside", "SentRequest", "activate", "body_bytes", "current", "deactivate", "hold", "live_send", "release", "sending_live", "set_outside"]
 
 _LIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("llmcache_live_send", default=False)
 
@@ -200,16 +200,6 @@ def release() -> None:
             while _undo:
                 _undo.pop()()
             _clock = None
-
-
-@contextmanager
-def active(cassette: LLMCassette) -> Iterator[LLMCassette]:
-    """`cassette` answers the requests of every patched stack while the block runs."""
-    activate(cassette)
-    try:
-        yield cassette
-    finally:
-        deactivate(cassette)
 
 
 def activate(cassette: LLMCassette) -> None:
