@@ -211,8 +211,9 @@ class LLMCassette:
         headers = request.header_map if isinstance(request, stacks.SentRequest) else None
         if headers is None:  # lower_items: vcrpy's header dict read without a lookup per name
             headers = dict(request.headers.lower_items())
-        uri, body = self.scrubber.masked_request(request.uri, headers, request.body)
-        keyed = _Keyed(self, request_key(request.method, uri, body, normalize=self.normalize), PlayedRequest(uri, tuple(headers)))
+        masked = self.scrubber.masked_request(request.uri, headers, request.body)
+        key = request_key(request.method, masked.uri, masked.body, masked.document, self.normalize)
+        keyed = _Keyed(self, key, PlayedRequest(masked.uri, tuple(headers)))
         request._llmcache_key = keyed
         return keyed
 
@@ -340,7 +341,8 @@ class LLMCassette:
     # -- the missing-recording message ---------------------------------------------------------
 
     def _miss(self, request: Request, key: str) -> MissingRecording:
-        sent = RequestView(request.method, *self.scrubber.masked_request(request.uri, request.headers, request.body))
+        masked = self.scrubber.masked_request(request.uri, request.headers, request.body)
+        sent = RequestView(request.method, masked.uri, masked.body)
         path = display(Path(self._path))
         # The first line alone is what pytest's short summary shows: it names the request.
         lines = [f"No recorded response for {sent.summary()}  in cassette {path} (record mode {self.mode!r})"]

@@ -36,12 +36,12 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
 from pytest_llmcache import providers
-from pytest_llmcache.bodies import decode_body, decompress, encode_body
+from pytest_llmcache.bodies import decode_body, decompress, encode_body, parse_json
 from pytest_llmcache.errors import SecretLeakError
 from pytest_llmcache.providers import is_azure, provider_for, secret_host
 
@@ -50,6 +50,7 @@ __all__ = [
     "NOT_CREDENTIALS",
     "REDACTED",
     "Credential",
+    "MaskedRequest",
     "Scrubber",
     "credentials_in",
     "is_azure",
@@ -76,29 +77,6 @@ KEY_LIKE_PARAM = re.compile(
 _KEY_LIKE_FIELD = re.compile(
     r"(?i)^(?:key|token|password|passwd|secret)$|api[-_]?key|secret|passw|credential|(?:access|auth|refresh|id|bearer)[-_]?token"
 )
-# A cheap look before parsing a body: some string field with a key-like name, i.e. what
-# rb'(?i)"[^"]{0,60}(?:key|token|passw|secret|credential)[^"]{0,60}"\s*:\s*"' finds. That regex
-# tries every quote of a body (10 us on a 1 kB chat request); this looks only where a key-like word
-# is (lower-cased, as (?i) on bytes: ASCII only) and checks the quotes around it.
-_KEY_LIKE_WORDS = (b"key", b"token", b"passw", b"secret", b"credential")
-_NAME_END = re.compile(rb'"\s*:\s*"')
-
-
-def _may_hold_key_field(body: bytes) -> bool:
-    """Whether `body` may hold a JSON string field whose name looks like a credential's."""
-    lowered = body.lower()
-    for word in _KEY_LIKE_WORDS:
-        start = lowered.find(word)
-        while start >= 0:
-            end = start + len(word)
-            opening = lowered.rfind(b'"', 0, start)  # the name's opening quote (no quote in between)
-            closing = lowered.find(b'"', end)
-            if opening >= 0 and start - opening <= 61 and closing >= 0 and closing - end <= 60 and _NAME_END.match(lowered, closing):
-                return True
-            start = lowered.find(word, start + 1)
-    return False
-
-
 # Request headers that change between runs without changing meaning: never stored.
 _VOLATILE_REQUEST_HEADERS = frozenset({"user-agent", "host", "content-length", "accept-encoding", "connection"})
 _COOKIE_HEADERS = frozenset({"cookie", "set-cookie", "set-cookie2"})
@@ -214,8 +192,9 @@ def _header_credentials(name: str, value: Any, kind: str) -> Iterator[Credential
             yield Credential("header", lowered, _credential(item))
 
 
-def _target_credentials(uri: str, body: bytes | None, extra_query_params: frozenset[str]) -> Iterator[Credential]:
-    """The credentials in a request's URL (query parameters, userinfo) and JSON body fields."""
+def _target_credentials(uri: str, body: bytes | None, extra_query_params: frozenset[str], document: Any = None) -> Iterator[Credential]:
+    """The credentials in a request's URL (query parameters, userinfo) and JSON body fields;
+    `document`: the body as `parse_json` read it, when the caller has it (not read again)."""
     if "?" not in uri and "@" not in uri:
         query, password, username = [], None, None  # nothing to parse (the common case, every request)
     else:
@@ -233,14 +212,27 @@ def _target_credentials(uri: str, body: bytes | None, extra_query_params: frozen
         yield Credential("userinfo", "URL", f"{username or ''}:{password}")
     elif username:
         yield Credential("userinfo", "URL", username)
-    if body and _may_hold_key_field(body) and body.lstrip()[:1] in (b"{", b"["):
-        try:
-            document = json.loads(body)
-        except ValueError:
+    if document is None:
+        # Every JSON body is read: a name can be written with escapes ("api_\u006bey"), so no
+        # search of its bytes finds every key-like field. One parse_json refused as too deep is
+        # read by json itself (a body deeper than json reads fails loudly, not silently unread).
+        if not body or body.lstrip()[:1] not in (b"{", b"["):
             return
-        for name, value in _json_fields(document):
-            if name.lower() not in NOT_CREDENTIALS and _KEY_LIKE_FIELD.search(name):
-                yield Credential("body field", repr(name), value)
+        document = parse_json(body)
+        if document is None:
+            try:
+                document = json.loads(body)
+            except ValueError:
+                return
+    for name, value in _json_fields(document):
+        if _is_key_like_field(name):
+            yield Credential("body field", repr(name), value)
+
+
+@functools.lru_cache(maxsize=4096)  # bodies repeat their field names
+def _is_key_like_field(name: str) -> bool:
+    """Whether a JSON body field called `name` holds a credential (see `_KEY_LIKE_FIELD`)."""
+    return name.lower() not in NOT_CREDENTIALS and _KEY_LIKE_FIELD.search(name) is not None
 
 
 # How many header values and URLs a scrubber remembers having learned from (a test sends a few).
@@ -286,6 +278,14 @@ class _LogMasking:
     def __exit__(self, *exc_info: object) -> None:
         if logging.getLogRecordFactory() == self.make_record:  # a bound method: compared, not identical
             logging.setLogRecordFactory(self.previous)
+
+
+class MaskedRequest(NamedTuple):
+    """`Scrubber.masked_request`: a request's URI and body as they will be stored."""
+
+    uri: str
+    body: bytes
+    document: Any  # the masked body as `parse_json` reads it (None: not JSON)
 
 
 @dataclass(eq=False)
@@ -344,9 +344,9 @@ class Scrubber:
             elif value.strip() not in self.secrets:
                 self.remember([value], f"${name}")
 
-    def learn_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None = None) -> None:
+    def learn_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None = None, document: Any = None) -> None:
         """Remembers the credentials a live request carries (the environment is read when recording),
-        as `credentials_in` finds them.
+        as `credentials_in` finds them (`document`: `body` as `parse_json` read it, if known).
 
         Every request of a test repeats its Authorization header and its URL: a header value whose
         credentials are all remembered already is not read again, nor a URL whose host is known
@@ -362,7 +362,7 @@ class Scrubber:
             held = frozenset(credential.value.strip() for credential in credentials)
             if seen is not None and len(self._learned_headers) < _MAX_LEARNED and self.secrets.keys() >= held:
                 self._learned_headers[seen] = held
-        for credential in _target_credentials(uri, body, frozenset(self.extra_query_params)):
+        for credential in _target_credentials(uri, body, frozenset(self.extra_query_params), document):
             self.remember([credential.value], credential.source)
         if uri in self._learned_hosts:
             host = self._learned_hosts[uri]
@@ -444,11 +444,16 @@ class Scrubber:
     def _placeholder(self, host: str) -> str:
         return provider_for(host.lower()).placeholder_host
 
-    def masked_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None) -> tuple[str, bytes]:
+    def masked_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None) -> MaskedRequest:
         """The URI and body of a live request with its credentials masked, as they will be stored:
         what the request is keyed by, and what a missing-recording message may show."""
-        self.learn_request(uri, headers, body)
-        return self.mask_text(_without_userinfo(uri)), self.mask_bytes(body or b"")
+        body = body or b""
+        document = parse_json(body)
+        self.learn_request(uri, headers, body, document)
+        masked = self.mask_bytes(body)
+        if masked is not body:  # (mask_bytes returns its argument when there is nothing to mask)
+            document = parse_json(masked)
+        return MaskedRequest(self.mask_text(_without_userinfo(uri)), masked, document)
 
     def mask_message(self, text: str) -> str:
         """`text` (a log message, a failure report) with the credentials of every URL in it learned

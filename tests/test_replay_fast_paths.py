@@ -281,11 +281,12 @@ def test_a_header_value_learned_once_is_still_masked_on_every_request():
     headers = {"authorization": "Bearer sk-live-0123456789", "content-type": "application/json"}
     body = b'{"echo":"sk-live-0123456789"}'
     for _ in range(3):
-        _, masked = scrubber.masked_request("https://api.openai.test/v1/x", headers, body)
-        assert masked == f'{{"echo":"{REDACTED}"}}'.encode()
+        masked = scrubber.masked_request("https://api.openai.test/v1/x", headers, body)
+        assert masked.body == f'{{"echo":"{REDACTED}"}}'.encode()
+        assert masked.document == {"echo": REDACTED}  # the masked body's, not the one sent
     assert list(scrubber._learned_headers) == [("authorization", "Bearer sk-live-0123456789")]
     scrubber.secrets.clear()  # taken back: the next request learns it again
-    assert scrubber.masked_request("https://api.openai.test/v1/x", headers, body)[1] == f'{{"echo":"{REDACTED}"}}'.encode()
+    assert scrubber.masked_request("https://api.openai.test/v1/x", headers, body).body == f'{{"echo":"{REDACTED}"}}'.encode()
 
 
 def test_the_scrubbers_memory_is_bounded_and_never_holds_a_value_in_its_repr():

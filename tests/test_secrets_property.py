@@ -23,7 +23,8 @@ from pytest_llmcache._commands.verify import find_secrets
 from pytest_llmcache.errors import SecretLeakError
 from pytest_llmcache.importer import import_cassette
 from pytest_llmcache.recorder import LLMCassette
-from pytest_llmcache.scrubbing import NOT_CREDENTIALS, REDACTED, Scrubber, _may_hold_key_field, is_credential_name
+from pytest_llmcache.bodies import parse_json
+from pytest_llmcache.scrubbing import NOT_CREDENTIALS, REDACTED, Scrubber, _is_key_like_field, is_credential_name
 from test_leaks_property import every_log_record
 
 # Examples that record through a server are slow: no shrinking (the failing example is printed as found).
@@ -309,14 +310,40 @@ def test_an_interaction_this_plugin_wrote_is_scrubbed_again_when_it_holds_a_valu
     assert key not in path.read_text() and len(cassette_file.load(path)) == 2
 
 
-# What the body pre-check must find: a JSON string field whose name holds a key-like word (the
-# rule as one regex; `_may_hold_key_field` finds the same without trying every quote).
-_KEY_FIELD_RULE = re.compile(rb'(?i)"[^"]{0,60}(?:key|token|passw|secret|credential)[^"]{0,60}"\s*:\s*"')
-_BODY_PIECES = [b'"', b":", b" ", b"\t", b"\n", b"a", b"KEY", b"key", b"toKen", b"secretoken", b"PassW", b"credential", b"x" * 30, b"y" * 61, b'"api_key": "', b"\xc3\xa9"]
+# A JSON body field holding a credential, by its name (the rule is `_is_key_like_field`): any
+# length around the word, at any depth, and however the body spells the name (JSON lets a client
+# write any of its letters as a \\u escape).
+FIELD_WORDS = ("api_key", "apiKey", "secret", "password", "credential", "access_token", "auth-token", "Passwd", "key", "token")
+field_names = st.builds(lambda a, w, b: a + w + b, st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", max_size=80), st.sampled_from(FIELD_WORDS),
+                        st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", max_size=80)).filter(_is_key_like_field)
+SPELLINGS = ("plain", "compact", "indent", "ascii", "escaped name")
 
 
-@settings(max_examples=3000, deadline=None)
-@given(pieces=st.lists(st.sampled_from(_BODY_PIECES), max_size=24))
-def test_the_body_pre_check_finds_exactly_what_the_key_field_rule_finds(pieces):
-    body = b"".join(pieces)
-    assert _may_hold_key_field(body) == (_KEY_FIELD_RULE.search(body) is not None)
+def spelled(document: dict, name: str, spelling: str) -> bytes:
+    """`document` serialised as a client might; "escaped name": each letter of `name` as \\uXXXX."""
+    if spelling == "escaped name":
+        text = json.dumps(document, separators=(",", ":"))
+        return text.replace(json.dumps(name), '"' + "".join(f"\\u{ord(char):04x}" for char in name) + '"').encode()
+    options = {"plain": {}, "compact": {"separators": (",", ":")}, "indent": {"indent": 2}, "ascii": {"ensure_ascii": True}}[spelling]
+    return json.dumps(document, **options).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=keys, name=field_names, depth=st.integers(0, 4), spelling=st.sampled_from(SPELLINGS))
+def test_a_credential_in_a_body_field_is_learned_however_the_body_spells_its_name(key, name, depth, spelling):
+    """Recorded (`Scrubber.request`), the value of a key-like body field is learned and stored
+    masked; replayed (`masked_request`), it is masked before keying. A search of the body's bytes
+    missed a name longer than 60 characters around its word, or one written with escapes: the
+    key was then stored in the cassette."""
+    holder: dict = {name: key, "note": "tokens of the prompt"}
+    for level in range(depth):
+        holder = {"messages": [{"role": "user", "content": "hi"}, holder]} if level % 2 else {"metadata": holder}
+    body = spelled({"model": "gpt-4o-mini", **holder}, name, spelling)
+    uri = "https://api.openai.com/v1/chat/completions"
+    recording = Scrubber()
+    stored = recording.request("POST", uri, {"content-type": "application/json"}, body)
+    assert key in recording.secrets
+    text = cassette_file.dumps([{"request": stored, "response": recording.response({"code": 200}, {}, b"{}")}])
+    assert key not in text
+    masked = Scrubber().masked_request(uri, {}, body)
+    assert key not in masked.body.decode("unicode_escape") and masked.document == parse_json(masked.body)
