@@ -237,7 +237,13 @@ class LLMCassette:
 
     def play_response(self, request: Request) -> dict[str, Any]:
         keyed = self._keyed(request)
-        index = self._queues[keyed.key].popleft()
+        queue = self._queues.get(keyed.key)
+        if not queue:  # vcrpy's aiohttp stub plays where a redirect leads without asking first
+            request.body = stacks.body_bytes(request.body)
+            miss = self._miss(request, keyed.key)
+            self.misses.append(miss)
+            raise miss
+        index = queue.popleft()
         self.played.append(index)
         self.played_requests.append(keyed.sent)
         status, headers, body = self.loaded[index].replay()
@@ -247,16 +253,25 @@ class LLMCassette:
         """vcrpy's hook for requests never to record: none here (`ignore` decides before the stubs)."""
         return request
 
-    def find_requests_with_most_matches(self, request: Request) -> list[Any]:
-        """vcrpy's aiohttp stub looks up where a replayed redirect leads this way: each request is
-        matched by its own key instead (`play_response`)."""
-        return []
+    def find_requests_with_most_matches(self, request: Request) -> list[tuple[Request]]:
+        """Where a replayed redirect leads, as vcrpy's aiohttp stub asks (with a GET and no body,
+        while a 307 or 308 was followed with the method kept, and recorded so): the recorded
+        requests to that URL not played yet, in recorded order, each keyed as recorded."""
+        target = RequestView(request.method, self.scrubber.masked_request(request.uri, {}, b"")[0], b"").target
+        found: list[tuple[Request]] = []
+        for index in sorted(queue[0] for queue in self._queues.values() if queue):
+            stored = self.loaded[index].request
+            if RequestView(stored["method"], stored["uri"], b"").target == target:
+                candidate = Request(stored["method"], stored["uri"], b"", {})
+                candidate._llmcache_key = _Keyed(self, self._entry_keys[index], PlayedRequest(stored["uri"], ()))
+                found.append((candidate,))
+        return found
 
     def append(self, request: Request, response: dict[str, Any]) -> None:
         self.recorded.append(
             {
                 "request": self.scrubber.request(request.method, request.uri, request.headers, request.body or b""),
-                "response": self.scrubber.response(response["status"], response["headers"], response["body"]["string"]),
+                "response": self.scrubber.response(response["status"], response["headers"], response["body"].get("string", b"")),
             }
         )
         self.dirty = True

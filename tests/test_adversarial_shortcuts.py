@@ -1,0 +1,67 @@
+"""Inputs aimed at the shortcuts of the speed work (shared vcrpy stubs routed per request, the
+running-test lookup, the collection caches, the placeholder keys, the report's caches): each test
+here failed before the fix landed with it, or pins a shortcut that held up under the attack."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from conftest import OPENAI_KEY
+from fakeopenai import FakeOpenAIServer, Reply
+from pytest_llmcache.errors import MissingRecording
+from pytest_llmcache.recorder import LLMCassette
+
+aiohttp = pytest.importorskip("aiohttp")
+httpx2 = pytest.importorskip("httpx2")
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Capital of France?"}]}
+AUTH = {"Authorization": f"Bearer {OPENAI_KEY}"}
+
+
+def _aiohttp_post(url: str) -> tuple[int, bytes, list[int]]:
+    """A POST through aiohttp, redirects followed: status, body and the statuses of the redirects."""
+
+    async def main() -> tuple[int, bytes, list[int]]:
+        async with aiohttp.ClientSession() as session, session.post(url, json=CHAT, headers=AUTH) as response:
+            return response.status, await response.read(), [past.status for past in response.history]
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("status", [302, 307, 308])
+def test_an_aiohttp_request_that_is_redirected_records_and_replays_offline(status: int, tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """aiohttp follows a redirect itself, and vcrpy's aiohttp stub records the chain (the redirect's
+    body-less response included) and replays it by asking where the redirect leads (with a GET, while
+    a 307 or 308 keeps the POST). Before: recording failed with KeyError 'string' (the redirect's
+    response has no body in vcrpy's dict), and a recorded 307 / 308 replayed with a bare KeyError."""
+    path, url = tmp_path / "c.yaml", server.base_url + "/chat/completions"
+    server.script(Reply.raw(status, b"", {"location": "/v1/chat/completions?hop=1"}))
+    with LLMCassette.use(path=path, record_mode="once") as recording:
+        live = _aiohttp_post(url)
+    recording.save()
+    assert live[2] == [status] and server.hits == 2 and len(recording.recorded) == 2
+    assert OPENAI_KEY not in path.read_text()
+
+    server.stop()
+    with LLMCassette.use(path=path, record_mode="none") as replaying:
+        assert _aiohttp_post(url) == live
+    assert replaying.played == [0, 1] and not replaying.misses
+
+
+def test_a_replayed_redirect_whose_target_was_not_recorded_is_a_missing_recording(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """A redirect recorded without its target (httpx does not follow redirects by default), then
+    replayed through aiohttp, which follows it: the test gets the missing-recording message naming
+    the request it could not answer. Before: a bare KeyError from the cassette's queues."""
+    path, url = tmp_path / "c.yaml", server.base_url + "/chat/completions"
+    server.script(Reply.raw(307, b"", {"location": "/v1/chat/completions?hop=1"}))
+    with LLMCassette.use(path=path, record_mode="once") as recording, httpx2.Client() as client:
+        assert client.post(url, json=CHAT, headers=AUTH).status_code == 307
+    recording.save()
+
+    server.stop()
+    with LLMCassette.use(path=path, record_mode="none") as replaying, pytest.raises(MissingRecording, match=r"/v1/chat/completions\?hop=1") as raised:
+        _aiohttp_post(url)
+    assert replaying.played == [0] and replaying.misses == [raised.value]
+    assert "--llm-record-mode=" in str(raised.value) and OPENAI_KEY not in str(raised.value)
