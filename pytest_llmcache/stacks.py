@@ -270,6 +270,14 @@ class _RoutedCassette:
     per test: a stub closing over a test's cassette was about ten objects per test, and a reference
     cycle the cassette waited in for the garbage collector."""
 
+    # What a replayed request calls, forwarded directly: `__getattr__` is reached only after the
+    # usual lookup has raised and caught an AttributeError (about 1 us a call).
+    def can_play_response_for(self, request: Request) -> bool:
+        return _ROUTED.get().can_play_response_for(request)
+
+    def play_response(self, request: Request) -> dict[str, Any]:
+        return _ROUTED.get().play_response(request)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(_ROUTED.get(), name)
 
