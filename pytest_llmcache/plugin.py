@@ -199,10 +199,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         _RUNNING.pop()
         _WARNING_SCRUBBERS.pop(item.nodeid, None)
         _forget(item.stash, _SCRUBBER)
-        _forget(item.stash, _CASSETTE)
-        _forget(item.stash, _GUARD)
-        _forget(item.stash, _ESCAPES)
-        _forget(item.stash, _REFUSAL)
+        _forget_run(item.stash)
         settings = item.config.stash.get(_SETTINGS, None)
         if settings is not None:
             settings.collected.pop(item.nodeid, None)
@@ -229,9 +226,19 @@ def _forget(stash: pytest.Stash, key: pytest.StashKey[_T]) -> None:
         del stash[key]
 
 
+def _forget_run(stash: pytest.Stash) -> None:
+    """What one run of a test's protocol left: its cassette, guards and refusal."""
+    _forget(stash, _CASSETTE)
+    _forget(stash, _GUARD)
+    _forget(stash, _ESCAPES)
+    _forget(stash, _REFUSAL)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     """A fixture of the test that sends a request with no recording: the same message, as an error."""
+    if _CASSETTE in item.stash:  # a rerun of the protocol (pytest-rerunfailures) starts afresh
+        _forget_run(item.stash)
     try:
         return (yield)
     except Exception:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OPENAI_KEY
+from conftest import OPENAI_KEY, InnerSuite
 from fakeopenai import FakeOpenAIServer, Reply
 from pytest_llmcache.errors import MissingRecording
 from pytest_llmcache.recorder import LLMCassette
@@ -65,3 +65,64 @@ def test_a_replayed_redirect_whose_target_was_not_recorded_is_a_missing_recordin
         _aiohttp_post(url)
     assert replaying.played == [0] and replaying.misses == [raised.value]
     assert "--llm-record-mode=" in str(raised.value) and OPENAI_KEY not in str(raised.value)
+
+
+RERUNNING_CONFTEST = '''
+
+from _pytest.runner import runtestprotocol
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """What pytest-rerunfailures does: a failed test's protocol run again, for the same item."""
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for attempt in range(2):
+        item.attempt = attempt
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        if not any(report.failed for report in reports):
+            break
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+'''
+
+RERUN_TESTS = '''
+import os
+import httpx2
+import pytest
+
+def ask(question):
+    httpx2.post(os.environ["SERVER"] + "/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]})
+
+@pytest.fixture
+def broken_on_rerun(request):
+    if request.node.attempt:
+        raise RuntimeError("the fixture's own error on the rerun")
+
+def test_assertion_on_rerun(request, llm_cassette):
+    if not request.node.attempt:
+        ask("first attempt only")
+    assert request.node.attempt == 7, "the rerun's own failure"
+
+def test_setup_error_on_rerun(request, broken_on_rerun, llm_cassette):
+    ask("first attempt only")
+'''
+
+
+def test_a_rerun_test_is_reported_with_its_own_failure_not_the_last_runs_missing_recording(suite: InnerSuite) -> None:
+    """A test whose protocol runs again for the same item (pytest-rerunfailures): its first run
+    missed a recording, the rerun fails otherwise (an assertion; a fixture's error in setup). Each
+    run is reported with its own failure. Before: what the first run's cassette refused stayed in
+    the item's stash until the protocol ended, so the rerun's assertion was summarised as
+    "no recording: ..." and the fixture's error in setup was replaced by the first run's miss."""
+    conftest = suite.pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + RERUNNING_CONFTEST)
+    suite.monkeypatch.setenv("SERVER", suite.server.base_url)
+    suite.write(RERUN_TESTS)
+    suite.offline()
+    result = suite.run("-rA")
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(["FAILED test_x.py::test_assertion_on_rerun - AssertionError: the rerun*"])
+    result.stdout.fnmatch_lines(["ERROR test_x.py::test_setup_error_on_rerun - RuntimeError: the fixture*"])
+    assert "No recorded response" not in result.stdout.str()
