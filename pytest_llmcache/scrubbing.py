@@ -410,7 +410,9 @@ class Scrubber:
         if self._patterns is None:
             pairs: dict[str, str] = {}
             for secret in self.secrets:
-                for form in (secret, quote(secret, safe=""), quote_plus(secret, safe=""), json.dumps(secret)[1:-1]):
+                # surrogatepass, as the encoded pairs below: a variable that is not UTF-8 reads with surrogates
+                escaped = (quote(secret, safe="", errors="surrogatepass"), quote_plus(secret, safe="", errors="surrogatepass"))
+                for form in (secret, *escaped, json.dumps(secret)[1:-1]):
                     pairs.setdefault(form, REDACTED)
             for host in self.hosts:
                 pairs.setdefault(host, provider_for(host).placeholder_host)
