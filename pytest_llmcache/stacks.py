@@ -402,6 +402,9 @@ def _aiohttp_request(point: _PatchPoint, original: Callable[..., Any]) -> Callab
 
     @functools.wraps(original)
     async def request(session: Any, method: str, url: Any, **kwargs: Any) -> Any:
+        build_url = getattr(session, "_build_url", None)  # private: the session's base_url joined, as aiohttp does
+        if build_url is not None:  # (vcrpy's stub would key and store a relative URL as it was given)
+            url = build_url(url)
         route = _route(point, method, str(url))
         if route.refusal is not None:
             status, headers, body = route.refusal

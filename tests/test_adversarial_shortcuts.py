@@ -149,3 +149,28 @@ def test_a_key_variable_that_is_not_utf8_does_not_break_replay(tmp_path: Path, s
     with LLMCassette.use(path=path, record_mode="none") as replaying:
         assert ask() == live == "echo: Capital of France?"
     assert replaying.played == [0] and "caf\udce9" not in replaying.scrubber.mask_message("key: sk-ant-caf\udce9-0123456789abcdef")
+
+
+def test_an_aiohttp_session_with_a_base_url_records_the_full_url_and_replays(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """``aiohttp.ClientSession(base_url=...)`` takes relative URLs (aiohttp joins them itself).
+    The request is stored with the URL it went to, replays through the same code, and replays
+    through httpx with the full URL. Before: the relative URL reached vcrpy's stub as written,
+    was stored as ``https://api.openai.test/chat/completions`` (the ``/v1`` lost) and keyed as
+    ``chat/completions``: the same code then missed its own recording."""
+    path = tmp_path / "c.yaml"
+
+    async def main() -> tuple[int, bytes]:
+        async with aiohttp.ClientSession(base_url=server.base_url + "/") as session, session.post("chat/completions", json=CHAT, headers=AUTH) as response:
+            return response.status, await response.read()
+
+    with LLMCassette.use(path=path, record_mode="once") as recording:
+        live = asyncio.run(main())
+    recording.save()
+    assert live[0] == 200 and "uri: https://api.openai.test/v1/chat/completions" in path.read_text()
+
+    server.stop()
+    with LLMCassette.use(path=path, record_mode="none") as replaying:
+        assert asyncio.run(main()) == live
+    with LLMCassette.use(path=path, record_mode="none") as through_httpx:
+        assert httpx2.post(server.base_url + "/chat/completions", json=CHAT, headers=AUTH).content == live[1]
+    assert replaying.played == through_httpx.played == [0]
