@@ -174,3 +174,62 @@ def test_an_aiohttp_session_with_a_base_url_records_the_full_url_and_replays(tmp
     with LLMCassette.use(path=path, record_mode="none") as through_httpx:
         assert httpx2.post(server.base_url + "/chat/completions", json=CHAT, headers=AUTH).content == live[1]
     assert replaying.played == through_httpx.played == [0]
+
+
+def test_a_stream_opened_under_one_cassette_and_read_under_the_next_belongs_to_the_first(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """Pins the routing of the shared stubs: an SSE stream the SDK opened while one cassette was
+    active, read chunk by chunk only after it exited and while the next test's cassette is active,
+    is recorded into and replayed from the first; the second records and plays nothing."""
+    import openai
+
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    client = openai.OpenAI(api_key=OPENAI_KEY, base_url=server.base_url, max_retries=0)
+
+    def read_across(mode: str) -> tuple[str, LLMCassette, LLMCassette]:
+        with LLMCassette.use(path=first, record_mode=mode) as opened_under:
+            stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Capital of France?"}], stream=True)
+        with LLMCassette.use(path=second, record_mode=mode) as read_under:
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        return text, opened_under, read_under
+
+    live, recording, other = read_across("once")
+    recording.save()
+    other.save()
+    assert live and len(recording.recorded) == 1 and not other.recorded and not second.exists()
+    server.stop()
+    replayed, replaying, other = read_across("none")
+    assert replayed == live and replaying.played == [0] and not other.played and not other.misses
+
+
+DYNAMIC_REQUESTS = '''
+import pytest
+
+@pytest.fixture
+def through_a_fixture(request):
+    return request.getfixturevalue("llm_cassette")
+
+def test_from_a_fixture(through_a_fixture, out):
+    out(through_a_fixture.path.name)
+
+def test_from_the_body(request, out):
+    out(request.getfixturevalue("llm_cassette").path.name)
+
+@pytest.fixture(scope="class")
+def per_class(llm_cassette):
+    return llm_cassette
+
+class TestWider:
+    def test_class_scoped(self, per_class):
+        pass
+'''
+
+
+def test_llm_cassette_asked_for_at_run_time_is_its_own_tests_and_a_wider_scope_is_refused(suite: InnerSuite) -> None:
+    """Pins the running-test lookup (llm_cassette no longer asks for pytest's request): asked for
+    through getfixturevalue, from a fixture or the test body, it is the test's own cassette; a
+    class-scoped fixture asking for it gets pytest's scope error naming it."""
+    suite.write(DYNAMIC_REQUESTS)
+    result = suite.run("-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ScopeMismatch*function scoped fixture llm_cassette*"])
+    assert suite.read_outputs() == {"test_x.py::test_from_a_fixture": "test_from_a_fixture.yaml", "test_x.py::test_from_the_body": "test_from_the_body.yaml"}
