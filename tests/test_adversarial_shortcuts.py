@@ -233,3 +233,29 @@ def test_llm_cassette_asked_for_at_run_time_is_its_own_tests_and_a_wider_scope_i
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*ScopeMismatch*function scoped fixture llm_cassette*"])
     assert suite.read_outputs() == {"test_x.py::test_from_a_fixture": "test_from_a_fixture.yaml", "test_x.py::test_from_the_body": "test_from_the_body.yaml"}
+
+
+def test_a_projects_own_vcrpy_cassette_inside_an_llm_cassette_answers_its_own_requests(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """Pins the interplay with vcrpy used directly (a project migrating from it): inside its
+    ``vcr.use_cassette`` block vcrpy's own stub answers (built on the original transport, not on
+    the shared dispatcher), and the LLM cassette around it records and replays only what was sent
+    outside that block; afterwards the dispatcher is back in place."""
+    vcr = pytest.importorskip("vcr")
+    ours, theirs, url = tmp_path / "ours.yaml", tmp_path / "theirs.yaml", server.base_url + "/chat/completions"
+    other = {**CHAT, "messages": [{"role": "user", "content": "Through vcrpy"}]}
+
+    def send_both() -> tuple[bytes, bytes]:
+        with vcr.use_cassette(str(theirs)):
+            through_vcrpy = httpx2.post(url, json=other, headers=AUTH).content
+        return through_vcrpy, httpx2.post(url, json=CHAT, headers=AUTH).content
+
+    with LLMCassette.use(path=ours, record_mode="once") as recording:
+        live = send_both()
+    recording.save()
+    assert server.hits == 2 and [interaction["request"]["body"]["json"] for interaction in recording.recorded] == [CHAT]
+    assert "Through vcrpy" in theirs.read_text()
+
+    server.stop()
+    with LLMCassette.use(path=ours, record_mode="none") as replaying:
+        assert send_both() == live
+    assert replaying.played == [0] and not replaying.misses
