@@ -772,6 +772,8 @@ def llm_cassette() -> Iterator[LLMCassette]:
         cassette.save()
     finally:  # what the file holds after the save (merged with other tests' recordings), or as it was
         report.add(cassette, test_id)
+    if _REFUSAL not in node.stash:  # refused in the teardown of a fixture using it, after the call was judged
+        _fail_on_refusal(node)
 
 
 def _guard_hint(cassette: LLMCassette) -> str:

@@ -259,3 +259,38 @@ def test_a_projects_own_vcrpy_cassette_inside_an_llm_cassette_answers_its_own_re
     with LLMCassette.use(path=ours, record_mode="none") as replaying:
         assert send_both() == live
     assert replaying.played == [0] and not replaying.misses
+
+
+TEARDOWN_MISS = '''
+import os
+import httpx2
+import pytest
+
+@pytest.fixture
+def agent(llm_cassette):
+    yield
+    try:  # a framework's cleanup call, its failure logged and swallowed
+        httpx2.post(os.environ["SERVER"] + "/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "cleanup summary"}]})
+    except Exception:
+        pass
+
+def test_with_cleanup(agent):
+    pass
+'''
+
+
+def test_a_request_with_no_recording_in_a_fixtures_teardown_fails_the_test_naming_it(suite: InnerSuite) -> None:
+    """A fixture using the cassette sends a request with no recording in its teardown and swallows
+    the error: the test errors at teardown with the missing-recording message (the request, the
+    command that records it), as it does for a miss in setup or in the test. Before: the test
+    passed, and only the session summary's "1 missing" hinted at it."""
+    suite.monkeypatch.setenv("SERVER", suite.server.base_url)
+    suite.write(TEARDOWN_MISS)
+    suite.offline()
+    result = suite.run()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_with_cleanup*",
+        "No recorded response for POST /v1/chat/completions  model='gpt-4o-mini'  last message: 'cleanup summary'*",
+        "*pytest test_x.py::test_with_cleanup --llm-record-mode=once",
+    ])
