@@ -739,6 +739,8 @@ def llm_cassette() -> Iterator[LLMCassette]:
     path = _setting(request, from_pytest, "llm_cassette_path", _default_path, node, directory, marker, holding)
     record_mode = _setting(request, from_pytest, "llm_record_mode", _record_mode, marker, settings)
     scrubber = _setting(request, from_pytest, "llm_scrubber", Scrubber)
+    if scrubber is None:  # an override returning None: the cassette's default, which the failure output must use too
+        scrubber = Scrubber()
     node.stash[_SCRUBBER] = scrubber
     _WARNING_SCRUBBERS[test_id] = scrubber
     context = LLMCassette.use(

@@ -294,3 +294,27 @@ def test_a_request_with_no_recording_in_a_fixtures_teardown_fails_the_test_namin
         "No recorded response for POST /v1/chat/completions  model='gpt-4o-mini'  last message: 'cleanup summary'*",
         "*pytest test_x.py::test_with_cleanup --llm-record-mode=once",
     ])
+
+
+SCRUBBER_NONE = '''
+import os
+import pytest
+
+@pytest.fixture
+def llm_scrubber():
+    return None  # "the defaults": LLMCassette takes None as its default Scrubber
+
+def test_fails_showing_the_key(llm_cassette):
+    assert os.environ["OPENAI_API_KEY"] == "something else"
+'''
+
+
+def test_a_scrubber_override_returning_none_still_masks_the_failure_output(suite: InnerSuite) -> None:
+    """An llm_scrubber override returning None gets the default scrubbing in the cassette (LLMCassette
+    takes None as its default Scrubber) and must get it in pytest's failure output too. Before: the
+    report hooks read the fixture's None, masked nothing, and the assertion showed the live key."""
+    suite.write(SCRUBBER_NONE)
+    suite.live()
+    result = suite.run()
+    result.assert_outcomes(failed=1)
+    assert OPENAI_KEY not in result.stdout.str() and "<redacted>" in result.stdout.str()
