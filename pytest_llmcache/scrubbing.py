@@ -664,7 +664,7 @@ def _decoded_views(text: str) -> list[tuple[str, str]]:
 def _base64_cores(secret: str) -> set[str]:
     """The base64 characters that encode `secret` whatever bytes surround it: for each of the three
     alignments, the characters fully determined by the secret's bits (standard and URL-safe)."""
-    data = secret.encode("utf-8")
+    data = secret.encode("utf-8", "surrogatepass")  # as the masking pairs: a variable that is not UTF-8
     cores = set()
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + data).decode("ascii")

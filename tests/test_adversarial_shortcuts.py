@@ -128,13 +128,15 @@ def test_a_rerun_test_is_reported_with_its_own_failure_not_the_last_runs_missing
     assert "No recorded response" not in result.stdout.str()
 
 
-def test_a_key_variable_that_is_not_utf8_does_not_break_replay(tmp_path: Path, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_key_variable_that_is_not_utf8_does_not_break_recording_or_replay(tmp_path: Path, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """The scrubber reads every provider's key variable (os.environ's table: bytes that are not
     UTF-8 come back with surrogates, as os.environ gives them). A stray ANTHROPIC_API_KEY in latin-1
-    must not stop an OpenAI test from replaying. Before: every request failed in the scrubber with
-    UnicodeEncodeError (URL-quoting the value to mask it)."""
+    must not stop an OpenAI test from recording or replaying. Before: every replayed request failed
+    in the scrubber with UnicodeEncodeError (URL-quoting the value to mask it), and so did the
+    check before a recording is written (the value's base64 forms)."""
     import openai
 
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-caf\udce9-0123456789abcdef")  # the bytes b"caf\xe9": latin-1
     path = tmp_path / "c.yaml"
     client = openai.OpenAI(api_key=OPENAI_KEY, base_url=server.base_url, max_retries=0)
 
@@ -145,7 +147,6 @@ def test_a_key_variable_that_is_not_utf8_does_not_break_replay(tmp_path: Path, s
         live = ask()
     recording.save()
     server.stop()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-caf\udce9-0123456789abcdef")  # the bytes b"caf\xe9": latin-1
     with LLMCassette.use(path=path, record_mode="none") as replaying:
         assert ask() == live == "echo: Capital of France?"
     assert replaying.played == [0] and "caf\udce9" not in replaying.scrubber.mask_message("key: sk-ant-caf\udce9-0123456789abcdef")
