@@ -751,6 +751,7 @@ def llm_cassette() -> Iterator[LLMCassette]:
         session=report.session,
         ignore=_ignore_policy(request, from_pytest, settings),
         normalize=_normalizer(request, from_pytest, settings, marker),
+        mode_source=_mode_source(marker, record_mode, settings),
     )
     settings.hold()
     # Context managers without an ExitStack or generators: every test enters them, and each object
@@ -776,6 +777,14 @@ def llm_cassette() -> Iterator[LLMCassette]:
         report.add(cassette, test_id)
     if _REFUSAL not in node.stash:  # refused in the teardown of a fixture using it, after the call was judged
         _fail_on_refusal(node)
+
+
+def _mode_source(marker: LLMMarker, record_mode: str, settings: _Session) -> str:
+    """What set the test's record mode when not the command line or ini (their option does not
+    override it): its marker, or an llm_record_mode fixture of the project's."""
+    if record_mode != _record_mode(marker, settings):
+        return "the llm_record_mode fixture"
+    return f"the llm marker's record_mode={marker.record_mode!r}" if marker.record_mode else ""
 
 
 def _guard_hint(cassette: LLMCassette) -> str:

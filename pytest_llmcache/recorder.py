@@ -120,11 +120,13 @@ class LLMCassette:
         session: RecordingSession | None = None,
         ignore: IgnorePolicy | None = None,
         normalize: Normalizer | None = None,
+        mode_source: str = "",
     ) -> None:
         if record_mode not in RECORD_MODES:
             raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
         self._path = path if isinstance(path, Path) else Path(path)
         self.mode = record_mode
+        self.mode_source = mode_source  # what set this test's own mode (its marker), which --llm-record-mode does not override
         self.test_id = test_id
         self.scrubber = scrubber if scrubber is not None else Scrubber()
         self.ignore = ignore if ignore is not None else IgnorePolicy()
@@ -381,6 +383,8 @@ class LLMCassette:
             lines.append("The cassette file does not exist yet." if not self.existed else "The cassette has no interactions.")
         credentials = provider_for(request.uri, request.headers).credential_hint
         lines += [f"To record it, set {credentials} to a real endpoint/key and run:", f"    {self.record_command()}"]
+        if self.mode_source:  # else the command would run in this same mode again
+            lines.append(f"(first change {self.mode_source}, which sets record mode {self.mode!r} for this test whatever the command line says)")
         if self.existed:
             lines.append("(rewrite records the cassette afresh, so no stale interaction stays; the old file is kept as .bak)")
         return MissingRecording("\n".join(lines), cassette_path=Path(self._path), request_summary=sent.summary())

@@ -319,3 +319,33 @@ def test_a_scrubber_override_returning_none_still_masks_the_failure_output(suite
     result = suite.run()
     result.assert_outcomes(failed=1)
     assert OPENAI_KEY not in result.stdout.str() and "<redacted>" in result.stdout.str()
+
+
+MARKED_MODE = '''
+import os
+import openai
+import pytest
+
+@pytest.mark.llm(record_mode="once")
+def test_marked(llm_cassette):
+    openai.OpenAI(max_retries=0).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": os.environ["QUESTION"]}])
+'''
+
+
+def test_a_missing_recording_under_a_marked_record_mode_says_the_marker_must_change(suite: InnerSuite) -> None:
+    """A test whose marker sets record_mode="once" (the marker overrides --llm-record-mode) sends a
+    changed request: the message's command (--llm-record-mode=rewrite) would run it in mode once
+    again and fail the same way, so the message says to change the marker first. Before: it gave
+    the command alone, which does not record anything for this test."""
+    suite.write(MARKED_MODE)
+    suite.live()
+    suite.monkeypatch.setenv("QUESTION", "Capital of France?")
+    suite.run().assert_outcomes(passed=1)
+    suite.offline()
+    suite.monkeypatch.setenv("QUESTION", "Capital of Spain?")
+    result = suite.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "    pytest test_x.py::test_marked --llm-record-mode=rewrite",
+        "(first change the llm marker's record_mode='once', which sets record mode 'once' for this test whatever the command line says)",
+    ])
