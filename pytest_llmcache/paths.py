@@ -108,3 +108,10 @@ def display(path: Path) -> str:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return str(path)
+
+
+def command_node_id(node_id: str, rootdir: Path, where: Path) -> str:
+    """`node_id` (its file relative to `rootdir`) as a pytest command run in folder `where` takes it,
+    as pytest's own summary shows it."""
+    path, separator, rest = node_id.partition("::")
+    return Path(os.path.relpath(rootdir / path, where)).as_posix() + separator + rest

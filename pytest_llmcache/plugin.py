@@ -26,7 +26,7 @@ from pytest_llmcache.ignoring import OFFLINE_ENV, IgnorePolicy, IgnoreRule
 from pytest_llmcache.markers import MARKER_HELP, LLMMarker
 from pytest_llmcache.matching import FieldPath, Normalizer
 from pytest_llmcache.network import NetworkGuard, network_blocked
-from pytest_llmcache.paths import BadCassettePath, cassette_path
+from pytest_llmcache.paths import BadCassettePath, cassette_path, command_node_id
 from pytest_llmcache.recorder import LLMCassette
 from pytest_llmcache.report import Report, stale_message, unplayed
 from pytest_llmcache.providers import placeholder_env
@@ -94,6 +94,7 @@ class _Session:
     ignore: IgnorePolicy
     ignore_fields: tuple[FieldPath, ...]
     normalize: Normalizer  # the ini's ignored fields, for tests whose marker adds none
+    command_ids: Callable[[str], str] | None = None  # node ids as commands run where pytest was started take them
     holding: bool = False
     _previous: stacks.Outside | None = None
     inherited: dict[str, _Inherited] = field(default_factory=dict)  # by collector node id (`_inherited`)
@@ -102,7 +103,10 @@ class _Session:
     @classmethod
     def of(cls, config: pytest.Config) -> _Session:
         rules, fields = options.ignore_rules(config), options.ignore_fields(config)
-        return cls(options.cassette_dir(config), options.record_mode(config), rules, IgnorePolicy(rules), fields, Normalizer(fields))
+        # Node ids are relative to the rootdir; a command run from elsewhere needs them as pytest's summary shows them.
+        where = config.invocation_params.dir
+        command_ids = functools.partial(command_node_id, rootdir=config.rootpath, where=where) if where != config.rootpath else None
+        return cls(options.cassette_dir(config), options.record_mode(config), rules, IgnorePolicy(rules), fields, Normalizer(fields), command_ids)
 
     def start(self) -> None:
         self._previous = stacks.set_outside(stacks.Outside(self.ignore, replaying=self.record_mode == "none"))
@@ -378,7 +382,8 @@ def _fail_stale(item: pytest.Item) -> None:
     if report.is_shared(cassette):
         return  # judged at the end of the session, on what all of its tests played
     if unplayed(cassette):
-        pytest.fail(stale_message(cassette, item.nodeid, options.cassette_dir(item.config)), pytrace=False)
+        test = command_node_id(item.nodeid, item.config.rootpath, item.config.invocation_params.dir)
+        pytest.fail(stale_message(cassette, test, options.cassette_dir(item.config)), pytrace=False)
 
 
 # -- the unused-cassette listing: which cassettes the collected tests would use ------------------
@@ -752,6 +757,7 @@ def llm_cassette() -> Iterator[LLMCassette]:
         ignore=_ignore_policy(request, from_pytest, settings),
         normalize=_normalizer(request, from_pytest, settings, marker),
         mode_source=_mode_source(marker, record_mode, settings),
+        command_ids=settings.command_ids,
     )
     settings.hold()
     # Context managers without an ExitStack or generators: every test enters them, and each object

@@ -17,6 +17,7 @@ import json
 import shlex
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -121,6 +122,7 @@ class LLMCassette:
         ignore: IgnorePolicy | None = None,
         normalize: Normalizer | None = None,
         mode_source: str = "",
+        command_ids: Callable[[str], str] | None = None,
     ) -> None:
         if record_mode not in RECORD_MODES:
             raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
@@ -128,6 +130,7 @@ class LLMCassette:
         self.mode = record_mode
         self.mode_source = mode_source  # what set this test's own mode (its marker), which --llm-record-mode does not override
         self.test_id = test_id
+        self.command_ids = command_ids  # a node id as a command run where pytest was started takes it (None: as it is)
         self.scrubber = scrubber if scrubber is not None else Scrubber()
         self.ignore = ignore if ignore is not None else IgnorePolicy()
         self.ignored: list[str] = []  # requests the ignore policy covered: sent unrecorded, or refused in replay
@@ -396,4 +399,6 @@ class LLMCassette:
         then reports)."""
         mode = "rewrite" if self.existed or self.sharing_tests else "once"
         tests = self.sharing_tests or ((self.test_id,) if self.test_id else ())
+        if self.command_ids is not None:
+            tests = tuple(map(self.command_ids, tests))
         return " ".join(["pytest", *map(shlex.quote, tests), f"--llm-record-mode={mode}"])

@@ -37,7 +37,7 @@ from pytest_llmcache import options, played
 from pytest_llmcache.errors import LLMCacheError
 from pytest_llmcache.exchange import Billing, Exchange, ModelTotals, read_billing, read_exchange, tally
 from pytest_llmcache.pricing import PriceTable, load_prices, money_text, total_cost
-from pytest_llmcache.paths import SUFFIX, display
+from pytest_llmcache.paths import SUFFIX, command_node_id, display
 from pytest_llmcache.recorder import LLMCassette, PlayedRequest, RecordingSession
 
 __all__ = ["Report", "stale_message", "unplayed"]
@@ -413,7 +413,7 @@ class Report:
             lines.append("    " + ", ".join(f"#{index}" for index in missing[:_UNPLAYED_SHOWN]))
         lines += [
             "The cassette is stale: its tests no longer send these requests. Re-record it (all of its tests):",
-            f"    pytest {' '.join(shlex.quote(test) for test in tests)} --llm-record-mode=rewrite",
+            f"    pytest {' '.join(shlex.quote(command_node_id(test, self.config.rootpath, self.config.invocation_params.dir)) for test in tests)} --llm-record-mode=rewrite",
             "or, after a run of the whole suite, remove every interaction that was not played:",
             f"    llmcache prune {shlex.quote(display(self.cassette_dir))} --yes",
         ]

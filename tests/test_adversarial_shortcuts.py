@@ -4,6 +4,7 @@ here failed before the fix landed with it, or pins a shortcut that held up under
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 
 import pytest
@@ -349,3 +350,33 @@ def test_a_missing_recording_under_a_marked_record_mode_says_the_marker_must_cha
         "    pytest test_x.py::test_marked --llm-record-mode=rewrite",
         "(first change the llm marker's record_mode='once', which sets record mode 'once' for this test whatever the command line says)",
     ])
+
+
+ASKING_TEST = '''
+import openai
+
+def test_asks(llm_cassette):
+    openai.OpenAI(max_retries=0).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Capital of France?"}])
+'''
+
+
+def test_the_record_command_works_from_the_folder_pytest_was_started_in(suite: InnerSuite) -> None:
+    """pytest started from a sub-folder of the rootdir (``cd tests && pytest``): the missing
+    recording's command names the test as pytest's own summary does there, and running that exact
+    command records it (then the test replays offline). Before: the command named the test relative
+    to the rootdir (tests/test_c.py::...), which pytest started in tests/ does not find."""
+    suite.pytester.makeini("[pytest]\n")
+    folder = suite.pytester.mkdir("tests")
+    (folder / "test_c.py").write_text(ASKING_TEST)
+    suite.monkeypatch.chdir(folder)
+    suite.offline()
+    missing = suite.run()
+    missing.assert_outcomes(failed=1)
+    command = [line.strip() for line in missing.outlines if line.strip().startswith("pytest ")]
+    assert command == ["pytest test_c.py::test_asks --llm-record-mode=once"], missing.stdout.str()
+
+    suite.server.start()
+    suite.live()
+    suite.run(*shlex.split(command[0])[1:]).assert_outcomes(passed=1)
+    suite.offline()
+    suite.run().assert_outcomes(passed=1)
