@@ -87,6 +87,13 @@ def cassette_dir(config: pytest.Config) -> Path:
         raise pytest.UsageError(f"{source} = {str(path)!r} can't be used as the cassette directory: {err}") from None
 
 
+def command_options(config: pytest.Config) -> tuple[str, ...]:
+    """The options given on the command line that a command the plugin suggests must repeat: where
+    the cassettes are (relative to where pytest was started, as given)."""
+    given = config.getoption("llm_cassette_dir")
+    return (f"--llm-cassette-dir={given}",) if given else ()
+
+
 def strict(config: pytest.Config) -> bool:
     """--llm-strict, else the llm_strict ini key."""
     return bool(config.getoption("llm_strict", False) or config.getini("llm_strict"))

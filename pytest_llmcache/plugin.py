@@ -95,6 +95,7 @@ class _Session:
     ignore_fields: tuple[FieldPath, ...]
     normalize: Normalizer  # the ini's ignored fields, for tests whose marker adds none
     command_ids: Callable[[str], str] | None = None  # node ids as commands run where pytest was started take them
+    command_options: tuple[str, ...] = ()  # the options given that the command must repeat: where cassettes are
     holding: bool = False
     _previous: stacks.Outside | None = None
     inherited: dict[str, _Inherited] = field(default_factory=dict)  # by collector node id (`_inherited`)
@@ -106,7 +107,7 @@ class _Session:
         # Node ids are relative to the rootdir; a command run from elsewhere needs them as pytest's summary shows them.
         where = config.invocation_params.dir
         command_ids = functools.partial(command_node_id, rootdir=config.rootpath, where=where) if where != config.rootpath else None
-        return cls(options.cassette_dir(config), options.record_mode(config), rules, IgnorePolicy(rules), fields, Normalizer(fields), command_ids)
+        return cls(options.cassette_dir(config), options.record_mode(config), rules, IgnorePolicy(rules), fields, Normalizer(fields), command_ids, options.command_options(config))
 
     def start(self) -> None:
         self._previous = stacks.set_outside(stacks.Outside(self.ignore, replaying=self.record_mode == "none"))
@@ -758,6 +759,7 @@ def llm_cassette() -> Iterator[LLMCassette]:
         normalize=_normalizer(request, from_pytest, settings, marker),
         mode_source=_mode_source(marker, record_mode, settings),
         command_ids=settings.command_ids,
+        command_options=settings.command_options,
     )
     settings.hold()
     # Context managers without an ExitStack or generators: every test enters them, and each object

@@ -123,6 +123,7 @@ class LLMCassette:
         normalize: Normalizer | None = None,
         mode_source: str = "",
         command_ids: Callable[[str], str] | None = None,
+        command_options: tuple[str, ...] = (),
     ) -> None:
         if record_mode not in RECORD_MODES:
             raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
@@ -131,6 +132,7 @@ class LLMCassette:
         self.mode_source = mode_source  # what set this test's own mode (its marker), which --llm-record-mode does not override
         self.test_id = test_id
         self.command_ids = command_ids  # a node id as a command run where pytest was started takes it (None: as it is)
+        self.command_options = command_options  # given on the command line and deciding where the cassette is
         self.scrubber = scrubber if scrubber is not None else Scrubber()
         self.ignore = ignore if ignore is not None else IgnorePolicy()
         self.ignored: list[str] = []  # requests the ignore policy covered: sent unrecorded, or refused in replay
@@ -401,4 +403,4 @@ class LLMCassette:
         tests = self.sharing_tests or ((self.test_id,) if self.test_id else ())
         if self.command_ids is not None:
             tests = tuple(map(self.command_ids, tests))
-        return " ".join(["pytest", *map(shlex.quote, tests), f"--llm-record-mode={mode}"])
+        return " ".join(["pytest", *map(shlex.quote, (*tests, *self.command_options)), f"--llm-record-mode={mode}"])

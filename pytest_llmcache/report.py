@@ -124,7 +124,7 @@ def stale_message(cassette: LLMCassette, test_id: str, cassette_dir: Path) -> st
     lines += _unplayed_lines(indexes, lambda index: _plain(cassette.loaded[index]))
     lines += [
         "The cassette is stale: the test no longer sends these requests. Re-record it:",
-        f"    pytest {shlex.quote(test_id)} --llm-record-mode=rewrite",
+        f"    pytest {' '.join(map(shlex.quote, (test_id, *cassette.command_options)))} --llm-record-mode=rewrite",
         "or, after a run of the whole suite, remove every interaction it did not play:",
         f"    llmcache prune {shlex.quote(display(cassette_dir))} --yes",
     ]
@@ -413,7 +413,8 @@ class Report:
             lines.append("    " + ", ".join(f"#{index}" for index in missing[:_UNPLAYED_SHOWN]))
         lines += [
             "The cassette is stale: its tests no longer send these requests. Re-record it (all of its tests):",
-            f"    pytest {' '.join(shlex.quote(command_node_id(test, self.config.rootpath, self.config.invocation_params.dir)) for test in tests)} --llm-record-mode=rewrite",
+            f"    pytest {' '.join(shlex.quote(command_node_id(test, self.config.rootpath, self.config.invocation_params.dir)) for test in tests)}"
+            f"{''.join(' ' + shlex.quote(option) for option in options.command_options(self.config))} --llm-record-mode=rewrite",
             "or, after a run of the whole suite, remove every interaction that was not played:",
             f"    llmcache prune {shlex.quote(display(self.cassette_dir))} --yes",
         ]

@@ -380,3 +380,22 @@ def test_the_record_command_works_from_the_folder_pytest_was_started_in(suite: I
     suite.run(*shlex.split(command[0])[1:]).assert_outcomes(passed=1)
     suite.offline()
     suite.run().assert_outcomes(passed=1)
+
+
+def test_the_record_command_repeats_the_cassette_dir_given_on_the_command_line(suite: InnerSuite) -> None:
+    """A run given --llm-cassette-dir (a CI script's): the missing recording's command repeats it,
+    so running that exact command records where the run looks. Before: the command left it out and
+    recorded into the default folder, which the run with the option never reads."""
+    suite.write(ASKING_TEST)
+    suite.offline()
+    missing = suite.run("--llm-cassette-dir=llm_tapes")
+    missing.assert_outcomes(failed=1)
+    command = [line.strip() for line in missing.outlines if line.strip().startswith("pytest ")]
+    assert command == ["pytest test_x.py::test_asks --llm-cassette-dir=llm_tapes --llm-record-mode=once"], missing.stdout.str()
+
+    suite.server.start()
+    suite.live()
+    suite.run(*shlex.split(command[0])[1:]).assert_outcomes(passed=1)
+    suite.offline()
+    suite.run("--llm-cassette-dir=llm_tapes").assert_outcomes(passed=1)
+    assert (suite.pytester.path / "llm_tapes" / "test_x" / "test_asks.yaml").is_file() and not suite.cassettes.exists()
