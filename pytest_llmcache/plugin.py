@@ -796,7 +796,7 @@ def _mode_source(marker: LLMMarker, record_mode: str, settings: _Session) -> str
 
 
 def _guard_hint(cassette: LLMCassette) -> str:
-    return f"(A service of your own? Allow its host with the llm_allowed_hosts fixture.) Record with: {cassette.record_command()}"
+    return " ".join(filter(None, ("(A service of your own? Allow its host with the llm_allowed_hosts fixture.) Record with:", cassette.record_command(), cassette.mode_note())))
 
 
 def _ignore_policy(request: pytest.FixtureRequest, from_pytest: frozenset[str], settings: _Session) -> IgnorePolicy:

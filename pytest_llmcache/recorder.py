@@ -388,11 +388,16 @@ class LLMCassette:
             lines.append("The cassette file does not exist yet." if not self.existed else "The cassette has no interactions.")
         credentials = provider_for(request.uri, request.headers).credential_hint
         lines += [f"To record it, set {credentials} to a real endpoint/key and run:", f"    {self.record_command()}"]
-        if self.mode_source:  # else the command would run in this same mode again
-            lines.append(f"(first change {self.mode_source}, which sets record mode {self.mode!r} for this test whatever the command line says)")
+        if self.mode_source:
+            lines.append(self.mode_note())
         if self.existed:
             lines.append("(rewrite records the cassette afresh, so no stale interaction stays; the old file is kept as .bak)")
         return MissingRecording("\n".join(lines), cassette_path=Path(self._path), request_summary=sent.summary())
+
+    def mode_note(self) -> str:
+        """What to change before running `record_command` when the test's own mode does not come
+        from the command line (else the command would run in this same mode again)."""
+        return f"(first change {self.mode_source}, which sets record mode {self.mode!r} for this test whatever the command line says)" if self.mode_source else ""
 
     def record_command(self) -> str:
         """The one command that brings this cassette up to date: `once` creates a missing cassette;

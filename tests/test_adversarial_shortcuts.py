@@ -399,3 +399,26 @@ def test_the_record_command_repeats_the_cassette_dir_given_on_the_command_line(s
     suite.offline()
     suite.run("--llm-cassette-dir=llm_tapes").assert_outcomes(passed=1)
     assert (suite.pytester.path / "llm_tapes" / "test_x" / "test_asks.yaml").is_file() and not suite.cassettes.exists()
+
+
+MARKED_NONE_CONNECTS = '''
+import os
+import urllib.request
+import pytest
+
+@pytest.mark.llm(record_mode="none")
+def test_connects(llm_cassette):
+    urllib.request.urlopen(os.environ["SERVER"] + "/models", timeout=5)
+'''
+
+
+def test_a_blocked_connection_under_a_marked_record_mode_says_the_marker_must_change(suite: InnerSuite) -> None:
+    """The guard's hint for a blocked connection gives the record command too: under a marker's
+    record_mode it says to change the marker first, as the missing-recording message does.
+    Before: the command alone, which runs the test in the marker's mode none again."""
+    suite.monkeypatch.setenv("SERVER", suite.server.base_url)
+    suite.write(MARKED_NONE_CONNECTS)
+    suite.offline()
+    result = suite.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*Record with: pytest test_x.py::test_connects --llm-record-mode=once (first change the llm marker's record_mode='none'*"])
