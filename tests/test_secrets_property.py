@@ -347,3 +347,21 @@ def test_a_credential_in_a_body_field_is_learned_however_the_body_spells_its_nam
     assert key not in text
     masked = Scrubber().masked_request(uri, {}, body)
     assert key not in masked.body.decode("unicode_escape") and masked.document == parse_json(masked.body)
+
+
+@pytest.mark.parametrize("extra_depth", [-1, 1, 50])
+def test_a_credential_in_a_body_field_deeper_than_parse_json_reads_is_learned(extra_depth):
+    """parse_json gives up past MAX_JSON_DEPTH (the body is then stored as text): the field is
+    still found, by reading the body with json itself, and masked in what is stored and keyed."""
+    from pytest_llmcache.bodies import MAX_JSON_DEPTH
+
+    key = "sk-deep-credential-0123456789"
+    document: dict = {"api_key": key}
+    for _ in range(MAX_JSON_DEPTH + extra_depth):
+        document = {"wrapped": document}
+    body = json.dumps(document).encode()
+    uri = "https://api.openai.com/v1/chat/completions"
+    recording = Scrubber()
+    stored = recording.request("POST", uri, {"content-type": "application/json"}, body)
+    assert key in recording.secrets and key not in json.dumps(stored)
+    assert key.encode() not in Scrubber().masked_request(uri, {}, body).body
