@@ -89,11 +89,8 @@ class _TestRecord(NamedTuple):
     tokens: tuple[tuple[str, int, int], ...]  # (billed model, input, output tokens), replayed and recorded
 
     @classmethod
-    def of(cls, duration: float | None, *parts: Tokens) -> _TestRecord:
-        tokens: Tokens = {}
-        for part in parts:
-            _add_tokens(tokens, part)
-        return cls(duration, tuple((model, totals.input_tokens, totals.output_tokens) for model, totals in tokens.items()))
+    def of(cls, duration: float | None, billings: Iterable[Billing]) -> _TestRecord:
+        return cls(duration, tuple((model, totals.input_tokens, totals.output_tokens) for model, totals in tally(billings).items()))
 
     @classmethod
     def from_json(cls, document: list[Any]) -> _TestRecord:
@@ -189,15 +186,15 @@ class Report:
     def add(self, cassette: LLMCassette, node_id: str | None = None) -> None:
         """Take what `cassette` did in test `node_id` (called at the test's teardown)."""
         # Entries: the response replay parsed is reused.
-        replayed = tally(_played_billing(cassette.loaded[index], sent) for index, sent in zip(cassette.played, cassette.played_requests, strict=True))
-        recorded = tally(map(_recorded_billing, cassette.recorded))
+        replayed = [_played_billing(cassette.loaded[index], sent) for index, sent in zip(cassette.played, cassette.played_requests, strict=True)]
+        recorded = [_recorded_billing(interaction) for interaction in cassette.recorded]
         self._count(len(cassette.played), len(cassette.recorded), len(cassette.misses))
         self._cassette(self.cassette_name(cassette.path)).add(cassette.cassette_digests(), node_id or "", cassette.used_digests())
-        _add_tokens(self.tokens["replayed"], replayed)
-        _add_tokens(self.tokens["recorded"], recorded)
+        tally(replayed, self.tokens["replayed"])
+        tally(recorded, self.tokens["recorded"])
         if node_id is not None:
             duration = self._last_call[1] if self._last_call and self._last_call[0] == node_id else None
-            self.tests[node_id] = _TestRecord.of(duration, replayed, recorded)
+            self.tests[node_id] = _TestRecord.of(duration, replayed + recorded)
 
     def cassette_name(self, path: Path | str) -> str:
         """`path` relative to the cassette directory (as in the manifest), else as it is."""
