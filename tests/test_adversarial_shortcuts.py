@@ -422,3 +422,30 @@ def test_a_blocked_connection_under_a_marked_record_mode_says_the_marker_must_ch
     result = suite.run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*Record with: pytest test_x.py::test_connects --llm-record-mode=once (first change the llm marker's record_mode='none'*"])
+
+
+MODIFYITEMS_CONFTEST = '''
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.name == "test_marked_by_hook":
+            item.add_marker(pytest.mark.llm(cassette="by_hook.yaml", record_mode="new_episodes"))
+'''
+
+MODIFYITEMS_TESTS = '''
+def test_marked_by_hook(llm_cassette, out):
+    out([llm_cassette.path.name, llm_cassette.mode])
+
+def test_sibling(llm_cassette, out):
+    out([llm_cassette.path.name, llm_cassette.mode])
+'''
+
+
+def test_a_marker_added_by_a_collection_hook_reaches_its_test_only(suite: InnerSuite) -> None:
+    """Pins the collection cache: a marker a project's pytest_collection_modifyitems adds is part of
+    what collection keeps for the test (its cassette path and mode), and not of its sibling's."""
+    conftest = suite.pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + MODIFYITEMS_CONFTEST)
+    suite.write(MODIFYITEMS_TESTS)
+    suite.run().assert_outcomes(passed=2)
+    assert suite.read_outputs() == {"test_x.py::test_marked_by_hook": ["by_hook.yaml", "new_episodes"], "test_x.py::test_sibling": ["test_sibling.yaml", "none"]}
