@@ -89,9 +89,13 @@ def cassette_dir(config: pytest.Config) -> Path:
 
 def command_options(config: pytest.Config) -> tuple[str, ...]:
     """The options given on the command line that a command the plugin suggests must repeat: where
-    the cassettes are (relative to where pytest was started, as given)."""
+    the cassettes are and how requests match (as given, relative to where pytest was started): the
+    cassette dir, an ini file or rootdir of its own, the plugin's ini keys set with -o."""
     given = config.getoption("llm_cassette_dir")
-    return (f"--llm-cassette-dir={given}",) if given else ()
+    found = [f"--llm-cassette-dir={given}"] if given else []
+    found += [f"--{name}={value}" for name, value in (("config-file", config.getoption("inifilename", None)), ("rootdir", config.getoption("rootdir", None))) if value]
+    found += [f"--override-ini={entry}" for entry in config.getoption("override_ini", None) or () if entry.strip().startswith("llm_")]
+    return tuple(found)
 
 
 def strict(config: pytest.Config) -> bool:
