@@ -95,6 +95,8 @@ def command_options(config: pytest.Config) -> tuple[str, ...]:
     found = [f"--llm-cassette-dir={given}"] if given else []
     found += [f"--{name}={value}" for name, value in (("config-file", config.getoption("inifilename", None)), ("rootdir", config.getoption("rootdir", None))) if value]
     found += [f"--override-ini={entry}" for entry in config.getoption("override_ini", None) or () if entry.strip().startswith("llm_")]
+    if "--doctest-modules" in config.invocation_params.args:  # else a doctest's node id is not found
+        found.append("--doctest-modules")
     return tuple(found)
 
 

@@ -382,33 +382,49 @@ def test_the_record_command_works_from_the_folder_pytest_was_started_in(suite: I
     suite.run().assert_outcomes(passed=1)
 
 
+ASKING_DOCTEST = '''
+import openai
+
+def asks():
+    """
+    >>> cassette = getfixture("llm_cassette")
+    >>> bool(openai.OpenAI(max_retries=0).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Capital of France?"}]).choices)
+    True
+    """
+'''
+
+
 @pytest.mark.parametrize(
     ("given", "folder"),
     [
         (["--llm-cassette-dir=llm_tapes"], "llm_tapes"),
         (["-o", "llm_cassette_dir=ini_tapes"], "ini_tapes"),
         (["-c", "other.ini"], "other_tapes"),
+        (["--doctest-modules"], "cassettes"),
     ],
 )
 def test_the_record_command_repeats_the_options_that_say_where_cassettes_are(suite: InnerSuite, given: list[str], folder: str) -> None:
     """A run given where its cassettes are on the command line (a CI script's --llm-cassette-dir,
-    an -o override of the ini key, an ini file of its own): the missing recording's command repeats
-    it, so running that exact command records where the run looks. Before: the command left it out
-    and recorded into the default folder, which the run with the option never reads."""
+    an -o override of the ini key, an ini file of its own), or --doctest-modules for a doctest: the
+    missing recording's command repeats it, so running that exact command records where the run
+    looks. Before: the command left it out and recorded into the default folder, which the run with
+    the option never reads (a doctest's node id was not found at all)."""
     (suite.pytester.path / "other.ini").write_text("[pytest]\nllm_cassette_dir = other_tapes\n")
-    suite.write(ASKING_TEST)
+    suite.write(ASKING_DOCTEST if "--doctest-modules" in given else ASKING_TEST)
     suite.offline()
     missing = suite.run(*given)
     missing.assert_outcomes(failed=1)
     command = [line.strip() for line in missing.outlines if line.strip().startswith("pytest ")]
-    assert len(command) == 1 and command[0].startswith("pytest test_x.py::test_asks --"), missing.stdout.str()
+    assert len(command) == 1 and command[0].startswith("pytest test_x.py::"), missing.stdout.str()
 
     suite.server.start()
     suite.live()
     suite.run(*shlex.split(command[0])[1:]).assert_outcomes(passed=1)
     suite.offline()
     suite.run(*given).assert_outcomes(passed=1)
-    assert (suite.pytester.path / folder / "test_x" / "test_asks.yaml").is_file() and not suite.cassettes.exists()
+    recorded = list((suite.pytester.path / folder).rglob("*.yaml"))
+    assert [path.name for path in recorded] == ["test_x.asks.yaml" if "--doctest-modules" in given else "test_asks.yaml"]
+    assert folder == "cassettes" or not suite.cassettes.exists()
 
 
 MARKED_NONE_CONNECTS = '''
