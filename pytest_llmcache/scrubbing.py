@@ -190,6 +190,9 @@ def _header_credentials(name: str, value: Any, kind: str) -> Iterator[Credential
     else:
         for item in values:
             yield Credential("header", lowered, _credential(item))
+            if "," in item:  # sent more than once, its values joined with ", " (as httpx reads them): each is one
+                for part in item.split(","):
+                    yield Credential("header", lowered, _credential(part))
 
 
 def _target_credentials(uri: str, body: bytes | None, extra_query_params: frozenset[str], document: Any = None) -> Iterator[Credential]:

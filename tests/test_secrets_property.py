@@ -12,6 +12,7 @@ from pathlib import Path
 from unittest import mock
 from urllib.parse import quote
 
+import httpx2
 import openai
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -365,3 +366,18 @@ def test_a_credential_in_a_body_field_deeper_than_parse_json_reads_is_learned(ex
     stored = recording.request("POST", uri, {"content-type": "application/json"}, body)
     assert key in recording.secrets and key not in json.dumps(stored)
     assert key.encode() not in Scrubber().masked_request(uri, {}, body).body
+
+
+def test_a_credential_header_sent_twice_has_each_of_its_keys_masked(server, tmp_path):
+    """httpx reads a header sent twice as one value, joined with ", ": each key in it is learned
+    on its own, so the second key echoed back in the response is masked too (it was stored)."""
+    first, second = "sk-first-credential-0123456789", "sk-second-credential-0123456789"
+    path = tmp_path / "c.yaml"
+    with LLMCassette.use(path=path, record_mode="once", test_id="t") as cassette, httpx2.Client() as client:
+        headers = [("authorization", f"Bearer {first}"), ("authorization", f"Bearer {second}"), ("content-type", "application/json")]
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"say {second}"}]}
+        response = client.post(f"{server.base_url}/chat/completions", headers=headers, content=json.dumps(body))
+    assert second in response.text  # the server echoed it
+    cassette.save()
+    text = path.read_text()
+    assert first not in text and second not in text and REDACTED in text
