@@ -22,6 +22,7 @@ from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
 from pytest_llmcache.providers import endpoint_for
+from pytest_llmcache.scrubbing import without_userinfo
 
 __all__ = ["DEFAULT_IGNORE", "OFFLINE_ENV", "IgnorePolicy", "IgnoreRule", "refusal"]
 
@@ -102,7 +103,7 @@ class IgnorePolicy:
 
 def refusal(method: str, url: str, rule: IgnoreRule) -> tuple[int, dict[str, list[str]], bytes]:
     """Status, headers and body answering an ignored request while replaying."""
-    target = f"{method.upper()} {urlsplit(url)._replace(query='', fragment='').geturl()}"
+    target = f"{method.upper()} {urlsplit(without_userinfo(url))._replace(query='', fragment='').geturl()}"
     message = (
         f"pytest-llmcache refused {target} while replaying: llm_ignore rule {rule.text!r} marks it as not an LLM API "
         "call, so it is never recorded and never sent in replay."

@@ -55,6 +55,7 @@ __all__ = [
     "credentials_in",
     "is_azure",
     "is_credential_name",
+    "without_userinfo",
 ]
 
 REDACTED = "<redacted>"
@@ -458,7 +459,7 @@ class Scrubber:
         masked = self.mask_bytes(body)
         if masked is not body:  # (mask_bytes returns its argument when there is nothing to mask)
             document = parse_json(masked)
-        return MaskedRequest(self.mask_text(_without_userinfo(uri)), masked, document)
+        return MaskedRequest(self.mask_text(without_userinfo(uri)), masked, document)
 
     def mask_message(self, text: str) -> str:
         """`text` (a log message, a failure report) with the credentials of every URL in it learned
@@ -481,7 +482,7 @@ class Scrubber:
         learned credentials masked."""
         self.learn_environment()
         self.learn_request(uri, headers or {})
-        parts = urlsplit(self.mask_text(_without_userinfo(uri)))
+        parts = urlsplit(self.mask_text(without_userinfo(uri)))
         query = parse_qsl(parts.query, keep_blank_values=True)
         masked = [(name, REDACTED if is_credential_name(name, self.extra_query_params) else value) for name, value in query]
         base = urlsplit(provider_for(uri, headers).placeholder_url)
@@ -648,7 +649,7 @@ _WHITESPACE = dict.fromkeys(map(ord, " \t\r\n"))
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
-def _without_userinfo(uri: str) -> str:
+def without_userinfo(uri: str) -> str:
     """`uri` without ``user:password@`` (a proxy's credentials must not reach a key or a message)."""
     scheme, separator, rest = uri.partition("://")
     if not separator:

@@ -53,6 +53,7 @@ from vcr.stubs import httpx_stubs
 
 from pytest_llmcache.ignoring import IgnorePolicy, refusal
 from pytest_llmcache.process_hooks import replace_attribute
+from pytest_llmcache.scrubbing import without_userinfo
 
 if TYPE_CHECKING:
     from pytest_llmcache.recorder import LLMCassette
@@ -257,7 +258,7 @@ def _route(point: _PatchPoint, method: str, url: str) -> _Route:
     if rule is None:
         return _ORIGINAL if cassette is None else _Route(cassette)
     if cassette is not None:
-        cassette.ignored.append(f"{method.upper()} {url.partition('?')[0]}")
+        cassette.ignored.append(f"{method.upper()} {without_userinfo(url).partition('?')[0]}")
     return _Route(refusal=refusal(method, url, rule)) if replaying else _Route(live=True)
 
 

@@ -107,6 +107,17 @@ def test_ignored_requests_are_refused_in_replay_and_never_recorded(tmp_path: Pat
     assert not path.exists()
 
 
+def test_an_ignored_request_refused_in_replay_keeps_its_urls_userinfo_out_of_the_answer_and_the_list(tmp_path: Path) -> None:
+    """A proxy's ``user:password@`` in the URL of an ignored request: neither the refusal the
+    client gets (its error message, which clients log and raise) nor `cassette.ignored` shows it."""
+    password = "hunter2-proxy-password"
+    with LLMCassette.use(path=tmp_path / "c.yaml", record_mode="none", ignore=DEFAULTS) as replaying:
+        response = httpx2.post(TRACES.replace("https://", f"https://tracer:{password}@"), json={"data": []})
+    assert response.status_code == 403 and "api.openai.com/v1/traces/ingest" in response.json()["error"]["message"]
+    assert password not in response.text and "tracer" not in response.text
+    assert replaying.ignored == [f"POST {TRACES}"]
+
+
 def test_ignored_requests_are_sent_unrecorded_while_recording(tmp_path: Path, server: FakeOpenAIServer) -> None:
     path, policy = tmp_path / "c.yaml", IgnorePolicy.of(["POST 127.0.0.1/v1/traces/*"])
     headers = {"Authorization": f"Bearer {OPENAI_KEY}"}
