@@ -148,10 +148,12 @@ class LLMCassette:
         self.waits: list[float] = []  # what the SDK's or the library's backoff asked to sleep
         self.session = session
         self.file_digests: list[str] | None = None  # what `save` wrote
-        self._recorded_as_entries: list[cassette_file.Entry] = []
+        self._recorded_as_entries: list[cassette_file.Entry] = []  # what its saves wrote of `recorded`
         self._renamed: dict[str, str] = {}  # digest as loaded -> as saved, for interactions written anew
         self._queues: dict[str, deque[int]] = {}
         self.dirty = False  # recorded and not saved yet
+        self._written = 0  # how many of `recorded` a save wrote: the next save writes the rest
+        self._saved = False  # whether `save` ran: what is recorded after it is saved as it comes
         self._log_masking = self.scrubber.masking_logs()  # while in use (`__enter__`)
 
     @property
@@ -282,6 +284,8 @@ class LLMCassette:
             }
         )
         self.dirty = True
+        if self._saved:  # answered after its test saved (a request still in flight then): not lost
+            self.save()
 
     @property
     def all_played(self) -> bool:
@@ -296,32 +300,40 @@ class LLMCassette:
         """Write what this test recorded, merged with the cassette as it is on disk now, under the
         folder's lock (other tests, xdist workers or processes may share the file; see
         `_merged`). Atomic; secrets checked first. Nothing is written when nothing was recorded
-        (a replay-only test never touches the cassette folder)."""
-        if self.write_protected or not (self.recorded or (self.mode == "rewrite" and Path(self._path).exists())):
+        (a replay-only test never touches the cassette folder). Saved again, it writes only what
+        was recorded since: the file already holds the rest."""
+        pending = self.recorded[self._written :]
+        rewriting = not self._saved and self.mode == "rewrite" and Path(self._path).exists()
+        self._saved = True
+        if self.write_protected or not (pending or rewriting):
             return
         target = atomic.resolve(self._path)
         with atomic.locked(target.parent) as folder:
             kept = self._merged(target)
             before = [entry.digest for entry in kept]
             # Every interaction written goes through the scrubber: old ones of a plain vcrpy cassette too.
-            items = self.scrubber.stored_interactions([*kept, *self.recorded])
+            items = self.scrubber.stored_interactions([*kept, *pending])
             fresh = [item for item in items if isinstance(item, dict)]
             entries = [item if isinstance(item, cassette_file.Entry) else cassette_file.Entry.of(item, target) for item in items]
-            self._renamed = {old: entry.digest for old, entry in zip(before, entries, strict=False) if old != entry.digest}
-            self._recorded_as_entries = entries[len(kept) :]
+            self._renamed.update((old, entry.digest) for old, entry in zip(before, entries, strict=False) if old != entry.digest)
+            written = entries[len(kept) :]
             if self.session is not None:  # noted first: a kill between the two writes loses nothing
-                self.session.add(target, [entry.digest for entry in self._recorded_as_entries])
+                self.session.add(target, [entry.digest for entry in written])
             self.file_digests = cassette_file.save_locked(
                 folder, target, entries, check=lambda text: self.scrubber.check(text, Path(self._path), fresh)
             )
-        self.dirty = False
+        self._recorded_as_entries = [*self._recorded_as_entries, *written]
+        self._written += len(pending)
+        self.dirty = self._written < len(self.recorded)
 
     def _merged(self, target: Path) -> list[cassette_file.Entry]:
         """What stays of the file on disk next to this test's recordings. `new_episodes` and
         `once` keep everything; `all` drops the recordings, made before this session, of the
         requests this test recorded again; `rewrite` keeps only what this session recorded (so its
         first save of a cassette starts it afresh, and the other tests sharing it add theirs)."""
-        written = self.session.written(target) if self.session is not None else set()
+        written = {entry.digest for entry in self._recorded_as_entries}  # by this cassette's earlier saves
+        if self.session is not None:
+            written |= self.session.written(target)
         if self.mode == "rewrite" and not written:
             return []  # not read at all: a broken file is replaced (and kept as .bak)
         try:
@@ -339,9 +351,8 @@ class LLMCassette:
         """The digests (`cassette.Entry.digest`) of the interactions this test played or recorded,
         as written (an interaction of a foreign cassette is written anew, scrubbed, when saved)."""
         played = {self._renamed.get(digest, digest) for digest in (self.loaded[index].digest for index in self.played)}
-        if len(self._recorded_as_entries) != len(self.recorded):  # not saved
-            self._recorded_as_entries = [cassette_file.Entry.of(interaction, Path(self._path)) for interaction in self.recorded]
-        return sorted(played | {entry.digest for entry in self._recorded_as_entries})
+        unsaved = [cassette_file.Entry.of(interaction, Path(self._path)) for interaction in self.recorded[self._written :]]
+        return sorted(played | {entry.digest for entry in (*self._recorded_as_entries, *unsaved)})
 
     def cassette_digests(self) -> list[str]:
         """The digests of the interactions in the cassette file as this test left it."""

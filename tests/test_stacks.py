@@ -147,6 +147,39 @@ def test_requests_in_flight_at_once_from_threads_and_tasks_each_get_their_own_re
     assert sorted(replaying.played) == list(range(8)) and not replaying.misses
 
 
+def test_a_request_answered_after_its_cassette_was_saved_is_saved_then_not_lost(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """A request still in flight when its test ends (a thread, a task not awaited): its answer
+    comes after the cassette's save, and is written then, once; it was kept in memory only."""
+    url, path = server.base_url + "/chat/completions", tmp_path / "c.yaml"
+    server.script(Reply.delay(0.5))
+    with ThreadPoolExecutor(1) as pool:
+        with LLMCassette.use(path=path, record_mode="once") as cassette:
+            late = pool.submit(CLIENTS["httpx2"], url, {**CHAT, "messages": [{"role": "user", "content": "late"}]})
+            deadline = time.monotonic() + 10
+            while not server.requests and time.monotonic() < deadline:
+                time.sleep(0.01)
+        cassette.save()  # the test's end: nothing answered yet, nothing written
+        assert not path.exists()
+        assert late.result(timeout=10)[0] == 200
+    assert [interaction["request"]["body"]["json"]["messages"][0]["content"] for interaction in cassette_file.load(path)] == ["late"]
+    cassette.save()  # the owner saving again writes nothing twice
+    assert len(cassette_file.load(path)) == 1 and not cassette.dirty
+
+
+@pytest.mark.parametrize("mode", ["once", "new_episodes", "all", "rewrite"])
+def test_a_cassette_saved_twice_writes_each_recording_once(mode: str, tmp_path: Path, server: FakeOpenAIServer) -> None:
+    """A test that saves its cassette itself, then records more: the fixture's save at its end
+    adds only what came after (saving everything again wrote the first recordings twice)."""
+    url, path = server.base_url + "/chat/completions", tmp_path / "c.yaml"
+    with LLMCassette.use(path=path, record_mode=mode) as cassette:
+        CLIENTS["httpx2"](url, {**CHAT, "messages": [{"role": "user", "content": "first"}]})
+        cassette.save()
+        CLIENTS["httpx2"](url, {**CHAT, "messages": [{"role": "user", "content": "second"}]})
+    cassette.save()
+    asked = [interaction["request"]["body"]["json"]["messages"][0]["content"] for interaction in cassette_file.load(path)]
+    assert asked == ["first", "second"] and len(cassette.used_digests()) == 2
+
+
 def test_a_request_in_flight_stays_with_the_cassette_it_was_routed_to(tmp_path: Path, server: FakeOpenAIServer) -> None:
     """A slow request sent under one cassette, answered while a second one is active (another
     test's, a nested one): it is recorded into the cassette it was routed to, and the second
