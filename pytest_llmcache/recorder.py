@@ -266,7 +266,7 @@ class LLMCassette:
         """Where a replayed redirect leads, as vcrpy's aiohttp stub asks (with a GET and no body,
         while a 307 or 308 was followed with the method kept, and recorded so): the recorded
         requests to that URL not played yet, in recorded order, each keyed as recorded."""
-        target = RequestView(request.method, self.scrubber.masked_request(request.uri, {}, b"")[0], b"").target
+        target = RequestView(request.method, self.scrubber.masked_request(request.uri, {}, b"").uri, b"").target
         found: list[tuple[Request]] = []
         for index in sorted(queue[0] for queue in self._queues.values() if queue):
             stored = self.loaded[index].request
@@ -302,13 +302,15 @@ class LLMCassette:
         `_merged`). Atomic; secrets checked first. Nothing is written when nothing was recorded
         (a replay-only test never touches the cassette folder). Saved again, it writes only what
         was recorded since: the file already holds the rest."""
-        pending = self.recorded[self._written :]
         rewriting = not self._saved and self.mode == "rewrite" and Path(self._path).exists()
         self._saved = True
-        if self.write_protected or not (pending or rewriting):
+        if self.write_protected or not (self._written < len(self.recorded) or rewriting):
             return
         target = atomic.resolve(self._path)
-        with atomic.locked(target.parent) as folder:
+        with atomic.locked(target.parent) as folder:  # (a lock per descriptor: threads wait too)
+            pending = self.recorded[self._written :]
+            if not (pending or rewriting):
+                return  # late answers saved meanwhile by another thread's save
             kept = self._merged(target)
             before = [entry.digest for entry in kept]
             # Every interaction written goes through the scrubber: old ones of a plain vcrpy cassette too.
@@ -322,8 +324,8 @@ class LLMCassette:
             self.file_digests = cassette_file.save_locked(
                 folder, target, entries, check=lambda text: self.scrubber.check(text, Path(self._path), fresh)
             )
-        self._recorded_as_entries = [*self._recorded_as_entries, *written]
-        self._written += len(pending)
+            self._recorded_as_entries = [*self._recorded_as_entries, *written]
+            self._written += len(pending)
         self.dirty = self._written < len(self.recorded)
 
     def _merged(self, target: Path) -> list[cassette_file.Entry]:

@@ -148,22 +148,24 @@ def test_requests_in_flight_at_once_from_threads_and_tasks_each_get_their_own_re
 
 
 def test_a_request_answered_after_its_cassette_was_saved_is_saved_then_not_lost(tmp_path: Path, server: FakeOpenAIServer) -> None:
-    """A request still in flight when its test ends (a thread, a task not awaited): its answer
-    comes after the cassette's save, and is written then, once; it was kept in memory only."""
+    """Requests still in flight when their test ends (threads, tasks not awaited): their answers
+    come after the cassette's save, two at once, and each is written then, once; they were kept
+    in memory only."""
     url, path = server.base_url + "/chat/completions", tmp_path / "c.yaml"
-    server.script(Reply.delay(0.5))
-    with ThreadPoolExecutor(1) as pool:
+    server.script(Reply.delay(0.5), Reply.delay(0.5))
+    with ThreadPoolExecutor(2) as pool:
         with LLMCassette.use(path=path, record_mode="once") as cassette:
-            late = pool.submit(CLIENTS["httpx2"], url, {**CHAT, "messages": [{"role": "user", "content": "late"}]})
+            late = [pool.submit(CLIENTS["httpx2"], url, {**CHAT, "messages": [{"role": "user", "content": name}]}) for name in ("late", "later")]
             deadline = time.monotonic() + 10
-            while not server.requests and time.monotonic() < deadline:
+            while len(server.requests) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
         cassette.save()  # the test's end: nothing answered yet, nothing written
         assert not path.exists()
-        assert late.result(timeout=10)[0] == 200
-    assert [interaction["request"]["body"]["json"]["messages"][0]["content"] for interaction in cassette_file.load(path)] == ["late"]
+        assert [future.result(timeout=10)[0] for future in late] == [200, 200]
+    asked = [interaction["request"]["body"]["json"]["messages"][0]["content"] for interaction in cassette_file.load(path)]
+    assert sorted(asked) == ["late", "later"]
     cassette.save()  # the owner saving again writes nothing twice
-    assert len(cassette_file.load(path)) == 1 and not cassette.dirty
+    assert len(cassette_file.load(path)) == 2 and not cassette.dirty
 
 
 @pytest.mark.parametrize("mode", ["once", "new_episodes", "all", "rewrite"])
