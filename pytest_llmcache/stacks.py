@@ -14,8 +14,8 @@ send through:
 Each patch point is replaced once, by a dispatcher, and stays replaced while anything holds the
 interception (`holding`): a cassette context for its duration, a pytest session from its first
 cassette on. The dispatcher sends a request to its vcrpy stub (one per patch point, built with the
-dispatcher), which asks the innermost active cassette (`_RoutedCassette`), or, with no cassette
-active, to the original method. Patching once
+dispatcher), which asks the cassette `_route` chose for the request (`_RoutedCassette`), or, with
+no cassette active, to the original method. Patching once
 instead of per cassette is what makes a cassette cheap to enter (a test replaying one request pays
 little more than the request). The active cassettes are process-wide, as vcrpy's patches were, so
 a framework's background thread is answered by the running test's cassette.
@@ -272,7 +272,7 @@ class _RoutedCassette:
     cycle the cassette waited in for the garbage collector."""
 
     # What a replayed request calls, forwarded directly: `__getattr__` is reached only after the
-    # usual lookup has raised and caught an AttributeError (about 1 us a call).
+    # usual lookup has raised and caught an AttributeError (0.43 against 0.10 us a call).
     def can_play_response_for(self, request: Request) -> bool:
         return _ROUTED.get().can_play_response_for(request)
 
