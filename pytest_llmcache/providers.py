@@ -288,6 +288,7 @@ def placeholder_hosts() -> frozenset[str]:
     return frozenset(provider.placeholder_host for provider in PROVIDERS)
 
 
+@functools.lru_cache(maxsize=1024)  # every test's scrubber asks of the same few URLs
 def secret_host(uri: str) -> str | None:
     """The host of `uri` when it names a customer's resource (an Azure resource), else None."""
     try:

@@ -150,20 +150,24 @@ def _credential(value: str) -> str:
     return rest.strip() if rest and scheme.isalpha() else value.strip()
 
 
-def _json_fields(document: Any) -> Iterator[tuple[str, str]]:
-    """(name, value) of every string field of a JSON document, at any depth (iteratively: a
-    request body may nest deeper than Python's recursion limit)."""
+def _key_like_fields(document: Any) -> list[tuple[str, str]]:
+    """(name, value) of every string field of a JSON document, at any depth, whose name is
+    key-like (`_is_key_like_field`). Iteratively: a request body may nest deeper than Python's
+    recursion limit. One loop, no generator: every request body sent is read."""
+    found = []
     stack = [document]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             for name, value in node.items():
                 if isinstance(value, str):
-                    yield str(name), value
+                    if _is_key_like_field(str(name)):
+                        found.append((str(name), value))
                 elif isinstance(value, (dict, list)):
                     stack.append(value)
         elif isinstance(node, list):
             stack.extend(item for item in node if isinstance(item, (dict, list)))
+    return found
 
 
 def credentials_in(
@@ -228,9 +232,8 @@ def _target_credentials(uri: str, body: bytes | None, extra_query_params: frozen
                 document = json.loads(body)
             except ValueError:
                 return
-    for name, value in _json_fields(document):
-        if _is_key_like_field(name):
-            yield Credential("body field", repr(name), value)
+    for name, value in _key_like_fields(document):
+        yield Credential("body field", repr(name), value)
 
 
 @functools.lru_cache(maxsize=4096)  # bodies repeat their field names
@@ -239,8 +242,15 @@ def _is_key_like_field(name: str) -> bool:
     return name.lower() not in NOT_CREDENTIALS and _KEY_LIKE_FIELD.search(name) is not None
 
 
-# How many header values and URLs a scrubber remembers having learned from (a test sends a few).
+# How many sets of header names, and header values, the session keeps what it read of (a suite sends a few).
 _MAX_LEARNED = 256
+
+
+@functools.lru_cache(maxsize=_MAX_LEARNED)
+def _header_secrets(name: str, value: str, kind: str) -> tuple[tuple[str, str], ...]:
+    """(credential, where it came from) of each credential header `name` with `value` holds, as
+    `Scrubber.remember` keeps them. The values stay in this process's memory, as the scrubbers' do."""
+    return tuple((credential.value.strip(), credential.source) for credential in _header_credentials(name, value, kind))
 
 
 @functools.lru_cache(maxsize=_MAX_LEARNED)
@@ -292,6 +302,37 @@ class MaskedRequest(NamedTuple):
     document: Any  # the masked body as `parse_json` reads it (None: not JSON)
 
 
+@dataclass(frozen=True)
+class _Masks:
+    """What masking replaces: every learned secret in each form it may be written in (as it is,
+    URL-encoded, JSON-escaped), longest first, as text and as UTF-8; and the secret hosts, which
+    are matched in any case."""
+
+    text: tuple[tuple[str, str], ...]
+    data: tuple[tuple[bytes, bytes], ...]
+    hosts_text: re.Pattern[str] | None
+    hosts_data: re.Pattern[bytes] | None
+
+
+# Every test's scrubber learns the same few values (the environment's, the Authorization header's):
+# what they mask is built once. The values stay in this process's memory, as the scrubbers' do.
+@functools.lru_cache(maxsize=64)
+def _masks_of(secrets: tuple[str, ...], hosts: tuple[str, ...]) -> _Masks:
+    pairs: dict[str, str] = {}
+    for secret in secrets:
+        # surrogatepass, as the encoded pairs below: a variable that is not UTF-8 reads with surrogates
+        escaped = (quote(secret, safe="", errors="surrogatepass"), quote_plus(secret, safe="", errors="surrogatepass"))
+        for form in (secret, *escaped, json.dumps(secret)[1:-1]):
+            pairs.setdefault(form, REDACTED)
+    for host in hosts:
+        pairs.setdefault(host, provider_for(host).placeholder_host)
+    text = tuple(sorted(pairs.items(), key=lambda pair: -len(pair[0])))
+    data = tuple((found.encode("utf-8", "surrogatepass"), replacement.encode("utf-8")) for found, replacement in text)
+    # Host names are case-insensitive: one written as ``Contoso-Prod`` is the same secret.
+    pattern = "|".join(re.escape(host) for host in sorted(hosts, key=len, reverse=True) if host.isascii())
+    return _Masks(text, data, re.compile(pattern, re.IGNORECASE) if pattern else None, re.compile(pattern.encode("ascii"), re.IGNORECASE) if pattern else None)
+
+
 @dataclass(eq=False)
 class Scrubber:
     """Scrubs recorded interactions and remembers the live credentials it saw, for masking and `check`.
@@ -327,12 +368,12 @@ class Scrubber:
             value = value.strip()
             if len(value) >= _MIN_SECRET_LENGTH and value != REDACTED and value not in self.secrets and value not in _PLACEHOLDER_HOSTS:
                 self.secrets[value] = source
-                self._patterns = None
+                self._current_masks = None
 
     def remember_host(self, host: str | None, source: str) -> None:
         if host and host.lower() not in self.hosts:
             self.hosts[host.lower()] = source
-            self._patterns = None
+            self._current_masks = None
 
     def learn_environment(self) -> None:
         """Learns the credentials in the environment now (a test may set them after this scrubber was made)."""
@@ -352,30 +393,20 @@ class Scrubber:
         """Remembers the credentials a live request carries (the environment is read when recording),
         as `credentials_in` finds them (`document`: `body` as `parse_json` read it, if known).
 
-        Every request of a test repeats its Authorization header and its URL: a header value whose
-        credentials are all remembered already is not read again, nor a URL whose host is known
-        (learning them again would remember nothing new)."""
+        Every request of every test repeats its Authorization header and its URL: what a header
+        value holds and whether a URL's host is secret are read once for the session
+        (`_header_secrets`, `secret_host`)."""
         for name, kind, value in self._credential_headers_of(headers):
-            seen = (name, value) if type(value) is str else None
-            held = self._learned_headers.get(seen) if seen is not None else None
-            if held is not None and self.secrets.keys() >= held:
+            if type(value) is not str:  # a list of values (a multidict's repeated name)
+                for credential in _header_credentials(name, value, kind):
+                    self.remember([credential.value], credential.source)
                 continue
-            credentials = list(_header_credentials(name, value, kind))
-            for credential in credentials:
-                self.remember([credential.value], credential.source)
-            held = frozenset(credential.value.strip() for credential in credentials)
-            if seen is not None and len(self._learned_headers) < _MAX_LEARNED and self.secrets.keys() >= held:
-                self._learned_headers[seen] = held
+            for secret, source in _header_secrets(name, value, kind):
+                if secret not in self.secrets:
+                    self.remember((secret,), source)
         for credential in _target_credentials(uri, body, frozenset(self.extra_query_params), document):
             self.remember([credential.value], credential.source)
-        if uri in self._learned_hosts:
-            host = self._learned_hosts[uri]
-            if host is None or host in self.hosts:
-                return
-        host = secret_host(uri)
-        self.remember_host(host, "the Azure endpoint")
-        if len(self._learned_hosts) < _MAX_LEARNED:
-            self._learned_hosts[uri] = host.lower() if host else None
+        self.remember_host(secret_host(uri), "the Azure endpoint")
 
     def _credential_headers_of(self, headers: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
         """(name, `_header_kind`, value) of the headers that may hold credentials. Of a dict, which
@@ -400,51 +431,32 @@ class Scrubber:
 
     # -- masking ---------------------------------------------------------------------------
 
-    _patterns: list[tuple[str, str]] | None = field(default=None, init=False, repr=False, compare=False)
-    _byte_patterns: list[tuple[bytes, bytes]] = field(default_factory=list, init=False, repr=False, compare=False)  # the same, encoded
+    _current_masks: _Masks | None = field(default=None, init=False, repr=False, compare=False)  # None: learned since
     _environment: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
-    _hosts_text: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
-    _hosts_bytes: re.Pattern[bytes] | None = field(default=None, init=False, repr=False, compare=False)
-    # What `learn_request` learned from: header (name, value) -> the credentials it held; URL -> its secret host.
-    _learned_headers: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _learned_hosts: dict[str, str | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def _replacements(self) -> list[tuple[str, str]]:
-        """(found, replacement) pairs, longest first, each secret also in its URL-encoded and JSON-escaped forms."""
-        if self._patterns is None:
-            pairs: dict[str, str] = {}
-            for secret in self.secrets:
-                # surrogatepass, as the encoded pairs below: a variable that is not UTF-8 reads with surrogates
-                escaped = (quote(secret, safe="", errors="surrogatepass"), quote_plus(secret, safe="", errors="surrogatepass"))
-                for form in (secret, *escaped, json.dumps(secret)[1:-1]):
-                    pairs.setdefault(form, REDACTED)
-            for host in self.hosts:
-                pairs.setdefault(host, provider_for(host).placeholder_host)
-            self._patterns = sorted(pairs.items(), key=lambda pair: -len(pair[0]))
-            self._byte_patterns = [(found.encode("utf-8", "surrogatepass"), replacement.encode("utf-8")) for found, replacement in self._patterns]
-            # Host names are case-insensitive: one written as ``Contoso-Prod`` is the same secret.
-            hosts = "|".join(re.escape(host) for host in sorted(self.hosts, key=len, reverse=True) if host.isascii())
-            self._hosts_text = re.compile(hosts, re.IGNORECASE) if hosts else None
-            self._hosts_bytes = re.compile(hosts.encode("ascii"), re.IGNORECASE) if hosts else None
-        return self._patterns
+    def _masks(self) -> _Masks:
+        if self._current_masks is None:
+            self._current_masks = _masks_of(tuple(self.secrets), tuple(self.hosts))
+        return self._current_masks
 
     def mask_text(self, text: str) -> str:
         """`text` with every learned credential replaced (a host in any case)."""
-        for found, replacement in self._replacements():
+        masks = self._masks()
+        for found, replacement in masks.text:
             if found in text:
                 text = text.replace(found, replacement)
-        if self._hosts_text is not None:
-            text = self._hosts_text.sub(lambda match: self._placeholder(match.group(0)), text)
+        if masks.hosts_text is not None:
+            text = masks.hosts_text.sub(lambda match: self._placeholder(match.group(0)), text)
         return text
 
     def mask_bytes(self, data: bytes) -> bytes:
         """`data` with every learned credential replaced (compared as UTF-8 bytes)."""
-        self._replacements()  # (re)builds the encoded pairs
-        for found, replacement in self._byte_patterns:
+        masks = self._masks()
+        for found, replacement in masks.data:
             if found in data:
                 data = data.replace(found, replacement)
-        if self._hosts_bytes is not None:
-            data = self._hosts_bytes.sub(lambda match: self._placeholder(match.group(0).decode("ascii")).encode("ascii"), data)
+        if masks.hosts_data is not None:
+            data = masks.hosts_data.sub(lambda match: self._placeholder(match.group(0).decode("ascii")).encode("ascii"), data)
         return data
 
     def _placeholder(self, host: str) -> str:

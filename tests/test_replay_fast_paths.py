@@ -257,7 +257,7 @@ def test_the_scrubber_learns_what_credentials_in_finds_whatever_it_learned_befor
                 learned.hosts.clear()
             elif forget == "forget one" and learned.secrets:
                 learned.secrets.pop(next(iter(learned.secrets)))
-            learned._patterns = None
+            learned._current_masks = None
         assert scrubber.masked_request(uri, headers, body) == reference.masked_request(uri, headers, body)
 
 
@@ -277,25 +277,31 @@ def test_a_multidict_s_repeated_headers_are_all_learned(requests):
 
 
 def test_a_header_value_learned_once_is_still_masked_on_every_request():
-    scrubber = Scrubber()
+    """Every test's scrubber reads the same Authorization header: what it holds is read once for
+    the session, and still learned by each scrubber, and again once taken back."""
     headers = {"authorization": "Bearer sk-live-0123456789", "content-type": "application/json"}
     body = b'{"echo":"sk-live-0123456789"}'
-    for _ in range(3):
-        masked = scrubber.masked_request("https://api.openai.test/v1/x", headers, body)
-        assert masked.body == f'{{"echo":"{REDACTED}"}}'.encode()
-        assert masked.document == {"echo": REDACTED}  # the masked body's, not the one sent
-    assert list(scrubber._learned_headers) == [("authorization", "Bearer sk-live-0123456789")]
-    scrubber.secrets.clear()  # taken back: the next request learns it again
-    assert scrubber.masked_request("https://api.openai.test/v1/x", headers, body).body == f'{{"echo":"{REDACTED}"}}'.encode()
+    for _ in range(2):  # a scrubber per test
+        scrubber = Scrubber()
+        for _ in range(3):
+            masked = scrubber.masked_request("https://api.openai.test/v1/x", headers, body)
+            assert masked.body == f'{{"echo":"{REDACTED}"}}'.encode()
+            assert masked.document == {"echo": REDACTED}  # the masked body's, not the one sent
+        assert scrubber.secrets == {"sk-live-0123456789": "the authorization header"}
+        scrubber.secrets.clear()  # taken back: the next request learns it again
+        assert scrubber.masked_request("https://api.openai.test/v1/x", headers, body).body == f'{{"echo":"{REDACTED}"}}'.encode()
 
 
-def test_the_scrubbers_memory_is_bounded_and_never_holds_a_value_in_its_repr():
+def test_what_the_session_keeps_of_headers_is_bounded_and_never_holds_a_value_in_a_repr():
+    from pytest_llmcache import scrubbing
+
     scrubber = Scrubber()
     for number in range(scrubber_limit() + 50):
         scrubber.learn_request(f"https://tenant{number}.openai.azure.com/x", {"api-key": f"credential-number-{number:05d}"})
-    assert len(scrubber._learned_headers) == scrubber_limit() and len(scrubber._learned_hosts) == scrubber_limit()
-    assert len(scrubber.secrets) >= scrubber_limit() + 50  # every one learned all the same
-    assert "credential-number" not in repr(scrubber) and "tenant" not in repr(scrubber)
+    assert scrubbing._header_secrets.cache_info().currsize <= scrubber_limit()
+    assert len(scrubber.secrets) >= scrubber_limit() + 50 and len(scrubber.hosts) == scrubber_limit() + 50  # every one learned all the same
+    for shown in (repr(scrubber), repr(scrubbing._header_secrets), str(scrubbing._header_secrets.cache_info())):
+        assert "credential-number" not in shown and "tenant" not in shown
 
 
 def scrubber_limit() -> int:
