@@ -5,12 +5,13 @@ httpx2, aiohttp). A request sent any other way (`requests`, `urllib`, a gRPC cha
 library's own transport) would reach the server, be missing from the cassette and fail the next
 offline run with nothing said now. So while a test records, every TCP/UDP connection is checked
 (CPython's ``socket.connect`` audit event, raised inside the C socket methods for every socket):
-one made inside a patched stack's real send (`stacks.sending_live`) or to an allowed host passes,
+one made inside a patched stack's real send (`live_send`) or to an allowed host passes,
 any other is refused with `EscapedRequest`, naming the host and port, the code that opened it and
 why. Replay (record mode none) has its own, stricter guard in `pytest_llmcache.network`.
 """
 from __future__ import annotations
 
+import contextvars
 import sysconfig
 import threading
 import traceback
@@ -20,12 +21,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_llmcache import stacks
 from pytest_llmcache.errors import LLMCacheError
 from pytest_llmcache.process_hooks import add_audit_hook_once
 from pytest_llmcache.network import _AUDITED, _NETWORK_FAMILIES, _plain_host, _resolve  # one home: the replay guard's
 
-__all__ = ["EscapeGuard", "EscapedRequest", "recording_guarded"]
+__all__ = ["EscapeGuard", "EscapedRequest", "live_send", "recording_guarded"]
+
+_LIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("llmcache_live_send", default=False)
+
+
+@contextmanager
+def live_send() -> Iterator[None]:
+    """Marks the current thread or task as inside a patched stack's real send (`pytest_llmcache.stacks`)."""
+    token = _LIVE.set(True)
+    try:
+        yield
+    finally:
+        _LIVE.reset(token)
+
 
 _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
 _PLUGIN = Path(__file__).resolve().parent
@@ -48,11 +61,13 @@ class EscapeGuard:
     def check(self, sock: Any, address: object) -> None:
         if getattr(sock, "family", None) not in _NETWORK_FAMILIES or not isinstance(address, tuple) or len(address) < 2:
             return  # Unix sockets; a malformed address fails in the real call
-        if stacks.sending_live() or str(address[0]) in self.allowed_hosts or _plain_host(str(address[0])) in self.allowed_hosts:
+        if _LIVE.get() or str(address[0]) in self.allowed_hosts or _plain_host(str(address[0])) in self.allowed_hosts:
             return
+        from pytest_llmcache.stacks import STACKS  # (in place: something records)
+
         error = EscapedRequest(
             f"pytest-llmcache refused a connection to {address[0]} port {address[1]} while recording {self.test_id or 'a test'}: "
-            f"it was opened by {_opener()}, not by one of the HTTP stacks that are recorded ({', '.join(stacks.STACKS)}), so it "
+            f"it was opened by {_opener()}, not by one of the HTTP stacks that are recorded ({', '.join(STACKS)}), so it "
             "would be missing from the cassette and fail offline. Send the request through one of them, or allow the host "
             "with the llm_allowed_hosts fixture if the test really needs it live (a local service)."
         )

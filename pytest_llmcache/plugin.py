@@ -14,12 +14,12 @@ import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 import pytest
 from _pytest._code.code import TerminalRepr
 
-from pytest_llmcache import network, options, stacks
+from pytest_llmcache import network, options
 from pytest_llmcache.errors import LLMCacheError, MarkerError, MissingRecording
 from pytest_llmcache.escapes import EscapeGuard, recording_guarded
 from pytest_llmcache.ignoring import OFFLINE_ENV, IgnorePolicy, IgnoreRule
@@ -27,15 +27,18 @@ from pytest_llmcache.markers import MARKER_HELP, LLMMarker
 from pytest_llmcache.matching import FieldPath, Normalizer
 from pytest_llmcache.network import NetworkGuard, network_blocked
 from pytest_llmcache.paths import BadCassettePath, cassette_path, command_node_id
-from pytest_llmcache.recorder import LLMCassette
 from pytest_llmcache.report import Report, stale_message, unplayed
 from pytest_llmcache.providers import placeholder_env
 from pytest_llmcache.scrubbing import Scrubber, environment_values
 
+if TYPE_CHECKING:  # imported by the first cassette (or the collected tests that use one): vcrpy and the HTTP stacks it imports
+    from pytest_llmcache import stacks
+    from pytest_llmcache.recorder import LLMCassette
+
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 _REPORT = pytest.StashKey[Report]()
-_CASSETTE = pytest.StashKey[LLMCassette]()
+_CASSETTE = pytest.StashKey["LLMCassette"]()
 _GUARD = pytest.StashKey[NetworkGuard]()
 _SCRUBBER = pytest.StashKey[Scrubber]()
 _ESCAPES = pytest.StashKey[EscapeGuard]()
@@ -56,6 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = _Session.of(config)  # a malformed llm_ignore or llm_ignore_fields line stops the session before any test
     config.stash[_SETTINGS] = settings
+    settings.outermost = not _CONFIGURED
+    _CONFIGURED.append(settings)
     report = Report(config, settings.cassette_dir, settings.record_mode)
     config.stash[_REPORT] = report
     config.pluginmanager.register(report, "llmcache-report")
@@ -64,7 +69,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_OFFLINE_SET] = [name for name in OFFLINE_ENV if name not in os.environ]
     for name in config.stash[_OFFLINE_SET]:
         os.environ[name] = OFFLINE_ENV[name]
-    settings.start()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -73,14 +77,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     settings = config.stash.get(_SETTINGS, None)
     if settings is not None:
         settings.end()
+        _CONFIGURED[:] = [running for running in _CONFIGURED if running is not settings]
 
 
 @dataclass
 class _Session:
     """The session's settings that every test's cassette starts from (its fixtures' defaults),
-    computed once, and the interception's lifetime: the patch points are put in place once the
-    collected tests are known to use cassettes (or at the first cassette) and stay until the
-    session ends.
+    computed once, and the interception's lifetime: the patch points (and vcrpy, imported then) are
+    put in place once the collected tests are known to use cassettes (or at the first cassette)
+    and stay until the session ends.
 
     Requests sent while no cassette is active (between tests, or at exit: a framework's trace
     upload from its own thread) follow the session's ignore rules (`stacks.Outside`). After the
@@ -97,6 +102,7 @@ class _Session:
     command_ids: Callable[[str], str] | None = None  # node ids as commands run where pytest was started take them
     command_options: tuple[str, ...] = ()  # the options given that the command must repeat: where cassettes are
     holding: bool = False
+    outermost: bool = True  # no other session of this process was running when this one started (pytester nests them)
     _previous: stacks.Outside | None = None
     inherited: dict[str, _Inherited] = field(default_factory=dict)  # by collector node id (`_inherited`)
     collected: dict[str, _Collected] = field(default_factory=dict)  # by test node id, until the test has run
@@ -109,26 +115,33 @@ class _Session:
         command_ids = functools.partial(command_node_id, rootdir=config.rootpath, where=where) if where != config.rootpath else None
         return cls(options.cassette_dir(config), options.record_mode(config), rules, IgnorePolicy(rules), fields, Normalizer(fields), command_ids, options.command_options(config))
 
-    def start(self) -> None:
-        self._previous = stacks.set_outside(stacks.Outside(self.ignore, replaying=self.record_mode == "none"))
-
     def hold(self) -> None:
-        if not self.holding:
-            stacks.hold()
-            network.hold_send_checks()
-            self.holding = True
+        if self.holding:
+            return
+        # Imported here, not with the plugin: a session none of whose tests uses a cassette (every
+        # pytest run in an environment where the plugin is installed) never imports vcrpy, nor the
+        # HTTP stacks vcrpy imports to patch them. Nothing reaches the patch points before this, so
+        # the session's rules for requests between tests start here too.
+        from pytest_llmcache import stacks
+
+        self._previous = stacks.set_outside(stacks.Outside(self.ignore, replaying=self.record_mode == "none"))
+        stacks.hold()
+        network.hold_send_checks()
+        self.holding = True
 
     def end(self) -> None:
-        if self._previous is None and self.record_mode == "none":
-            return  # the last session: its rules stay for the uploads at exit
+        if not self.holding or (self.outermost and self.record_mode == "none"):
+            return  # nothing held; or the process's last session: its rules stay for the uploads at exit
+        from pytest_llmcache import stacks
+
         stacks.set_outside(self._previous)
-        if self.holding:
-            stacks.release()
-            network.release_send_checks()
-            self.holding = False
+        stacks.release()
+        network.release_send_checks()
+        self.holding = False
 
 
 _SETTINGS = pytest.StashKey[_Session]()
+_CONFIGURED: list[_Session] = []  # the sessions configured and not unconfigured yet, innermost last
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -749,6 +762,8 @@ def llm_cassette() -> Iterator[LLMCassette]:
         scrubber = Scrubber()
     node.stash[_SCRUBBER] = scrubber
     _WARNING_SCRUBBERS[test_id] = scrubber
+    from pytest_llmcache.recorder import LLMCassette  # vcrpy with it (see `_Session.hold`)
+
     context = LLMCassette.use(
         path=path,
         record_mode=record_mode,

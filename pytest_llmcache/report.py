@@ -22,12 +22,13 @@ session.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
 import uuid
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import pytest
@@ -38,7 +39,9 @@ from pytest_llmcache.errors import LLMCacheError
 from pytest_llmcache.exchange import Billing, Exchange, ModelTotals, read_billing, read_exchange, tally
 from pytest_llmcache.pricing import PriceTable, load_prices, money_text, total_cost
 from pytest_llmcache.paths import SUFFIX, command_node_id, display
-from pytest_llmcache.recorder import LLMCassette, PlayedRequest, RecordingSession
+
+if TYPE_CHECKING:  # (imported with the first cassette: see `_Session.hold` in the plugin)
+    from pytest_llmcache.recorder import LLMCassette, PlayedRequest, RecordingSession
 
 __all__ = ["Report", "stale_message", "unplayed"]
 
@@ -179,7 +182,14 @@ class Report:
         self._dir_prefix = os.path.join(str(cassette_dir), "")  # `cassette_name`'s fast path
         # xdist's run id, shared by the workers of one session; a session of its own otherwise.
         workerinput = getattr(config, "workerinput", None)
-        self.session = RecordingSession(workerinput["testrunuid"] if workerinput else uuid.uuid4().hex, options.session_folder(config))
+        self._session_id: str = workerinput["testrunuid"] if workerinput else uuid.uuid4().hex
+
+    @functools.cached_property
+    def session(self) -> RecordingSession:
+        """What this session wrote (made for its first cassette)."""
+        from pytest_llmcache.recorder import RecordingSession
+
+        return RecordingSession(self._session_id, options.session_folder(self.config))
 
     # -- per test ----------------------------------------------------------------------------
 

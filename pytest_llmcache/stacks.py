@@ -22,8 +22,8 @@ a framework's background thread is answered by the running test's cassette.
 
 Two things are added around vcrpy's stubs:
 
-- The real send they call when recording runs inside `live_send`, a context mark: the escape guard
-  (`pytest_llmcache.escapes`) lets connections made inside it through and refuses every other
+- The real send they call when recording runs inside `escapes.live_send`, a context mark: the escape
+  guard (`pytest_llmcache.escapes`) lets connections made inside it through and refuses every other
   connection while recording, so a request no stack here recorded is an error, never silence.
 - A request the ignore policy covers (`pytest_llmcache.ignoring`) never reaches the stub: sent
   unrecorded while recording, answered with a refusal while replaying. With no cassette active
@@ -31,8 +31,11 @@ Two things are added around vcrpy's stubs:
   pytest session sets decides the same way, for the transports that reach the network (a mock,
   WSGI or ASGI transport answers in memory: a test mocking an ignored host gets its mock's answer).
 
-Nothing is imported here when a cassette starts: the stacks are the modules vcrpy imported (the
-originals are taken when this module is imported, before anything patches them).
+This module, and vcrpy with it, is imported when a session's collected tests are known to use
+cassettes (or by its first cassette), never by the plugin itself: vcrpy imports every stack it
+supports (aiohttp, requests, botocore...), which a pytest run without cassettes need not pay for.
+The stacks are the modules vcrpy imported; the originals are taken when this module is imported
+(a patch a test module made at its import is then the original the dispatchers fall back to).
 """
 from __future__ import annotations
 
@@ -41,8 +44,7 @@ import functools
 import json
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlparse
@@ -51,6 +53,7 @@ import vcr.patch  # noqa: F401 - imports the stacks that are installed
 from vcr.request import HeadersDict, Request
 from vcr.stubs import httpx_stubs
 
+from pytest_llmcache.escapes import live_send
 from pytest_llmcache.ignoring import IgnorePolicy, refusal
 from pytest_llmcache.process_hooks import replace_attribute
 from pytest_llmcache.scrubbing import without_userinfo
@@ -58,25 +61,7 @@ from pytest_llmcache.scrubbing import without_userinfo
 if TYPE_CHECKING:
     from pytest_llmcache.recorder import LLMCassette
 
-__all__ = ["STACKS", "Outside", "SentRequest", "activate", "body_bytes", "current", "deactivate", "hold", "live_send", "release", "sending_live", "set_outside"]
-
-_LIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("llmcache_live_send", default=False)
-
-
-@contextmanager
-def live_send() -> Iterator[None]:
-    """Marks the current thread or task as inside a patched stack's real send."""
-    token = _LIVE.set(True)
-    try:
-        yield
-    finally:
-        _LIVE.reset(token)
-
-
-def sending_live() -> bool:
-    """Whether the caller runs inside a patched stack's real send (tasks it starts inherit it)."""
-    return _LIVE.get()
-
+__all__ = ["STACKS", "Outside", "SentRequest", "activate", "body_bytes", "current", "deactivate", "hold", "release", "set_outside"]
 
 def body_bytes(body: Any) -> bytes:
     """A request body as vcrpy's stubs hand it over, as bytes to key and store: httpx gives bytes;

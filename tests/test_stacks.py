@@ -254,3 +254,42 @@ def test_litellm_acompletion_through_its_aiohttp_transport_records_and_replays(t
     with LLMCassette.use(path=path, record_mode="none") as replaying:
         assert asyncio.run(both()) == live
     assert replaying.played == [0, 1] and not replaying.misses
+
+
+_IMPORTED_AT = '''
+import sys
+
+import pytest
+
+SEEN = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    SEEN.append(("collected", "vcr" in sys.modules))
+
+
+def pytest_runtest_setup(item):
+    SEEN.append((item.name, "vcr" in sys.modules))
+
+
+def pytest_unconfigure(config):
+    print("IMPORTED", SEEN, "vcr" in sys.modules, "aiohttp" in sys.modules)
+'''
+
+
+def test_a_session_without_cassettes_never_imports_vcrpy_one_with_them_has_it_before_its_first_test(pytester: pytest.Pytester) -> None:
+    """vcrpy imports every HTTP stack it can patch (aiohttp, requests, botocore...): a few tenths
+    of a second and thousands of objects in every pytest run of an environment where the plugin is
+    installed. A session none of whose tests uses a cassette does without; one whose collected
+    tests use them has the stacks in place from its first test on, cassette or not."""
+    pytester.makeconftest(_IMPORTED_AT)
+    pytester.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")
+    alone = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "test_plain.py")
+    alone.assert_outcomes(passed=1)
+    alone.stdout.fnmatch_lines(["IMPORTED [('collected', False), ('test_plain', False)] False False"])
+
+    pytester.makepyfile(test_cassette="def test_cassette(llm_cassette):\n    assert llm_cassette.loaded == []\n")
+    both = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-s", "test_plain.py", "test_cassette.py")
+    both.assert_outcomes(passed=2)
+    both.stdout.fnmatch_lines(["IMPORTED [('collected', True), ('test_plain', True), ('test_cassette', True)] True True"])
