@@ -20,11 +20,11 @@ import json
 import re
 import zlib
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from pytest_llmcache.blockyaml import JSONText, json_text
 
-__all__ = ["StoredBody", "decode_body", "decompress", "encode_body", "json_text_of", "parse_json"]
+__all__ = ["StoredBody", "decode_body", "decompress", "encode_body", "indented_members", "json_text_of", "parse_json"]
 
 StoredBody = dict[str, Any]
 
@@ -101,6 +101,28 @@ def json_text_of(stored: StoredBody) -> JSONText | None:
         return json_text(text)
     except ValueError:
         return None
+
+
+def indented_members(stored: StoredBody, names: Iterable[str]) -> dict[str, Any] | None:
+    """The members `names` (those present) of the JSON object of a stored body kept as its exact
+    indented text (`json_text_of`), read without parsing the rest of it: json.dumps with an indent
+    of N starts every member of the top-level object on a line of its own indented by N spaces, and
+    no other line so (nested lines are indented further; no string holds a line break). None for
+    any other body."""
+    text, layout = stored.get("json"), str(stored.get("layout", "")).split()
+    if type(text) is not JSONText or not text.startswith("{") or not layout or not layout[0].startswith("indent=") or layout[0] not in _LAYOUTS:
+        return None
+    lead = "\n" + " " * int(layout[0].removeprefix("indent=")) + '"'
+    found = {}
+    for name in names:
+        key = lead + json.dumps(name, ensure_ascii="ascii" in layout)[1:] + ": "
+        start = text.find(key)
+        if start < 0:
+            continue
+        end = text.find(lead, start + len(key))  # the next member, else the object's closing line
+        value = text[start + len(key) : end if end >= 0 else len(text) - 2]
+        found[name] = json.loads(value.removesuffix(","))
+    return found
 
 
 def _layout_of(raw: bytes, document: Any) -> str | None:

@@ -312,6 +312,16 @@ class Entry:
             self._parsed_request = self._request_part()
         return self._parsed_request
 
+    @property
+    def response(self) -> dict[str, Any]:
+        """The recorded response as `replay` read it: a body kept as its exact JSON text stays a
+        `blockyaml.JSONText` (`exchange` reads only the members it needs of a large one), where
+        ``entry["response"]`` parses it."""
+        if self._interaction is None and self._response is not None:
+            return self._response
+        response: dict[str, Any] = self["response"]
+        return response
+
     def __getitem__(self, name: str) -> Any:
         """`entry["request"]` / `entry["response"]`, as on a plain interaction dict (after `replay`,
         the response it parsed is not parsed again, and the request alone is parsed for itself)."""

@@ -62,7 +62,7 @@ def _plain(entry: Any) -> Any:
 def _played_billing(entry: cassette_file.Entry, sent: PlayedRequest) -> Billing:
     """What a played entry adds to the totals: read from its response and where the request that
     played it went; the recorded request (its body) is parsed only if the response names no model."""
-    return read_billing(sent.uri, sent.header_names, entry["response"], lambda: entry.request)
+    return read_billing(sent.uri, sent.header_names, entry.response, lambda: entry.request)
 
 
 def _recorded_billing(interaction: Mapping[str, Any]) -> Billing:

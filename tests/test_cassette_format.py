@@ -186,3 +186,58 @@ def test_unknown_body_shapes_are_rejected():
     with pytest.raises(ValueError, match="unknown JSON layout"):
         decode_body({"json": {}, "layout": "weird"})
     assert yaml.safe_load(cassette.dumps([]))["version"] == cassette.FORMAT_VERSION
+
+
+# -- reading a few members of a large verbatim body ----------------------------------------------
+
+_TRICKY_TEXTS = st.sampled_from(['\n  "model": "x"', '"usage": {', "}\n", '  "model": ', "\\n  \"model\"", "é ü 💡"]) | st.text(max_size=12)
+_MEMBER_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _TRICKY_TEXTS,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["model", "usage", "a"]) | st.text(max_size=6), children, max_size=3),
+    max_leaves=12,
+)
+
+
+def _replayed_response(raw: bytes) -> dict:
+    """The response of an interaction answered with `raw`, as replay reads it from a file."""
+    (entry,) = cassette.loads_entries(cassette.dumps([interaction(None, raw, uri="https://api.openai.test/v1/x", content_type="application/json")]))
+    entry.replay()
+    return entry.response
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    document=st.dictionaries(st.sampled_from(["model", "usage", "data", "id", "é"]) | st.text(max_size=8), _MEMBER_VALUES, max_size=6),
+    indent=st.sampled_from([2, 4]),
+    ensure_ascii=st.booleans(),
+    newline=st.booleans(),
+    names=st.lists(st.sampled_from(["model", "usage", "data", "é", "missing"]), max_size=3),
+)
+def test_the_members_read_from_a_verbatim_body_are_those_of_the_parsed_document(document, indent, ensure_ascii, newline, names):
+    """What the report reads of a replayed response kept as its exact indented text (its model and
+    usage) is what parsing the whole of it would give, whatever the other members hold."""
+    from pytest_llmcache.bodies import indented_members
+
+    raw = (json.dumps(document, indent=indent, ensure_ascii=ensure_ascii) + "\n" * newline).encode()
+    stored = _replayed_response(raw)["body"]
+    found = indented_members(stored, names)
+    if "json" in stored and type(stored["json"]).__name__ == "JSONText":
+        assert found == {name: document[name] for name in names if name in document}
+    else:
+        assert found is None  # a body not kept as its text is parsed as a whole
+
+
+def test_the_billing_of_a_large_verbatim_response_reads_its_model_and_usage_only():
+    """An embeddings response of 2 MB: the report's tally at the test's teardown reads its model and
+    usage, not its vectors, and bills it as the whole document parsed would."""
+    from pytest_llmcache.exchange import Usage, read_billing
+
+    document = {"object": "list", "data": [{"object": "embedding", "index": i, "embedding": [0.001 * j for j in range(1536)]} for i in range(60)],
+                "model": "text-embedding-3-small", "usage": {"prompt_tokens": 480, "total_tokens": 480}}
+    raw = json.dumps(document, indent=2).encode()
+    entry = cassette.loads_entries(cassette.dumps([interaction(None, raw, uri="https://api.openai.com/v1/embeddings", content_type="application/json")]))[0]
+    entry.replay()
+    assert type(entry.response["body"]["json"]).__name__ == "JSONText"  # kept as text: not parsed by replay
+    verbatim = read_billing("https://api.openai.com/v1/embeddings", (), entry.response, lambda: {})
+    parsed = read_billing("https://api.openai.com/v1/embeddings", (), entry["response"], lambda: {})
+    assert verbatim == parsed and verbatim.billed_model == "text-embedding-3-small" and verbatim.usage == Usage(480, 0)
