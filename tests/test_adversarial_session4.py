@@ -5,6 +5,7 @@ and vcrpy, then replays with the server stopped; each pins a promise that held u
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +196,55 @@ def test_scrubbers_of_one_process_each_mask_what_they_learned(tmp_path, server, 
         with LLMCassette.use(path=paths[name], record_mode="none", scrubber=scrubber) as replaying:
             assert _ask(server.base_url, "sk-replay-placeholder-0000", content, **(extras if name == "a" else {})) == f"echo: {content}"
         assert replaying.played == [0] and not replaying.misses
+
+
+NESTED_OUTER = '''
+import os, sys
+
+pytest_plugins = ["pytester"]
+
+INNER = """
+import openai
+
+def ask():
+    client = openai.OpenAI(max_retries=0)
+    return client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content
+
+def test_collected(llm_cassette):
+    assert ask() == "echo: hi"
+
+def test_by_name(request):
+    request.getfixturevalue("llm_cassette")
+    assert ask() == "echo: hi"
+"""
+
+def test_inline_sessions_one_after_another(pytester, monkeypatch):
+    sys.path.insert(0, os.environ["FAKE_DIR"])
+    from fakeopenai import FakeOpenAIServer
+
+    assert "pytest_llmcache.stacks" not in sys.modules  # this session uses no cassette itself
+    pytester.makepyfile(test_inner=INNER)
+    with FakeOpenAIServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-live-nested-0123456789abcdef")
+        pytester.inline_run("-p", "no:cacheprovider", "--llm-record-mode=once").assertoutcome(passed=2)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    # pytester dropped the modules the first session imported (vcrpy, the stacks, the SDK): each
+    # later session imports them again, and must patch the copies its own client uses.
+    pytester.inline_run("-p", "no:cacheprovider").assertoutcome(passed=2)
+    pytester.inline_run("-p", "no:cacheprovider", "-k", "by_name").assertoutcome(passed=1)
+'''
+
+
+def test_inline_sessions_after_the_first_replay_through_the_modules_they_import(suite: InnerSuite) -> None:
+    """An outer session that uses no cassette runs inline pytester sessions one after another
+    (a plugin's own test suite does): pytester drops what each imported, vcrpy, the stacks module,
+    the SDK and httpx with them, so the next session imports fresh copies. Its patches must go on
+    the stacks its client uses, whether its first cassette user was collected or asked for by
+    name. Before the fix, the second session took the dropped stacks module (still an attribute of
+    the package), patched the first session's httpx classes, and its replay reached the network
+    (refused by the guard: the test failed)."""
+    suite.pytester.makepyfile(test_outer=NESTED_OUTER)
+    suite.monkeypatch.setenv("FAKE_DIR", str(Path(__file__).parent))
+    result = suite.run("-p", "pytester", subprocess=True)
+    result.assert_outcomes(passed=1)
