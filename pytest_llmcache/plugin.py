@@ -121,8 +121,10 @@ class _Session:
         # Imported here, not with the plugin: a session none of whose tests uses a cassette (every
         # pytest run in an environment where the plugin is installed) never imports vcrpy, nor the
         # HTTP stacks vcrpy imports to patch them. Nothing reaches the patch points before this, so
-        # the session's rules for requests between tests start here too.
-        from pytest_llmcache import stacks
+        # the session's rules for requests between tests start here too. Imported by its name, not
+        # as an attribute of the package: pytester drops what an inner session imported from
+        # sys.modules, not from the package, and the next session must patch the stacks it imports.
+        import pytest_llmcache.stacks as stacks
 
         self._previous = stacks.set_outside(stacks.Outside(self.ignore, replaying=self.record_mode == "none"))
         stacks.hold()
@@ -132,7 +134,7 @@ class _Session:
     def end(self) -> None:
         if not self.holding or (self.outermost and self.record_mode == "none"):
             return  # nothing held; or the process's last session: its rules stay for the uploads at exit
-        from pytest_llmcache import stacks
+        import pytest_llmcache.stacks as stacks  # (by its name: see `hold`)
 
         stacks.set_outside(self._previous)
         stacks.release()

@@ -27,7 +27,7 @@ from vcr.request import Request
 
 from pytest_llmcache import atomic
 from pytest_llmcache import cassette as cassette_file
-from pytest_llmcache import stacks
+import pytest_llmcache.stacks as stacks  # by its name, as the plugin imports it (see `_Session.hold`)
 from pytest_llmcache.errors import MissingRecording, WriteError
 from pytest_llmcache.ignoring import IgnorePolicy
 from pytest_llmcache.matching import Normalizer, RequestView, body_diff, closest, request_key, stored_request_key
