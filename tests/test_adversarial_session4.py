@@ -70,7 +70,7 @@ def test_large_indented_responses_bill_alike_in_the_report_and_stats(suite: Inne
     """Chat (UTF-8 and ASCII-escaped), embeddings (indent=4) and Azure chat responses over 8 kB,
     pretty-printed, with look-alike nested members: the replaying session's report reads their
     model and usage from the indented text; its rows must equal `llmcache stats` and the figures
-    each whole response holds."""
+    each whole response holds, also once a cassette is edited by hand."""
     suite.write(BIG_INNER)
     suite.live()
     suite.server.script(
@@ -94,6 +94,20 @@ def test_large_indented_responses_bill_alike_in_the_report_and_stats(suite: Inne
     assert {model: (entry["calls"], entry["prompt_tokens"], entry["completion_tokens"]) for model, entry in stats.items()} == BIG_EXPECTED
     for model, (calls, prompt, completion) in BIG_EXPECTED.items():
         assert rows[model][:3] == [str(calls), str(prompt), str(completion)], model
+
+    # Edited by hand (its digest no longer matches): read whole, by the report as by stats.
+    edited = suite.cassettes / "test_x" / "test_chat_utf8.yaml"
+    text = edited.read_text()
+    assert text.count('"prompt_tokens": 1234,') == 1
+    edited.write_text(text.replace('"prompt_tokens": 1234,', '"prompt_tokens": 1000,').replace('"model": "gpt-big-utf8"', '"model": "gpt-big-edited"'))
+    replayed = suite.run()
+    replayed.assert_outcomes(passed=4)
+    rows = _report_rows(replayed.stdout.str())
+    capsys.readouterr()
+    assert main(["stats", str(suite.cassettes), "--json"]) == 0
+    stats = {entry["model"]: entry for entry in json.loads(capsys.readouterr().out)["models"]}
+    assert (stats["gpt-big-edited"]["prompt_tokens"], stats["gpt-big-edited"]["completion_tokens"]) == (1000, 56) and "gpt-big-utf8" not in stats
+    assert rows["gpt-big-edited"][:3] == ["1", "1000", "56"] and "gpt-big-utf8" not in rows
 
 
 # -- 3e79f9e: the session's rules between tests and at exit start with its first cassette ----------
