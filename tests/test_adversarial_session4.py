@@ -262,3 +262,51 @@ def test_inline_sessions_after_the_first_replay_through_the_modules_they_import(
     suite.monkeypatch.setenv("FAKE_DIR", str(Path(__file__).parent))
     result = suite.run("-p", "pytester", subprocess=True)
     result.assert_outcomes(passed=1)
+
+
+PLAIN_VCR_TESTS = '''
+import os
+import httpx
+import openai
+import requests
+import vcr
+
+def plain(name, send):
+    with vcr.use_cassette(os.path.join(os.environ["VCR_DIR"], name), record_mode=os.environ["VCR_MODE"]) as cassette:
+        status = send(os.environ["OPENAI_BASE_URL"] + "/models")
+    return status, cassette.play_count
+
+def test_a_vcr_with_httpx(out):
+    out(plain("httpx.yaml", lambda url: httpx.get(url, headers={"authorization": "Bearer sk-plain-vcr-0000000000"}).status_code))
+
+def test_b_llm(llm_cassette):
+    answer = openai.OpenAI(max_retries=0).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "echo: hi"
+
+def test_c_vcr_with_requests(out):
+    out(plain("requests.yaml", lambda url: requests.get(url, headers={"authorization": "Bearer sk-plain-vcr-0000000000"}).status_code))
+'''
+
+
+def test_a_project_using_vcrpy_itself_around_cassette_tests_replays_offline(suite: InnerSuite, tmp_path: Path) -> None:
+    """vcrpy is now imported by the session's first cassette user, after the test modules: a
+    project's own ``vcr.use_cassette`` tests (httpx before, requests after an llm_cassette test)
+    record and replay their own cassettes, and the plugin's test replays offline between them."""
+    pytest.importorskip("requests")
+    suite.write(PLAIN_VCR_TESTS)
+    suite.monkeypatch.setenv("VCR_DIR", str(tmp_path / "plain"))
+    suite.live()
+    suite.monkeypatch.setenv("VCR_MODE", "once")
+    suite.run("--llm-record-mode=once", subprocess=True).assert_outcomes(passed=3)
+    live = suite.read_outputs()
+    hits = suite.server.hits
+    assert sorted(path.name for path in (tmp_path / "plain").iterdir()) == ["httpx.yaml", "requests.yaml"]
+
+    suite.offline()
+    suite.monkeypatch.setenv("OPENAI_BASE_URL", suite.server.base_url)  # the address the plain cassettes hold
+    suite.monkeypatch.setenv("VCR_MODE", "none")
+    suite.run(subprocess=True).assert_outcomes(passed=3)
+    replayed = suite.read_outputs()
+    assert [value[0] for value in replayed.values()] == [value[0] for value in live.values()]
+    assert all(value[1] == 1 for value in replayed.values())  # each answered by its own vcr cassette
+    assert suite.server.hits == hits
