@@ -310,3 +310,42 @@ def test_a_project_using_vcrpy_itself_around_cassette_tests_replays_offline(suit
     assert [value[0] for value in replayed.values()] == [value[0] for value in live.values()]
     assert all(value[1] == 1 for value in replayed.values())  # each answered by its own vcr cassette
     assert suite.server.hits == hits
+
+
+IMPORT_TIME_PATCH_TESTS = '''
+import os
+import httpx
+
+SENT = []
+_real = httpx.HTTPTransport.handle_request
+
+def _counting(self, request):  # a project's own wrapper, put in place when the module is imported
+    SENT.append(str(request.url))
+    return _real(self, request)
+
+httpx.HTTPTransport.handle_request = _counting
+
+def test_chat_through_a_wrapped_transport(llm_cassette, out):
+    with httpx.Client() as client:
+        response = client.post(os.environ["OPENAI_BASE_URL"] + "/chat/completions", headers={"authorization": "Bearer " + os.environ.get("OPENAI_API_KEY", "sk-replay")},
+                               json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    out([response.json()["choices"][0]["message"]["content"], len(SENT), len(llm_cassette.recorded), list(llm_cassette.played)])
+'''
+
+
+def test_a_transport_wrapped_at_import_time_records_through_the_wrapper_and_replays_offline(suite: InnerSuite) -> None:
+    """The stacks are now taken after the test modules are imported: a wrapper a module put on
+    httpx's transport at import is the send recording goes through (it sees the live request),
+    and replay answers from the cassette without reaching it or the stopped server."""
+    suite.write(IMPORT_TIME_PATCH_TESTS)
+    suite.live()
+    suite.run("--llm-record-mode=once", subprocess=True).assert_outcomes(passed=1)
+    assert next(iter(suite.read_outputs().values())) == ["echo: hi", 1, 1, []]
+    assert OPENAI_KEY not in suite.files_text()
+    hits = suite.server.hits
+
+    suite.offline()
+    suite.monkeypatch.setenv("OPENAI_BASE_URL", suite.server.base_url)
+    suite.run(subprocess=True).assert_outcomes(passed=1)
+    assert next(iter(suite.read_outputs().values())) == ["echo: hi", 0, 0, [0]]
+    assert suite.server.hits == hits
