@@ -183,13 +183,14 @@ class Report:
         # xdist's run id, shared by the workers of one session; a session of its own otherwise.
         workerinput = getattr(config, "workerinput", None)
         self._session_id: str = workerinput["testrunuid"] if workerinput else uuid.uuid4().hex
+        self._session_folder = options.session_folder(config)  # as configured: a test may change what it reads ($VAR, ~)
 
     @functools.cached_property
     def session(self) -> RecordingSession:
         """What this session wrote (made for its first cassette)."""
         from pytest_llmcache.recorder import RecordingSession
 
-        return RecordingSession(self._session_id, options.session_folder(self.config))
+        return RecordingSession(self._session_id, self._session_folder)
 
     # -- per test ----------------------------------------------------------------------------
 

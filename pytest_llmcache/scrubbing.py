@@ -302,7 +302,7 @@ class MaskedRequest(NamedTuple):
     document: Any  # the masked body as `parse_json` reads it (None: not JSON)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class _Masks:
     """What masking replaces: every learned secret in each form it may be written in (as it is,
     URL-encoded, JSON-escaped), longest first, as text and as UTF-8; and the secret hosts, which
@@ -312,6 +312,9 @@ class _Masks:
     data: tuple[tuple[bytes, bytes], ...]
     hosts_text: re.Pattern[str] | None
     hosts_data: re.Pattern[bytes] | None
+
+    def __repr__(self) -> str:  # never the values (pytest -l prints the locals of failing frames)
+        return f"<masks: {len(self.text)} form(s) of learned values and hosts>"
 
 
 # Every test's scrubber learns the same few values (the environment's, the Authorization header's):

@@ -300,7 +300,7 @@ def test_what_the_session_keeps_of_headers_is_bounded_and_never_holds_a_value_in
         scrubber.learn_request(f"https://tenant{number}.openai.azure.com/x", {"api-key": f"credential-number-{number:05d}"})
     assert scrubbing._header_secrets.cache_info().currsize <= scrubber_limit()
     assert len(scrubber.secrets) >= scrubber_limit() + 50 and len(scrubber.hosts) == scrubber_limit() + 50  # every one learned all the same
-    for shown in (repr(scrubber), repr(scrubbing._header_secrets), str(scrubbing._header_secrets.cache_info())):
+    for shown in (repr(scrubber), repr(scrubber._masks()), repr(scrubbing._header_secrets), str(scrubbing._header_secrets.cache_info())):
         assert "credential-number" not in shown and "tenant" not in shown
 
 
