@@ -11,8 +11,7 @@ import pytest
 
 from conftest import AZURE_KEY, OPENAI_KEY, InnerSuite
 from fakeopenai import Reply
-from pytest_llmcache.cli import main
-from test_report_stats_agree import _report_rows
+from test_report_stats_agree import report_and_stats
 
 # -- c992087: a large pretty-printed response is billed as parsing it whole gives ------------------
 
@@ -85,12 +84,8 @@ def test_large_indented_responses_bill_alike_in_the_report_and_stats(suite: Inne
     assert '\n          "model": "gpt-big-utf8",' in (suite.cassettes / "test_x" / "test_chat_utf8.yaml").read_text()  # kept verbatim
 
     suite.offline()
-    replayed = suite.run()
-    replayed.assert_outcomes(passed=4)
-    rows = _report_rows(replayed.stdout.str())
-    capsys.readouterr()
-    assert main(["stats", str(suite.cassettes), "--json"]) == 0
-    stats = {entry["model"]: entry for entry in json.loads(capsys.readouterr().out)["models"]}
+    rows, document = report_and_stats(suite, capsys, passed=4)
+    stats = {entry["model"]: entry for entry in document["models"]}
     assert {model: (entry["calls"], entry["prompt_tokens"], entry["completion_tokens"]) for model, entry in stats.items()} == BIG_EXPECTED
     for model, (calls, prompt, completion) in BIG_EXPECTED.items():
         assert rows[model][:3] == [str(calls), str(prompt), str(completion)], model
@@ -100,12 +95,8 @@ def test_large_indented_responses_bill_alike_in_the_report_and_stats(suite: Inne
     text = edited.read_text()
     assert text.count('"prompt_tokens": 1234,') == 1
     edited.write_text(text.replace('"prompt_tokens": 1234,', '"prompt_tokens": 1000,').replace('"model": "gpt-big-utf8"', '"model": "gpt-big-edited"'))
-    replayed = suite.run()
-    replayed.assert_outcomes(passed=4)
-    rows = _report_rows(replayed.stdout.str())
-    capsys.readouterr()
-    assert main(["stats", str(suite.cassettes), "--json"]) == 0
-    stats = {entry["model"]: entry for entry in json.loads(capsys.readouterr().out)["models"]}
+    rows, document = report_and_stats(suite, capsys, passed=4)
+    stats = {entry["model"]: entry for entry in document["models"]}
     assert (stats["gpt-big-edited"]["prompt_tokens"], stats["gpt-big-edited"]["completion_tokens"]) == (1000, 56) and "gpt-big-utf8" not in stats
     assert rows["gpt-big-edited"][:3] == ["1", "1000", "56"] and "gpt-big-utf8" not in rows
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 from decimal import Decimal
 
 import pytest
@@ -95,6 +96,17 @@ def _report_rows(output: str) -> dict[str, list[str]]:
     return rows
 
 
+def report_and_stats(suite: Any, capsys: pytest.CaptureFixture[str], passed: int) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Run `suite` (its `passed` tests pass): the report's replayed-tokens rows, and what
+    ``llmcache stats --json`` says of its cassettes."""
+    replayed = suite.run()
+    replayed.assert_outcomes(passed=passed)
+    rows = _report_rows(replayed.stdout.str())
+    capsys.readouterr()
+    assert main(["stats", str(suite.cassettes), "--json"]) == 0
+    return rows, json.loads(capsys.readouterr().out)
+
+
 def test_session_report_and_stats_agree(suite, capsys: pytest.CaptureFixture[str]):
     suite.write(INNER)
     suite.live()
@@ -117,13 +129,7 @@ def test_session_report_and_stats_agree(suite, capsys: pytest.CaptureFixture[str
     cassette_file.save(headerless, interactions)
 
     suite.offline()
-    replayed = suite.run()
-    replayed.assert_outcomes(passed=7)
-    rows = _report_rows(replayed.stdout.str())
-
-    capsys.readouterr()
-    assert main(["stats", str(suite.cassettes), "--json"]) == 0
-    stats = json.loads(capsys.readouterr().out)
+    rows, stats = report_and_stats(suite, capsys, passed=7)
     by_model = {entry["model"]: entry for entry in stats["models"]}
     assert set(rows) == {*by_model, "total"}
     for model, entry in by_model.items():
