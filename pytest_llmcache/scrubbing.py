@@ -405,8 +405,7 @@ class Scrubber:
                     self.remember([credential.value], credential.source)
                 continue
             for secret, source in _header_secrets(name, value, kind):
-                if secret not in self.secrets:
-                    self.remember((secret,), source)
+                self.remember((secret,), source)
         for credential in _target_credentials(uri, body, frozenset(self.extra_query_params), document):
             self.remember([credential.value], credential.source)
         self.remember_host(secret_host(uri), "the Azure endpoint")

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STACKS", "Outside", "SentRequest", "activate", "body_bytes", "current", "deactivate", "hold", "release", "set_outside"]
 
+
 def body_bytes(body: Any) -> bytes:
     """A request body as vcrpy's stubs hand it over, as bytes to key and store: httpx gives bytes;
     aiohttp gives what the caller passed (``json=`` a document, ``data=`` bytes, text or chunks).

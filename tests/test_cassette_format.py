@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from builders import interaction
 from pytest_llmcache import cassette
+from pytest_llmcache.blockyaml import JSONText
 from pytest_llmcache.bodies import decode_body, decompress, encode_body
 from pytest_llmcache.errors import CassetteError
 
@@ -221,7 +222,7 @@ def test_the_members_read_from_a_verbatim_body_are_those_of_the_parsed_document(
     raw = (json.dumps(document, indent=indent, ensure_ascii=ensure_ascii) + "\n" * newline).encode()
     stored = _replayed_response(raw)["body"]
     found = indented_members(stored, names)
-    if "json" in stored and type(stored["json"]).__name__ == "JSONText":
+    if type(stored.get("json")) is JSONText:
         assert found == {name: document[name] for name in names if name in document}
     else:
         assert found is None  # a body not kept as its text is parsed as a whole
@@ -237,7 +238,7 @@ def test_the_billing_of_a_large_verbatim_response_reads_its_model_and_usage_only
     raw = json.dumps(document, indent=2).encode()
     entry = cassette.loads_entries(cassette.dumps([interaction(None, raw, uri="https://api.openai.com/v1/embeddings", content_type="application/json")]))[0]
     entry.replay()
-    assert type(entry.response["body"]["json"]).__name__ == "JSONText"  # kept as text: not parsed by replay
+    assert type(entry.response["body"]["json"]) is JSONText  # kept as text: not parsed by replay
     verbatim = read_billing("https://api.openai.com/v1/embeddings", (), entry.response, lambda: {})
     parsed = read_billing("https://api.openai.com/v1/embeddings", (), entry["response"], lambda: {})
     assert verbatim == parsed and verbatim.billed_model == "text-embedding-3-small" and verbatim.usage == Usage(480, 0)
