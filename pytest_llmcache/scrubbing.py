@@ -380,17 +380,15 @@ class Scrubber:
 
     def learn_environment(self) -> None:
         """Learns the credentials in the environment now (a test may set them after this scrubber was made)."""
-        snapshot = _watched_environment()
+        snapshot = _environment_snapshot(_WATCHED_ENV_VARS)
         if snapshot == self._environment:
             return
         self._environment = snapshot
-        for name, value in zip(_WATCHED_ENV_VARS, snapshot, strict=True):
-            if not value:
-                continue
-            if name in _ENDPOINT_ENV_VARS:
-                self.remember_host(secret_host(value), f"${name}")
-            elif value.strip() not in self.secrets:
-                self.remember([value], f"${name}")
+        for value, source, host in _environment_credentials(snapshot):
+            if host:
+                self.remember_host(value, source)
+            else:
+                self.remember((value,), source)
 
     def learn_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None = None, document: Any = None) -> None:
         """Remembers the credentials a live request carries (the environment is read when recording),
@@ -434,7 +432,7 @@ class Scrubber:
     # -- masking ---------------------------------------------------------------------------
 
     _current_masks: _Masks | None = field(default=None, init=False, repr=False, compare=False)  # None: learned since
-    _environment: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+    _environment: _EnvironmentSnapshot | None = field(default=None, init=False, repr=False, compare=False)
 
     def _masks(self) -> _Masks:
         if self._current_masks is None:
@@ -629,13 +627,26 @@ _ENDPOINT_ENV_VARS = providers.endpoint_env_vars()
 _WATCHED_ENV_VARS = (*providers.credential_env_vars(), *_ENDPOINT_ENV_VARS)
 
 
-def _watched_environment() -> tuple[str, ...]:
-    """The values of `_WATCHED_ENV_VARS` now ("" when unset)."""
-    return tuple(value or "" for value in environment_values(_WATCHED_ENV_VARS))
+class _EnvironmentSnapshot(NamedTuple):
+    """Environment variables' values at one moment, as cheaply as they can be compared: `raw`, the
+    entries of os.environ's own table (encoded), or else what a stand-in for os.environ gives."""
+
+    raw: bool
+    values: tuple[Any, ...]
+
+    def __repr__(self) -> str:  # never the values (pytest -l prints locals)
+        return f"<environment snapshot of {len(self.values)} variable(s)>"
+
+    def decoded(self) -> tuple[str | None, ...]:
+        """The values as os.environ.get gives them (None: unset)."""
+        if not self.raw:
+            return self.values
+        decode = os.environ.decodevalue
+        return tuple(None if value is None else decode(value) for value in self.values)
 
 
-def environment_values(names: tuple[str, ...]) -> tuple[str | None, ...]:
-    """The values of environment variables `names` now, as os.environ.get gives them (None: unset).
+def _environment_snapshot(names: tuple[str, ...]) -> _EnvironmentSnapshot:
+    """The values of environment variables `names` now (see `environment_values`).
 
     Read from os.environ's own table when it is the usual one: os.environ.get raises and catches
     a KeyError for each unset name (about 1.5 us each; every Scrubber made, every interaction
@@ -644,13 +655,36 @@ def environment_values(names: tuple[str, ...]) -> tuple[str | None, ...]:
     environ: Any = os.environ
     table = getattr(environ, "_data", None)
     if type(environ) is not os._Environ or not isinstance(table, dict):
-        return tuple(environ.get(name) for name in names)
+        return _EnvironmentSnapshot(False, tuple(environ.get(name) for name in names))
     known = _ENV_KEYS.get(names)
     if known is None or known[0] is not environ:
         if len(_ENV_KEYS) >= 64:  # a project's own placeholder sets, if many: bounded
             _ENV_KEYS.clear()
         known = _ENV_KEYS[names] = (environ, tuple(environ.encodekey(name) for name in names))
-    return tuple(None if (value := table.get(key)) is None else environ.decodevalue(value) for key in known[1])
+    return _EnvironmentSnapshot(True, tuple(map(table.get, known[1])))
+
+
+def environment_values(names: tuple[str, ...]) -> tuple[str | None, ...]:
+    """The values of environment variables `names` now, as os.environ.get gives them (None: unset)."""
+    return _environment_snapshot(names).decoded()
+
+
+@functools.lru_cache(maxsize=16)  # a suite changes its credentials a few times at most
+def _environment_credentials(snapshot: _EnvironmentSnapshot) -> tuple[tuple[str, str, bool], ...]:
+    """(value, source, whether it is a secret host) of each credential in a snapshot of
+    `_WATCHED_ENV_VARS`: what every test's fresh scrubber learns, read once per environment. The
+    values stay in this process's memory, as the scrubbers' do."""
+    found = []
+    for name, value in zip(_WATCHED_ENV_VARS, snapshot.decoded(), strict=True):
+        if not value:
+            continue
+        if name in _ENDPOINT_ENV_VARS:
+            host = secret_host(value)
+            if host:
+                found.append((host, f"${name}", True))
+        else:
+            found.append((value, f"${name}", False))
+    return tuple(found)
 
 
 # Names as os.environ's table holds them (encoded), with the os.environ they are for.

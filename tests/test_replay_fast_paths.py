@@ -6,7 +6,8 @@
   what it held is still remembered; it learns exactly what `credentials_in` finds.
 - `cassette._read_text` reads a file with os.read: whole, however the reads are cut, and bounded
   if it grows while read.
-- `scrubbing.environment_values` reads variables as `os.environ.get` does.
+- `scrubbing.environment_values` reads variables as `os.environ.get` does, and a scrubber learns
+  from them what the rule finds there, though it is read once per environment.
 - `bodies.parse_json` reads a body as `json.loads` does; `matching._canonical_json` of a parsed
   document is what `json.dumps` writes.
 """
@@ -368,22 +369,38 @@ def test_a_normaliser_returning_a_cycle_still_gets_json_s_own_error():
 
 # -- the environment a scrubber learns from ------------------------------------------------------
 
-def expected_environment() -> tuple[str, ...]:
+def learned_by_the_rule() -> tuple[dict[str, str], dict[str, str]]:
+    """What a scrubber learns from the environment, by the rule read off os.environ.get: each
+    watched credential variable's value, each endpoint variable's secret host."""
     from pytest_llmcache import scrubbing
 
-    return tuple(os.environ.get(name, "") for name in scrubbing._WATCHED_ENV_VARS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "environ", {})
+        blank = Scrubber()
+    for name in scrubbing._WATCHED_ENV_VARS:
+        value = os.environ.get(name)
+        if not value:
+            continue
+        if name in scrubbing._ENDPOINT_ENV_VARS:
+            blank.remember_host(scrubbing.secret_host(value), f"${name}")
+        else:
+            blank.remember([value], f"${name}")
+    return blank.secrets, blank.hosts
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 100), st.none() | st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)), max_size=6),
        st.booleans())
 def test_the_watched_environment_is_what_os_environ_get_gives(changes, raw_bytes):
+    """Read from os.environ's own table, and what a scrubber learns of it read once per
+    environment (`_environment_credentials`): a fresh scrubber learns what the rule finds in
+    os.environ.get, after every change (an environment seen before included)."""
     from pytest_llmcache import scrubbing
 
     names = scrubbing._WATCHED_ENV_VARS
     saved = {name: os.environ.get(name) for name in names}
     try:
-        for index, value in changes:
+        for index, value in [*changes, *changes[:2]]:  # (the first changes again: environments seen before)
             name = names[index % len(names)]
             if value is None:
                 os.environ.pop(name, None)
@@ -391,7 +408,8 @@ def test_the_watched_environment_is_what_os_environ_get_gives(changes, raw_bytes
                 os.environb[name.encode()] = value.encode("utf-8", "surrogatepass") + b"\xff"  # not UTF-8: surrogateescape
             else:
                 os.environ[name] = value
-            assert scrubbing._watched_environment() == expected_environment()
+            scrubber = Scrubber()
+            assert (scrubber.secrets, scrubber.hosts) == learned_by_the_rule()
             assert scrubbing.environment_values(names) == tuple(os.environ.get(name) for name in names)
             assert scrubbing.environment_values(names[::-1]) == tuple(os.environ.get(name) for name in names[::-1])
     finally:
@@ -411,7 +429,6 @@ def test_an_environment_standing_in_for_os_environ_is_read_too(monkeypatch):
     from pytest_llmcache import scrubbing
 
     monkeypatch.setattr(os, "environ", {"OPENAI_API_KEY": "sk-from-a-plain-dict-0001"})
-    assert scrubbing._watched_environment() == expected_environment()
     assert scrubbing.environment_values(("OPENAI_API_KEY", "GEMINI_API_KEY")) == ("sk-from-a-plain-dict-0001", None)
     assert "sk-from-a-plain-dict-0001" in Scrubber().secrets
 
