@@ -517,7 +517,9 @@ def _read_bounded(descriptor: int, size: int) -> bytes:
     """Everything in the open file, read to its end, or MAX_CASSETTE_BYTES + 1 bytes of it if it
     grew past the limit meanwhile. The first read is sized by the file (os.read(n) allocates n
     bytes up front: never the limit); os.read directly, as a buffered file object costs more to
-    make than a small cassette costs to read."""
+    make than a small cassette costs to read. Once the `size` bytes fstat saw are read, that is the
+    file as it was looked at: no last, empty read confirms its end (every replaying test opens its
+    cassette; the file is replaced by a rename when written, never grown in place)."""
     parts: list[bytes] = []
     total, wanted = 0, size + 1
     while total <= MAX_CASSETTE_BYTES:
@@ -526,6 +528,8 @@ def _read_bounded(descriptor: int, size: int) -> bytes:
             break
         parts.append(chunk)
         total += len(chunk)
+        if total == size:
+            break
         wanted = max(size + 1 - total, 1 << 16)  # the rest of it (a short read), then what it grew by
     return parts[0] if len(parts) == 1 else b"".join(parts)
 

@@ -453,6 +453,21 @@ def test_a_cassette_read_in_short_pieces_is_read_whole(tmp_path, monkeypatch):
     assert [entry.replay()[2] for entry in cassette.load_entries(path)] == [cassette.response_body(recorded({}))]
 
 
+def test_a_cassette_is_read_in_one_system_call(tmp_path, monkeypatch):
+    """The size fstat gave, read, is the file: no second read looks for its end."""
+    path = tmp_path / "c.yaml"
+    cassette.save(path, [recorded({"content-type": ["application/json"]})])
+    real_read, sizes = os.read, []
+
+    def counted(descriptor, size):
+        sizes.append(size)
+        return real_read(descriptor, size)
+
+    monkeypatch.setattr(os, "read", counted)
+    assert cassette._read_text(path) == path.read_text(encoding="utf-8")
+    assert sizes == [path.stat().st_size + 1]
+
+
 def test_a_cassette_that_grows_past_the_limit_while_read_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "c.yaml"
     path.write_bytes(b"x" * 150)
