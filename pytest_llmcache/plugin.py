@@ -303,9 +303,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = yield
     _show_refusal(item, call, report)
     scrubber = item.stash.get(_SCRUBBER, None)
-    if scrubber is None or (report.longrepr is None and not report.sections and not hasattr(report, "wasxfail")):
+    if scrubber is None:
         return report
-    scrubber.learn_environment()  # the test may have set a key after the scrubber was made
+    # The test may have set a key after the scrubber was made: learned now, before monkeypatch's
+    # undo, as the test's warnings are shown after it (`pytest_warning_recorded`).
+    scrubber.learn_environment()
+    if report.longrepr is None and not report.sections and not hasattr(report, "wasxfail"):
+        return report
     if hasattr(report, "wasxfail"):  # the xfail reason, printed in the short summary
         report.wasxfail = scrubber.mask_message(report.wasxfail)
     if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason), a tuple pytest's summary requires

@@ -292,7 +292,9 @@ def placeholder_hosts() -> frozenset[str]:
 def secret_host(uri: str) -> str | None:
     """The host of `uri` when it names a customer's resource (an Azure resource), else None."""
     try:
-        host = (urlsplit(uri if "//" in uri else "https://" + uri).hostname or "").lower()
+        # A trailing dot (a fully qualified name) names the same host: learned without it, the
+        # dotless form is masked too, and the dotted one around it.
+        host = (urlsplit(uri if "//" in uri else "https://" + uri).hostname or "").lower().rstrip(".")
     except ValueError:
         return None
     return _secret(host)

@@ -464,7 +464,9 @@ class Scrubber:
 
     def masked_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None) -> MaskedRequest:
         """The URI and body of a live request with its credentials masked, as they will be stored:
-        what the request is keyed by, and what a missing-recording message may show."""
+        what the request is keyed by, and what a missing-recording message may show. The environment
+        is read first: a key the test set since is masked on replay as it was when recorded."""
+        self.learn_environment()
         body = body or b""
         document = parse_json(body)
         self.learn_request(uri, headers, body, document)
@@ -476,7 +478,9 @@ class Scrubber:
     def mask_message(self, text: str) -> str:
         """`text` (a log message, a failure report) with the credentials of every URL in it learned
         first (a log record may show a request before the scrubber saw it), learned values masked and
-        URL userinfo removed whatever its length."""
+        URL userinfo removed whatever its length; a key the test put in the environment since it was
+        last read is learned first too (a log record or warning may come before any request)."""
+        self.learn_environment()
         if "://" in text:
             for url in _URL.findall(text):
                 self.learn_request(url, {})
