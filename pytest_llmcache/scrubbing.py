@@ -383,12 +383,12 @@ class Scrubber:
         snapshot = _environment_snapshot(_WATCHED_ENV_VARS)
         if snapshot == self._environment:
             return
-        self._environment = snapshot
         for value, source, host in _environment_credentials(snapshot):
             if host:
                 self.remember_host(value, source)
             else:
                 self.remember((value,), source)
+        self._environment = snapshot  # after: another thread masking meanwhile reads it again
 
     def learn_request(self, uri: str, headers: Mapping[str, Any], body: bytes | None = None, document: Any = None) -> None:
         """Remembers the credentials a live request carries (the environment is read when recording),
@@ -645,8 +645,9 @@ class _EnvironmentSnapshot(NamedTuple):
         """The values as os.environ.get gives them (None: unset)."""
         if not self.raw:
             return self.values
-        decode = os.environ.decodevalue
-        return tuple(None if value is None else decode(value) for value in self.values)
+        # os.environ's own decoding (the file system encoding, surrogateescape), whatever stands
+        # in for os.environ by now
+        return tuple(None if value is None else os.fsdecode(value) for value in self.values)
 
 
 def _environment_snapshot(names: tuple[str, ...]) -> _EnvironmentSnapshot:
