@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,36 +263,60 @@ def _credential_header_kinds(names: tuple[str, ...], extra_headers: frozenset[st
 
 
 class _LogMasking:
-    """`Scrubber.masking_logs`: the log record factory in place while a cassette is in use (a class:
-    every test enters one, and a generator with its closure is several objects for the garbage
-    collector to go through)."""
-
-    previous: Callable[..., logging.LogRecord]  # the factory in place before `__enter__`
+    """`Scrubber.masking_logs`: while a cassette is in use, its scrubber masks every log record made
+    (a class: every test enters one, and a generator with its closure is several objects for the
+    garbage collector to go through). One record factory, `_masked_record`, serves every cassette in
+    use (`_MASKING`), so cassettes left in any order (two threads' tests, say) leave the factory that
+    was there before, and no scrubber behind."""
 
     def __init__(self, scrubber: Scrubber) -> None:
         self.scrubber = scrubber
 
-    def make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = self.previous(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format: logging reports it itself later
-            return record
-        masked = self.scrubber.mask_message(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = self.scrubber.mask_message(text)
-        return record
-
     def __enter__(self) -> None:
-        self.previous = logging.getLogRecordFactory()
-        logging.setLogRecordFactory(self.make_record)
+        global _factory_before
+        with _MASKING_LOCK:
+            if not _MASKING:
+                _factory_before = logging.getLogRecordFactory()
+                logging.setLogRecordFactory(_masked_record)
+            _MASKING.append(self.scrubber)
 
     def __exit__(self, *exc_info: object) -> None:
-        if logging.getLogRecordFactory() == self.make_record:  # a bound method: compared, not identical
-            logging.setLogRecordFactory(self.previous)
+        with _MASKING_LOCK:
+            for index in range(len(_MASKING) - 1, -1, -1):  # this one, wherever the order left it
+                if _MASKING[index] is self.scrubber:
+                    del _MASKING[index]
+                    break
+            if not _MASKING and logging.getLogRecordFactory() is _masked_record:
+                logging.setLogRecordFactory(_factory_before)
+
+
+_MASKING_LOCK = threading.Lock()
+_MASKING: list[Scrubber] = []  # the scrubbers of the cassettes in use, first entered first
+_factory_before: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()  # in place before the first
+
+
+def _masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """The record `_factory_before` makes, masked by each scrubber in use (a factory installed on top
+    of this one and left behind still gets it, unmasked once none is)."""
+    record = _factory_before(*args, **kwargs)
+    scrubbers = list(_MASKING)
+    if not scrubbers:
+        return record
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format: logging reports it itself later
+        return record
+    masked = message
+    for scrubber in scrubbers:
+        masked = scrubber.mask_message(masked)
+    if masked != message:
+        record.msg, record.args = masked, None
+    if record.exc_info and record.exc_info[1] is not None:
+        text = logging.Formatter().formatException(record.exc_info)
+        for scrubber in scrubbers:
+            text = scrubber.mask_message(text)
+        record.exc_text = text
+    return record
 
 
 class MaskedRequest(NamedTuple):

@@ -73,7 +73,10 @@ class InnerSuite:
         if stop:
             self.server.stop()
         for name in CREDENTIAL_VARS:
-            self.monkeypatch.delenv(name, raising=False)
+            # Set, then removed: noted either way, so the test's end puts back what was there
+            # before, whatever an inner test run in this process set (os.environ, os.environb).
+            self.monkeypatch.setenv(name, "")
+            self.monkeypatch.delenv(name)
 
     def run(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
         self.outputs.unlink(missing_ok=True)

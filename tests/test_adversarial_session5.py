@@ -209,6 +209,7 @@ def test_environments_that_differ_only_in_an_endpoint_or_in_bytes_are_told_apart
     assert set(Scrubber().hosts) == {"first-resource.openai.azure.com"}
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://second-resource.openai.azure.com")
     assert set(Scrubber().hosts) == {"second-resource.openai.azure.com"}
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-undone-after-the-test-0001")  # so that monkeypatch removes it again
     os.environb[b"OPENAI_API_KEY"] = b"sk-bytes-key-0123456789-\xff"
     assert set(Scrubber().secrets) == {"sk-bytes-key-0123456789-\udcff"}
     os.environb[b"OPENAI_API_KEY"] = b"sk-bytes-key-0123456789-\xfe"

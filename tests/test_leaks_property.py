@@ -225,3 +225,31 @@ def test_cached(llm_client):
         assert secret.encode() not in raw
     suite.offline()
     suite.run().assert_outcomes(passed=2)
+
+
+def test_log_masking_is_undone_whatever_order_cassettes_are_left_in(tmp_path, caplog):
+    """Two cassettes in use, left in the order they were entered (as two threads' tests may): each
+    masks while in use, both mask an exception's text, and the factory in place before is back
+    after (a chain of factories left the first cassette's scrubber masking for good)."""
+    factory = logging.getLogRecordFactory()
+    first_key, second_key = "sk-first-cassette-0123456789", "sk-second-cassette-0123456789"
+    first = LLMCassette.use(path=tmp_path / "a.yaml", record_mode="none", scrubber=Scrubber(secrets={first_key: "test"}))
+    second = LLMCassette.use(path=tmp_path / "b.yaml", record_mode="none", scrubber=Scrubber(secrets={second_key: "test"}))
+    log = logging.getLogger("tinytroupe")
+    first.__enter__()
+    second.__enter__()
+    try:
+        raise ValueError(f"{first_key} {second_key}")
+    except ValueError:
+        log.exception("both %s %s", first_key, second_key)
+    first.__exit__(None, None, None)
+    log.error("second only %s %s", first_key, second_key)
+    second.__exit__(None, None, None)
+    log.error("none %s %s", first_key, second_key)
+    assert logging.getLogRecordFactory() is factory
+    assert [record.getMessage() for record in caplog.records] == [
+        "both <redacted> <redacted>",
+        f"second only {first_key} <redacted>",
+        f"none {first_key} {second_key}",
+    ]
+    assert first_key not in caplog.records[0].exc_text and second_key not in caplog.records[0].exc_text
