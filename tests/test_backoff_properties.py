@@ -1,6 +1,7 @@
 """Properties of the backoff: for any policy and any scripted sequence of outcomes."""
 from __future__ import annotations
 
+import itertools
 import logging
 
 import httpx2
@@ -107,7 +108,7 @@ FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 @FAST
 @given(policies, st.lists(outcomes, min_size=1, max_size=12))
 def test_attempts_never_exceed_max_and_the_first_success_is_returned(policy, script_outcomes):
-    script, outcome, result = run(policy, script_outcomes)
+    script, _outcome, result = run(policy, script_outcomes)
     assert 1 <= script.calls <= policy.max_attempts
     played = [script_outcomes[min(i, len(script_outcomes) - 1)] for i in range(script.calls)]
     if played[-1][0] == "ok":
@@ -140,7 +141,7 @@ def test_waits_follow_the_schedule_honour_retry_after_and_never_shrink(policy, s
         assert wait >= policy.waiting_time * policy.factor**k - 1e-9
         assert wait >= min(asked_seconds(played[k]), policy.max_retry_after) - 1e-9
         assert wait == planned_wait(policy, k, waits[k - 1] if k else 0.0, asked_seconds(played[k]) or None)
-    assert all(later >= earlier for earlier, later in zip(waits, waits[1:]))
+    assert all(later >= earlier for earlier, later in itertools.pairwise(waits))
 
 
 @FAST
@@ -160,7 +161,7 @@ def test_exhausting_the_attempts_returns_none_and_logs_it(policy, retryable):
     logger = logging.getLogger("tinytroupe")
     logger.addHandler(handler)
     try:
-        script, outcome, result = run(policy, retryable)
+        script, _outcome, result = run(policy, retryable)
     finally:
         logger.removeHandler(handler)
     assert result is None and script.calls == policy.max_attempts

@@ -92,7 +92,9 @@ def test_non_finite_numbers_are_refused(tmp_path, value):
     path = config_in(tmp_path, f"[OpenAI]\nTEMPERATURE={value}\n")
     with pytest.raises(ConfigError, match=r"TEMPERATURE = .* is not valid \(expected a finite number\); set it to a number or nothing"):
         openai_defaults(read_config(tmp_path))
-    assert str(path) in str(pytest.raises(ConfigError, openai_defaults, read_config(tmp_path)).value)
+    with pytest.raises(ConfigError) as error:
+        openai_defaults(read_config(tmp_path))
+    assert str(path) in str(error.value)
 
 
 def test_an_unreadable_file_is_named_with_what_to_do(tmp_path, monkeypatch):

@@ -59,7 +59,7 @@ def test_empty_sampling_values_mean_not_sent(tmp_path):
 
 def test_unparseable_file_is_named(tmp_path):
     (tmp_path / "config.ini").write_text("no section header\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="config.ini: cannot parse"):
+    with pytest.raises(ConfigError, match=r"config\.ini: cannot parse"):
         read_config(tmp_path)
 
 

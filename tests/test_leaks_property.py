@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 from unittest import mock
 
 import openai
@@ -57,7 +57,7 @@ def every_log_record() -> Iterator[Captured]:
         yield handler
     finally:
         root.removeHandler(handler)
-        for logger, level in zip([root, *loggers], levels):
+        for logger, level in zip([root, *loggers], levels, strict=True):
             logger.setLevel(level)
 
 
@@ -124,9 +124,8 @@ def test_a_live_key_anywhere_is_never_written_logged_or_shown_and_still_replays(
         cache.put("k", json.loads(recorded_text))
         cache.close()
         # A new request while only replaying: its miss message must not show the key either.
-        with LLMCassette.use(path=path, record_mode="once", test_id="t") as replaying:
-            with pytest.raises((openai.APIConnectionError, MissingRecording)) as error:
-                ask(client(server, api_type, key, host, places | {"message"}), key + "x", host, places | {"message"})
+        with LLMCassette.use(path=path, record_mode="once", test_id="t") as replaying, pytest.raises((openai.APIConnectionError, MissingRecording)) as error:
+            ask(client(server, api_type, key, host, places | {"message"}), key + "x", host, places | {"message"})
         miss = error.value if isinstance(error.value, MissingRecording) else error.value.__cause__
         assert isinstance(miss, MissingRecording) and replaying.misses == [miss]
 

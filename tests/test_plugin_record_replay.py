@@ -177,9 +177,8 @@ def test_a_cassette_recorded_by_plain_vcrpy_replays(suite):
     import vcr
 
     path = suite.cassettes / "test_x" / "test_old.yaml"
-    with vcr.use_cassette(str(path)):
-        with openai.OpenAI(base_url=suite.server.base_url, api_key=OPENAI_KEY, max_retries=0) as client:
-            expected = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "old"}]).to_json()
+    with vcr.use_cassette(str(path)), openai.OpenAI(base_url=suite.server.base_url, api_key=OPENAI_KEY, max_retries=0) as client:
+        expected = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "old"}]).to_json()
     suite.write('''
 import openai
 
