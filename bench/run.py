@@ -15,6 +15,8 @@ save API), then measures on the same sampled requests, through the openai SDK:
   extra installed it (the run says so when it did not);
 - the SDK alone over an in-memory ``httpx2.MockTransport`` (outside any cassette: vcrpy patches
   MockTransport too);
+- the stub floor: vcrpy's own httpx stub answering from responses prebuilt in a dict by canonical
+  key (no file format, no masking): what any replay through vcrpy's stub costs at the least;
 - the floor: canonical JSON of the request body, hashed, plus a dict lookup;
 
 the engines taking turns (passes of each, rotated; a small cassette is gone round as often as it
@@ -197,11 +199,55 @@ def _vcrpy_replaying(path: Path) -> Any:
     return vcr.VCR(record_mode="none", match_on=VCR_MATCH_ON).use_cassette(str(path))
 
 
+# HTTPTransport's own handle_request, taken before any cassette patches the class (as above).
+_HTTP_HANDLE_REQUEST = httpx2.HTTPTransport.handle_request
+
+
+class _PrebuiltAnswers:
+    """The cassette vcrpy's httpx stub is given by the stub-floor engine: responses prebuilt in a
+    dict keyed by the canonical request body (`canonical_key`); no file format, no masking."""
+
+    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
+        self.answers = answers
+
+    def can_play_response_for(self, request: Any) -> bool:
+        return canonical_key(request.body) in self.answers
+
+    def play_response(self, request: Any) -> dict[str, Any]:
+        return self.answers[canonical_key(request.body)]
+
+
+def write_stub_answers(path: Path, interactions: list[Interaction]) -> Path:
+    """The stub floor's file: each response under its request's canonical key, as JSON."""
+    answers = {canonical_key(i.request_bytes): {"headers": i.response_headers, "body": i.response_bytes.decode("utf-8")}
+               for i in interactions}
+    path.write_text(json.dumps(answers), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def stub_replaying(path: Path) -> Iterator[None]:
+    """vcrpy's own httpx stub on HTTPTransport, answering from `write_stub_answers`' file: what any
+    replay through vcrpy's stub costs at the least (the floor of the plugin's design)."""
+    from vcr.stubs.httpx_stubs import vcr_handle_request
+
+    answers = {key: {"status": {"code": 200, "message": "OK"}, "headers": {name: [value] for name, value in stored["headers"].items()},
+                     "body": {"string": stored["body"].encode("utf-8")}}
+               for key, stored in json.loads(path.read_text(encoding="utf-8")).items()}
+    before = httpx2.HTTPTransport.handle_request
+    httpx2.HTTPTransport.handle_request = vcr_handle_request(_PrebuiltAnswers(answers), _HTTP_HANDLE_REQUEST, httpx2)
+    try:
+        yield
+    finally:
+        httpx2.HTTPTransport.handle_request = before
+
+
 def engines(plugin_missing: str | None, peer_missing: str | None) -> list[Engine]:
-    """The plugin, plain vcrpy and cassetter, leaving out those that can't be imported."""
+    """The plugin, the stub floor, plain vcrpy and cassetter, leaving out those that can't be imported."""
     out = []
     if plugin_missing is None:
         out.append(Engine("plugin", plugin_api.write_cassette, plugin_api.replaying))
+    out.append(Engine("stub", write_stub_answers, stub_replaying))
     out.append(Engine("vcrpy", write_vcr_cassette, _vcrpy_replaying))
     if peer_missing is None:
         out.append(Engine("cassetter", write_cassetter_cassette, cassetter_replaying))
@@ -236,21 +282,26 @@ class ReplayRow:
     vcrpy_ms: float | None = None
     cassetter_ms: float | None = None
     sdk_ms: float | None = None
+    stub_ms: float | None = None  # vcrpy's stub over prebuilt answers: the floor of any replay through it
     floor_us: float | None = None
     plugin_samples: int = 0
+    stub_samples: int = 0
     vcrpy_samples: int = 0
     cassetter_samples: int = 0
     sdk_samples: int = 0
     cassetter_load_s: float | None = None
     vcrpy_load_s: float | None = None
     plugin_load_s: float | None = None
+    stub_load_s: float | None = None
     plugin_parse_s: float | None = None  # cassette.load: the file with every interaction parsed
     vcrpy_file_mb: float | None = None
     plugin_file_mb: float | None = None
     cassetter_file_mb: float | None = None
+    stub_file_mb: float | None = None
     plugin_write_s: float | None = None
     vcrpy_write_s: float | None = None
     cassetter_write_s: float | None = None
+    stub_write_s: float | None = None
     failures: dict[str, str] = field(default_factory=dict)  # engine -> why it has no figures at this N
     notes: list[str] = field(default_factory=list)
 
@@ -993,13 +1044,15 @@ def print_replay(replay: list[ReplayRow]) -> None:
     print("Replay, per request: ratios (median of each engine / median of the other), then median ms;")
     print("the same sampled requests in every column, the engines taking turns, the SDK in memory timed next to the plugin")
     rows = [[
-        f"{row.n:,}", fmt(ratio(row.plugin_ms, row.sdk_ms), 2, "x"), fmt(ratio(row.vcrpy_ms, row.plugin_ms), 1, "x"),
-        fmt(ratio(row.cassetter_ms, row.plugin_ms), 2, "x"),
-        fmt(row.plugin_ms, 3), fmt(row.sdk_ms, 3), fmt(row.vcrpy_ms, 3), fmt(row.cassetter_ms, 3), fmt(row.floor_us, 1),
-        f"{row.plugin_samples}/{row.sdk_samples}/{row.vcrpy_samples}/{row.cassetter_samples}",
+        f"{row.n:,}", fmt(ratio(row.plugin_ms, row.sdk_ms), 2, "x"), fmt(ratio(row.stub_ms, row.sdk_ms), 2, "x"),
+        fmt(ratio(row.vcrpy_ms, row.plugin_ms), 1, "x"), fmt(ratio(row.cassetter_ms, row.plugin_ms), 2, "x"),
+        fmt(row.plugin_ms, 3), fmt(row.sdk_ms, 3), fmt(row.stub_ms, 3), fmt(row.vcrpy_ms, 3), fmt(row.cassetter_ms, 3), fmt(row.floor_us, 1),
+        f"{row.plugin_samples}/{row.sdk_samples}/{row.stub_samples}/{row.vcrpy_samples}/{row.cassetter_samples}",
     ] for row in replay]
-    print(table(["N", "plugin/SDK", "vcrpy/plugin", "cassetter/plugin", "plugin ms", "SDK mem ms", "vcrpy ms",
-                 "cassetter ms", "floor us", "samples p/s/v/c"], rows))
+    print(table(["N", "plugin/SDK", "stub/SDK", "vcrpy/plugin", "cassetter/plugin", "plugin ms", "SDK mem ms", "stub ms", "vcrpy ms",
+                 "cassetter ms", "floor us", "samples p/s/st/v/c"], rows))
+    print("  stub: vcrpy's own httpx stub answering from prebuilt responses by canonical key (no file format, no masking):")
+    print("  what any replay through vcrpy's stub costs at the least")
     for row in replay:
         for name, reason in row.failures.items():
             print(f"  N={row.n:,}: {name} n/a: {reason}")
@@ -1060,11 +1113,12 @@ def print_rest(results: dict[str, Any], record: RecordRow | None, per_test: PerT
         print()
         print(f"A large body (one embeddings response, 120 x 1,536 floats, {large['response_mb']:.1f} MB of JSON): ratios to the SDK "
               "in memory, then median s per call; the engines take turns call by call")
-        print(table(["plugin/SDK", "vcrpy/SDK", "cassetter/SDK", "plugin s", "SDK mem s", "vcrpy s", "cassetter s",
+        print(table(["plugin/SDK", "stub/SDK", "vcrpy/SDK", "cassetter/SDK", "plugin s", "SDK mem s", "stub s", "vcrpy s", "cassetter s",
                      "plugin file", "vcrpy file", "cassetter file"],
-                    [[fmt(ratio(large.get("plugin_s"), large["sdk_s"]), 2, "x"), fmt(ratio(large.get("vcrpy_s"), large["sdk_s"]), 2, "x"),
-                      fmt(ratio(large.get("cassetter_s"), large["sdk_s"]), 2, "x"),
-                      fmt(large.get("plugin_s"), 3), fmt(large["sdk_s"], 3), fmt(large.get("vcrpy_s"), 3), fmt(large.get("cassetter_s"), 3),
+                    [[fmt(ratio(large.get("plugin_s"), large["sdk_s"]), 2, "x"), fmt(ratio(large.get("stub_s"), large["sdk_s"]), 2, "x"),
+                      fmt(ratio(large.get("vcrpy_s"), large["sdk_s"]), 2, "x"), fmt(ratio(large.get("cassetter_s"), large["sdk_s"]), 2, "x"),
+                      fmt(large.get("plugin_s"), 3), fmt(large["sdk_s"], 3), fmt(large.get("stub_s"), 3), fmt(large.get("vcrpy_s"), 3),
+                      fmt(large.get("cassetter_s"), 3),
                       fmt(large.get("plugin_file_mb"), 1, " MB"), fmt(large.get("vcrpy_file_mb"), 1, " MB"),
                       fmt(large.get("cassetter_file_mb"), 1, " MB")]]))
         for name, reason in large.get("failures", {}).items():
