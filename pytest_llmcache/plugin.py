@@ -164,6 +164,8 @@ def pytest_generate_tests_of_settings(metafunc: pytest.Metafunc) -> Iterator[Non
     own hook goes through every name of the closure, walking the test's markers for each."""
     names = metafunc.fixturenames
     added = [name for name in _parametrizable_settings(metafunc) if name not in names] if "llm_cassette" in names else []
+    if not added:  # most tests: nothing lent, nothing to take back
+        return (yield)
     # pytest parametrizes an override with params only when it finds its definitions here (private).
     known: dict[str, Sequence[Any]] = metafunc._arg2fixturedefs
     lent = {name: definitions for name in added if name not in known and (definitions := _definitions(metafunc.definition, name))}
@@ -190,7 +192,7 @@ def _parametrizable_settings(metafunc: pytest.Metafunc) -> Iterable[str]:
     if any(getattr(hook.function, "__module__", None) not in _OWN_GENERATORS for hook in hooks):
         return _SETTING_FIXTURES
     closure = _closure(metafunc.definition)
-    if _inherited(metafunc.definition).parametrizable or any(_has_params(closure[name]) for name in _SETTING_FIXTURES if name in closure):
+    if _inherited(metafunc.definition).parametrizable or any(_has_params(closure[name]) for name in closure.keys() & _SETTING_FIXTURES):
         return _SETTING_FIXTURES
     marked: set[str] = set()
     for mark in metafunc.definition.iter_markers("parametrize"):
@@ -198,7 +200,7 @@ def _parametrizable_settings(metafunc: pytest.Metafunc) -> Iterable[str]:
         if isinstance(argnames, str):
             argnames = [name.strip() for name in argnames.split(",")]
         marked.update(argnames)
-    return [name for name in _SETTING_FIXTURES if name in marked]
+    return [name for name in _SETTING_FIXTURES if name in marked] if marked else ()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -229,13 +231,15 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 _RUNNING: list[pytest.Item] = []
 
 
-def _running_request() -> pytest.FixtureRequest:
-    """pytest's request of the test being set up: a test function's, a doctest's (private: the
-    `_request` every item with fixtures has)."""
-    request = getattr(_RUNNING[-1], "_request", None) if _RUNNING else None
-    if not isinstance(request, pytest.FixtureRequest):
+def _running_test() -> tuple[pytest.Item, pytest.FixtureRequest]:
+    """The test being set up and pytest's request of it: a test function's, a doctest's (private:
+    the `_request` every item with fixtures has; its node is the item, read here without the
+    request's properties)."""
+    item = _RUNNING[-1] if _RUNNING else None
+    request = getattr(item, "_request", None)
+    if item is None or not isinstance(request, pytest.FixtureRequest):
         raise pytest.UsageError("llm_cassette can only be set up for a test that takes fixtures, while it runs")
-    return request
+    return item, request
 
 
 @dataclass(eq=False)
@@ -481,6 +485,7 @@ _SETTING_FIXTURES = (
     "llm_ignore_fields",
     "llm_normalize",
 )
+_SETTING_SET = frozenset(_SETTING_FIXTURES)
 
 
 class _Collected(NamedTuple):
@@ -605,7 +610,7 @@ def _setting(request: pytest.FixtureRequest, from_pytest: frozenset[str], name: 
 def _from_pytest(item: pytest.Item, overridden: frozenset[str]) -> frozenset[str]:
     """The settings pytest provides for `item`: those the project overrides (`overridden`, from
     `_overridden_settings`) and those in the test's own closure (pytest sets them up for it anyway)."""
-    requested = [name for name in _SETTING_FIXTURES if name in getattr(item, "fixturenames", ())]
+    requested = _SETTING_SET.intersection(getattr(item, "fixturenames", ()))
     return overridden.union(requested) if requested else overridden
 
 
@@ -765,8 +770,8 @@ def llm_cassette() -> Iterator[LLMCassette]:
     skipped while replaying). In record mode none every other connection is refused too. It is
     saved after the test, secrets checked first. Its settings come from the fixtures above.
     """
-    request = _running_request()
-    node, settings, report = request.node, request.config.stash[_SETTINGS], request.config.stash[_REPORT]
+    node, request = _running_test()
+    settings, report = node.config.stash[_SETTINGS], node.config.stash[_REPORT]
     test_id = node.nodeid
     collected = settings.collected.get(test_id)  # `_collected`
     from_pytest = collected.from_pytest if collected is not None else _from_pytest(node, _overridden_settings(node))
@@ -806,7 +811,7 @@ def llm_cassette() -> Iterator[LLMCassette]:
             guard = run.guard = network_blocked(allowed_hosts, functools.partial(_guard_hint, cassette))
         else:
             guard = recording_guarded(allowed_hosts, test_id)  # a generator: its EscapeGuard comes from entering it
-        placeholders = _placeholders_set(request, _setting(request, from_pytest, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)) if cassette.write_protected else _NOTHING
+        placeholders = _placeholders_set(request, node, _setting(request, from_pytest, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)) if cassette.write_protected else _NOTHING
         with guard as watching, placeholders:
             if isinstance(watching, EscapeGuard):
                 run.escapes = watching
@@ -857,11 +862,11 @@ def _normalizer(request: pytest.FixtureRequest, from_pytest: frozenset[str], set
 _NOTHING = contextlib.nullcontext()
 
 
-def _placeholders_set(request: pytest.FixtureRequest, values: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
+def _placeholders_set(request: pytest.FixtureRequest, node: pytest.Item, values: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
     """`_UnsetVariablesSet`, or through the test's monkeypatch when it uses one: its undo then puts
     back the test's own changes to these variables and ours in one go (ours put back first, its undo
-    would restore our placeholder for the rest of the session)."""
-    if "monkeypatch" not in request.node.fixturenames:
+    would restore our placeholder for the rest of the session). `node`: the request's test."""
+    if "monkeypatch" not in getattr(node, "fixturenames", ()):
         return _UnsetVariablesSet(values)
     monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
     for name, value in values.items():
