@@ -44,15 +44,16 @@ class LLMMarker:
         the argument."""
         test_id = node.nodeid
         arguments: dict[str, object] = {}
-        known = {f.name for f in fields(cls)}
         for mark in node.iter_markers("llm"):
             if mark.args:
                 raise MarkerError(test_id, repr(mark.args[0]), f"is positional: the llm marker takes keyword arguments only ({MARKER_HELP})")
-            unknown = set(mark.kwargs) - known
+            unknown = set(mark.kwargs) - _ARGUMENTS
             if unknown:
                 raise MarkerError(test_id, ", ".join(sorted(unknown)), f"is unknown ({MARKER_HELP})")
             for name, value in mark.kwargs.items():
                 arguments.setdefault(name, value)
+        if not arguments:  # most tests: no marker, nothing to check (the defaults are valid)
+            return _UNMARKED
         return cls(
             api_type=_api_type(test_id, "api_type", arguments.get("api_type")),
             api_types=_api_types(test_id, arguments.get("api_types", ())),
@@ -61,6 +62,10 @@ class LLMMarker:
             record_mode=_record_mode(test_id, arguments.get("record_mode")),
             ignore_fields=_ignore_fields(test_id, arguments.get("ignore_fields", ())),
         )
+
+
+_ARGUMENTS = frozenset(f.name for f in fields(LLMMarker))
+_UNMARKED = LLMMarker()  # frozen: one for every test without arguments
 
 
 def _choice(test_id: str, argument: str, value: object, choices: tuple[str, ...]) -> str:

@@ -38,10 +38,6 @@ if TYPE_CHECKING:  # imported by the first cassette (or the collected tests that
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 _REPORT = pytest.StashKey[Report]()
-_CASSETTE = pytest.StashKey["LLMCassette"]()
-_GUARD = pytest.StashKey[NetworkGuard]()
-_SCRUBBER = pytest.StashKey[Scrubber]()
-_ESCAPES = pytest.StashKey[EscapeGuard]()
 _OFFLINE_SET = pytest.StashKey[list[str]]()
 # The scrubber of each running test using a cassette (by node id), for the warnings it raised:
 # pytest records them after the test's teardown, before `pytest_runtest_protocol` lets it go.
@@ -168,6 +164,8 @@ def pytest_generate_tests_of_settings(metafunc: pytest.Metafunc) -> Iterator[Non
     own hook goes through every name of the closure, walking the test's markers for each."""
     names = metafunc.fixturenames
     added = [name for name in _parametrizable_settings(metafunc) if name not in names] if "llm_cassette" in names else []
+    if not added:  # most tests: nothing lent, nothing to take back
+        return (yield)
     # pytest parametrizes an override with params only when it finds its definitions here (private).
     known: dict[str, Sequence[Any]] = metafunc._arg2fixturedefs
     lent = {name: definitions for name in added if name not in known and (definitions := _definitions(metafunc.definition, name))}
@@ -194,7 +192,7 @@ def _parametrizable_settings(metafunc: pytest.Metafunc) -> Iterable[str]:
     if any(getattr(hook.function, "__module__", None) not in _OWN_GENERATORS for hook in hooks):
         return _SETTING_FIXTURES
     closure = _closure(metafunc.definition)
-    if _inherited(metafunc.definition).parametrizable or any(_has_params(closure[name]) for name in _SETTING_FIXTURES if name in closure):
+    if _inherited(metafunc.definition).parametrizable or any(_has_params(closure[name]) for name in closure.keys() & _SETTING_FIXTURES):
         return _SETTING_FIXTURES
     marked: set[str] = set()
     for mark in metafunc.definition.iter_markers("parametrize"):
@@ -202,7 +200,7 @@ def _parametrizable_settings(metafunc: pytest.Metafunc) -> Iterable[str]:
         if isinstance(argnames, str):
             argnames = [name.strip() for name in argnames.split(",")]
         marked.update(argnames)
-    return [name for name in _SETTING_FIXTURES if name in marked]
+    return [name for name in _SETTING_FIXTURES if name in marked] if marked else ()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -217,12 +215,13 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         return (yield)
     finally:
         _RUNNING.pop()
-        _WARNING_SCRUBBERS.pop(item.nodeid, None)
-        _forget(item.stash, _SCRUBBER)
-        _forget_run(item.stash)
+        test_id = item.nodeid
+        _WARNING_SCRUBBERS.pop(test_id, None)
+        if _RUN in item.stash:
+            del item.stash[_RUN]
         settings = item.config.stash.get(_SETTINGS, None)
         if settings is not None:
-            settings.collected.pop(item.nodeid, None)
+            settings.collected.pop(test_id, None)
 
 
 # The tests whose protocol is running, innermost last (pytester runs sessions inside a test).
@@ -232,33 +231,45 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 _RUNNING: list[pytest.Item] = []
 
 
-def _running_request() -> pytest.FixtureRequest:
-    """pytest's request of the test being set up: a test function's, a doctest's (private: the
-    `_request` every item with fixtures has)."""
-    request = getattr(_RUNNING[-1], "_request", None) if _RUNNING else None
-    if not isinstance(request, pytest.FixtureRequest):
+def _running_test() -> tuple[pytest.Item, pytest.FixtureRequest]:
+    """The test being set up and pytest's request of it: a test function's, a doctest's (private:
+    the `_request` every item with fixtures has; its node is the item, read here without the
+    request's properties)."""
+    item = _RUNNING[-1] if _RUNNING else None
+    request = getattr(item, "_request", None)
+    if item is None or not isinstance(request, pytest.FixtureRequest):
         raise pytest.UsageError("llm_cassette can only be set up for a test that takes fixtures, while it runs")
-    return request
+    return item, request
 
 
-def _forget(stash: pytest.Stash, key: pytest.StashKey[_T]) -> None:
-    if key in stash:
-        del stash[key]
+@dataclass(eq=False)
+class _Run:
+    """What a test using llm_cassette keeps for its hooks while its protocol runs, under one stash
+    key: each stash read is two calls into pytest, and a missing key raises and catches a KeyError."""
+
+    scrubber: Scrubber  # kept to the end of the protocol: a rerun's reports are masked by it too
+    report: Report
+    cassette: LLMCassette | None = None
+    guard: NetworkGuard | None = None
+    escapes: EscapeGuard | None = None
+    refusal: _Refusal | None = None
+
+    def forget(self) -> None:
+        """What one run of the test's protocol left: its cassette, guards and refusal."""
+        self.cassette = self.guard = self.escapes = self.refusal = None
 
 
-def _forget_run(stash: pytest.Stash) -> None:
-    """What one run of a test's protocol left: its cassette, guards and refusal."""
-    _forget(stash, _CASSETTE)
-    _forget(stash, _GUARD)
-    _forget(stash, _ESCAPES)
-    _forget(stash, _REFUSAL)
+def _run_of(item: pytest.Item) -> _Run | None:
+    # Not stash.get: it raises and catches a KeyError for every test without a cassette.
+    return item.stash[_RUN] if _RUN in item.stash else None  # noqa: SIM401
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     """A fixture of the test that sends a request with no recording: the same message, as an error."""
-    if _CASSETTE in item.stash:  # a rerun of the protocol (pytest-rerunfailures) starts afresh
-        _forget_run(item.stash)
+    run = _run_of(item)
+    if run is not None:  # a rerun of the protocol (pytest-rerunfailures) starts afresh
+        run.forget()
     try:
         return (yield)
     except Exception:
@@ -276,8 +287,10 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     except Exception:
         _fail_on_refusal(item)
         raise
-    _fail_on_refusal(item)
-    _fail_stale(item)
+    run = _run_of(item)
+    if run is not None:
+        _fail_on_refusal(item, run)
+        _fail_stale(item, run)
     return result
 
 
@@ -301,10 +314,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     frames (a vcrpy request with its URL, a body about to be written), their locals with -l, and
     full reprs with -vv; none of that text may show a key."""
     report: pytest.TestReport = yield
-    _show_refusal(item, call, report)
-    scrubber = item.stash.get(_SCRUBBER, None)
-    if scrubber is None:
+    run = _run_of(item)
+    if run is None:
         return report
+    _show_refusal(run.refusal, call, report)
+    scrubber = run.scrubber
     # The test may have set a key after the scrubber was made: learned now, before monkeypatch's
     # undo, as the test's warnings are shown after it (`pytest_warning_recorded`).
     scrubber.learn_environment()
@@ -348,8 +362,12 @@ class _MaskedRepr(TerminalRepr):
         return self.text
 
 
-def _fail_on_refusal(item: pytest.Item) -> None:
-    cassette, guard, escapes = item.stash.get(_CASSETTE, None), item.stash.get(_GUARD, None), item.stash.get(_ESCAPES, None)
+def _fail_on_refusal(item: pytest.Item, run: _Run | None = None) -> None:
+    """`run`: `_run_of(item)`, if known."""
+    run = run or _run_of(item)
+    if run is None:
+        return
+    cassette, guard, escapes = run.cassette, run.guard, run.escapes
     misses = cassette.misses if cassette is not None else ()
     blocked = guard.errors if guard is not None else ()
     escaped = escapes.errors if escapes is not None else ()
@@ -362,7 +380,7 @@ def _fail_on_refusal(item: pytest.Item) -> None:
         message += f"\n({len(distinct) - 1} more refused request(s) in this test, each with its own message)"
     first = refusals[0]
     summary = f"no recording: {first.request_summary}" if isinstance(first, MissingRecording) else message.splitlines()[0]
-    item.stash[_REFUSAL] = _Refusal(summary, tuple(distinct))
+    run.refusal = _Refusal(summary, tuple(distinct))
     # `from None` and pytrace=False: the message is the whole failure, no chained library traceback.
     raise pytest.fail.Exception(message, pytrace=False) from None
 
@@ -373,14 +391,13 @@ class _Refusal:
     messages: tuple[str, ...]  # each distinct refusal's full message
 
 
-_REFUSAL = pytest.StashKey[_Refusal]()
+_RUN = pytest.StashKey[_Run]()
 
 
-def _show_refusal(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+def _show_refusal(refusal: _Refusal | None, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
     """The short summary line of a refused request says which request it was (without "Failed:"),
     and a captured log or output repeating the whole message (a client that logs what it swallowed)
     keeps only its first line: the message is shown once, as the failure."""
-    refusal = item.stash.get(_REFUSAL, None)
     if refusal is None or call.when == "teardown":
         return
     crash = getattr(report.longrepr, "reprcrash", None)
@@ -393,11 +410,10 @@ def _show_refusal(item: pytest.Item, call: pytest.CallInfo[None], report: pytest
         report.sections[index] = (title, content)
 
 
-def _fail_stale(item: pytest.Item) -> None:
+def _fail_stale(item: pytest.Item, run: _Run) -> None:
     """--llm-strict: fail a test that passed without playing all of its cassette."""
-    cassette = item.stash.get(_CASSETTE, None)
-    report = item.config.stash.get(_REPORT, None)
-    if cassette is None or report is None or not report.strict or not cassette.existed or cassette.mode in ("all", "rewrite"):
+    cassette, report = run.cassette, run.report
+    if cassette is None or not report.strict or not cassette.existed or cassette.mode in ("all", "rewrite"):
         return
     if report.is_shared(cassette):
         return  # judged at the end of the session, on what all of its tests played
@@ -469,6 +485,7 @@ _SETTING_FIXTURES = (
     "llm_ignore_fields",
     "llm_normalize",
 )
+_SETTING_SET = frozenset(_SETTING_FIXTURES)
 
 
 class _Collected(NamedTuple):
@@ -593,7 +610,7 @@ def _setting(request: pytest.FixtureRequest, from_pytest: frozenset[str], name: 
 def _from_pytest(item: pytest.Item, overridden: frozenset[str]) -> frozenset[str]:
     """The settings pytest provides for `item`: those the project overrides (`overridden`, from
     `_overridden_settings`) and those in the test's own closure (pytest sets them up for it anyway)."""
-    requested = [name for name in _SETTING_FIXTURES if name in getattr(item, "fixturenames", ())]
+    requested = _SETTING_SET.intersection(getattr(item, "fixturenames", ()))
     return overridden.union(requested) if requested else overridden
 
 
@@ -753,10 +770,10 @@ def llm_cassette() -> Iterator[LLMCassette]:
     skipped while replaying). In record mode none every other connection is refused too. It is
     saved after the test, secrets checked first. Its settings come from the fixtures above.
     """
-    request = _running_request()
-    node, settings, report = request.node, request.config.stash[_SETTINGS], request.config.stash[_REPORT]
+    node, request = _running_test()
+    settings, report = node.config.stash[_SETTINGS], node.config.stash[_REPORT]
     test_id = node.nodeid
-    collected = _collected(node)
+    collected = settings.collected.get(test_id)  # `_collected`
     from_pytest = collected.from_pytest if collected is not None else _from_pytest(node, _overridden_settings(node))
     holding = _still_holding(collected, node)
     marker = _setting(request, from_pytest, "llm_marker", _marker, node, holding)
@@ -766,7 +783,7 @@ def llm_cassette() -> Iterator[LLMCassette]:
     scrubber = _setting(request, from_pytest, "llm_scrubber", Scrubber)
     if scrubber is None:  # an override returning None: the cassette's default, which the failure output must use too
         scrubber = Scrubber()
-    node.stash[_SCRUBBER] = scrubber
+    node.stash[_RUN] = run = _Run(scrubber, report)
     _WARNING_SCRUBBERS[test_id] = scrubber
     from pytest_llmcache.recorder import LLMCassette  # vcrpy with it (see `_Session.hold`)
 
@@ -791,21 +808,21 @@ def llm_cassette() -> Iterator[LLMCassette]:
         allowed_hosts: tuple[str, ...] = _setting(request, from_pytest, "llm_allowed_hosts", tuple)
         guard: contextlib.AbstractContextManager[Any]
         if cassette.mode == "none":
-            guard = node.stash[_GUARD] = network_blocked(allowed_hosts, functools.partial(_guard_hint, cassette))
+            guard = run.guard = network_blocked(allowed_hosts, functools.partial(_guard_hint, cassette))
         else:
             guard = recording_guarded(allowed_hosts, test_id)  # a generator: its EscapeGuard comes from entering it
-        placeholders = _placeholders_set(request, _setting(request, from_pytest, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)) if cassette.write_protected else _NOTHING
+        placeholders = _placeholders_set(request, node, _setting(request, from_pytest, "llm_placeholder_env", lambda: PLACEHOLDER_ENV)) if cassette.write_protected else _NOTHING
         with guard as watching, placeholders:
             if isinstance(watching, EscapeGuard):
-                node.stash[_ESCAPES] = watching
-            node.stash[_CASSETTE] = cassette
+                run.escapes = watching
+            run.cassette = cassette
             yield cassette
     try:
         cassette.save()
     finally:  # what the file holds after the save (merged with other tests' recordings), or as it was
         report.add(cassette, test_id)
-    if _REFUSAL not in node.stash:  # refused in the teardown of a fixture using it, after the call was judged
-        _fail_on_refusal(node)
+    if run.refusal is None:  # refused in the teardown of a fixture using it, after the call was judged
+        _fail_on_refusal(node, run)
 
 
 def _mode_source(marker: LLMMarker, record_mode: str, settings: _Session) -> str:
@@ -845,11 +862,11 @@ def _normalizer(request: pytest.FixtureRequest, from_pytest: frozenset[str], set
 _NOTHING = contextlib.nullcontext()
 
 
-def _placeholders_set(request: pytest.FixtureRequest, values: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
+def _placeholders_set(request: pytest.FixtureRequest, node: pytest.Item, values: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
     """`_UnsetVariablesSet`, or through the test's monkeypatch when it uses one: its undo then puts
     back the test's own changes to these variables and ours in one go (ours put back first, its undo
-    would restore our placeholder for the rest of the session)."""
-    if "monkeypatch" not in request.node.fixturenames:
+    would restore our placeholder for the rest of the session). `node`: the request's test."""
+    if "monkeypatch" not in getattr(node, "fixturenames", ()):
         return _UnsetVariablesSet(values)
     monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
     for name, value in values.items():

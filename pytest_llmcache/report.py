@@ -318,9 +318,10 @@ class Report:
     # -- hooks ---------------------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.passed[report.nodeid] = self.passed.get(report.nodeid, True) and report.passed
+        node_id = report.nodeid  # a property: pytest makes it from the report's structured id
+        self.passed[node_id] = self.passed.get(node_id, True) and report.passed
         if report.when == "call":
-            self._last_call = (report.nodeid, report.duration)
+            self._last_call = (node_id, report.duration)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
